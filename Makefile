@@ -1,0 +1,71 @@
+# synthtrial — one command for each job. Every target creates the virtual environment on first use.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+PY := $(BIN)/python
+export PATH := $(BIN):$(PATH)
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+export PYTHONHASHSEED := 0
+# synthcity / torch: keep them quiet and on the CPU threads we have
+export TF_CPP_MIN_LOG_LEVEL := 3
+export MPLBACKEND := Agg
+
+.PHONY: help venv quick test test-fast test-slow nbdev-test pytest check-sync export clean-nbs doctor lab readme clean
+
+help:
+	@echo "make quick      - the quick reproduction (creates .venv on first use)"
+	@echo "make test       - notebook tests (nbdev_test) + pytest"
+	@echo "make test-slow  - the same, including cells/tests marked slow"
+	@echo "make check-sync - nbdev_export + nbdev_clean must leave git status unchanged"
+	@echo "make doctor     - versions, GPU, missing optional parts"
+	@echo "make lab        - JupyterLab at nbs/index.ipynb with the project's kernel"
+
+$(VENV)/.installed: requirements-lock.txt setup.py settings.ini
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; synthtrial needs Python 3.11 (set PYTHON=...)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==26.3
+	$(PY) -m pip install --quiet --no-deps -r requirements-lock.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --config-settings editable_mode=compat -e .
+	$(PY) -c "import torch, sys; sys.exit('error: a CUDA build of torch was installed: ' + torch.__version__) if torch.version.cuda else print('torch', torch.__version__, 'CPU build: ok')"
+	@touch $@
+
+venv: $(VENV)/.installed
+
+quick: venv
+	$(PY) -m synthtrial quick
+
+doctor: venv
+	$(PY) -m synthtrial doctor
+
+# nbdev_test runs every library notebook (cells flagged `slow` are skipped unless FLAGS=slow);
+# pytest runs tests/ (tests marked slow are skipped unless SLOW=1). pytest prints the summary line.
+FLAGS ?=
+test: venv
+	cd nbs && $(BIN)/nbdev_test --path . --n_workers 2 $(if $(FLAGS),--flags "$(FLAGS)",) --do_print
+	$(PY) -m pytest tests -q -rs $(if $(SLOW),--slow,)
+
+test-slow:
+	$(MAKE) test FLAGS=slow SLOW=1
+
+check-sync: venv
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+	$(PY) tools/check_readme.py
+	@if [ -n "$$(git status --porcelain -- nbs synthtrial README.md)" ]; then \
+	  echo "error: the library or README does not match the notebooks (run nbdev_export, nbdev_clean, make readme):"; \
+	  git status --porcelain -- nbs synthtrial README.md; git --no-pager diff --stat; exit 1; \
+	else echo "check-sync: library, notebooks and README are in sync"; fi
+
+export: venv
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+readme: venv
+	$(PY) tools/check_readme.py --write
+
+lab: venv
+	$(PY) -m ipykernel install --user --name synthtrial --display-name "synthtrial (.venv)"
+	$(BIN)/jupyter lab nbs/index.ipynb
+
+clean:
+	rm -rf results figures/*.png figures/*.pdf figures/*.json
