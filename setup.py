@@ -11,7 +11,7 @@ setuptools.setup(
     name=cfg["lib_name"], version=cfg["version"], description=cfg["description"],
     author=cfg["author"], license="Apache-2.0", url=cfg["git_url"],
     packages=setuptools.find_packages(include=["synthtrial", "synthtrial.*"]),
-    include_package_data=True, package_data={"synthtrial": ["schemas/*.yaml", "configs/*.yaml"]},
+    include_package_data=True, package_data={"synthtrial": ["rules/*.yaml", "schemas/*.yaml", "configs/*.yaml"]},
     python_requires=">=" + cfg["min_python"], zip_safe=False,
     entry_points={"console_scripts": ["synthtrial=synthtrial.cli:main"], "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
 )

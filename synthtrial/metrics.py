@@ -4,12 +4,49 @@
 
 # %% ../nbs/05_metrics.ipynb 3
 from __future__ import annotations
+import warnings
 import numpy as np, pandas as pd
 from .core import SynthtrialError, ParameterError
-from .schema import Schema
+from .schema import Schema, SchemaError
 
 # %% auto 0
-__all__ = ['km_curve', 'km_at', 'survival_km_scores', 'basic_statistical_measure']
+__all__ = ['MetricWarning', 'check_pair', 'split_kinds', 'km_curve', 'km_at', 'survival_km_scores', 'basic_statistical_measure',
+           'association_matrix', 'log_transformed_correlation_score', 'real_deciles', 'regularized_support_coverage',
+           'encode_numeric', 'discriminator_measure_rf', 'k_means_score']
+
+# %% ../nbs/05_metrics.ipynb
+class MetricWarning(UserWarning):
+    "A metric left something out or changed the data (names the column and the reason)."
+
+def check_pair(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, columns: list[str] | None = None,
+               ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    "Canonical copies of `real` and `syn` and the usable non-identifier columns (all-missing real columns dropped)."
+    cols = list(columns) if columns is not None else schema.modelled
+    for what, df in (("real data", real), ("synthetic data", syn)):
+        if not isinstance(df, pd.DataFrame): raise SchemaError(f"{what}: expected a pandas DataFrame, got {type(df).__name__}")
+        if len(df) == 0: raise SchemaError(f"{what}: the frame is empty (0 rows)")
+        miss = [c for c in cols if c not in df.columns]
+        if miss: raise SchemaError(f"{what}: missing columns {miss} (schema {schema.name!r})")
+    extra = [c for c in syn.columns if c not in real.columns]
+    if extra: raise SchemaError(f"synthetic data: columns {extra} are not in the real data")
+    sub = Schema(schema.name, [schema[c] for c in cols])
+    def canon(df, what):
+        if all(str(df[c].dtype) == _CANON[schema[c].kind] for c in cols): return df[cols]
+        return sub.validate(df[cols], what=what)
+    r, s = canon(real, "real data"), canon(syn, "synthetic data")
+    empty = [c for c in cols if r[c].isna().all()]
+    if empty:
+        warnings.warn(f"columns {empty} are entirely missing in the real data; left out of the metrics", MetricWarning)
+        cols = [c for c in cols if c not in empty]
+    if not cols: raise SchemaError("no usable columns left to compare")
+    return r[cols], s[cols], cols
+
+_CANON = {"numeric": "float64", "integer": "Int64", "boolean": "Int64", "categorical": "object", "identifier": "object"}
+
+def split_kinds(schema: Schema, cols: list[str]) -> tuple[list[str], list[str]]:
+    "(numeric, categorical) columns among `cols`: kinds numeric/integer vs boolean/categorical."
+    num = [c for c in cols if schema[c].kind in ("numeric", "integer")]
+    return num, [c for c in cols if schema[c].kind in ("boolean", "categorical")]
 
 # %% ../nbs/05_metrics.ipynb
 def km_curve(time, event) -> tuple[np.ndarray, np.ndarray]:
@@ -50,10 +87,200 @@ def basic_statistical_measure(real: pd.DataFrame, syn: pd.DataFrame, schema: Sch
     "1 − mean relative gap of mean/median/std over numeric columns (study §4.1)."
     cols = schema.of_kind("numeric", "integer")
     if not cols: raise ParameterError(f"schema {schema.name!r} has no numeric columns")
-    r = real[cols].astype(float); s = syn[cols].astype(float)
+    r, s, cols = check_pair(real, syn, schema, cols)
+    r, s = r.astype(float), s.astype(float)
     scale = r.mean().abs()
     scale = scale.where(scale > 0, r.std().where(r.std() > 0, 1.0))
     gaps = [((r.mean() - s.mean()).abs() / scale), ((r.median() - s.median()).abs() / scale),
             ((r.std() - s.std()).abs() / scale)]
     gaps = [g.fillna(1.0).clip(upper=1.0) for g in gaps]
     return float(np.mean([1 - g.mean() for g in gaps]))
+
+# %% ../nbs/05_metrics.ipynb
+def _encode_for_assoc(df: pd.DataFrame, num: list[str], cat: list[str], nan_value=-1):
+    "Numeric matrix (NaN → nan_value) and integer codes (NaN → its own code) of the categorical columns."
+    X = df[num].astype(float).fillna(nan_value).to_numpy(float) if num else np.zeros((len(df), 0))
+    codes = []
+    for c in cat:
+        v = df[c].astype(object)
+        codes.append(pd.factorize(v.where(v.notna(), "\0nan"), sort=True)[0])
+    return X, (np.column_stack(codes) if codes else np.zeros((len(df), 0), int))
+
+def _onehot(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "One-hot matrix of all code columns side by side, the start index of each column's block, and sizes."
+    sizes = codes.max(axis=0) + 1 if codes.shape[1] else np.zeros(0, int)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+    oh = np.zeros((codes.shape[0], int(sizes.sum())))
+    oh[np.arange(codes.shape[0])[:, None], codes + starts[None, :]] = 1.0
+    return oh, starts, sizes
+
+def association_matrix(df: pd.DataFrame, schema: Schema, columns: list[str] | None = None,
+                       nan_value: float = -1) -> pd.DataFrame:
+    "dython-style association matrix: Pearson / correlation ratio / Theil's U(row | column), vectorised."
+    cols = list(columns) if columns is not None else schema.modelled
+    num, cat = split_kinds(schema, cols)
+    X, codes = _encode_for_assoc(df, num, cat, nan_value)
+    n, p = len(df), len(cols)
+    A = np.zeros((p, p))
+    pos = {c: i for i, c in enumerate(cols)}
+    inum, icat = [pos[c] for c in num], [pos[c] for c in cat]
+    const_num = X.std(axis=0) == 0 if num else np.zeros(0, bool)
+    const_cat = (codes.max(axis=0) == 0) if cat else np.zeros(0, bool)
+    if num:  # Pearson
+        Xc = X - X.mean(axis=0)
+        ss = np.sqrt((Xc ** 2).sum(axis=0)); ss[ss == 0] = 1
+        A[np.ix_(inum, inum)] = np.clip((Xc.T @ Xc) / np.outer(ss, ss), -1, 1)
+    if cat:
+        oh, starts, sizes = _onehot(codes)
+        cnt = oh.sum(axis=0)
+        if num:  # correlation ratio: eta^2 = sum_k S_k^2 / n_k / SS_total on the centred y
+            S = oh.T @ Xc
+            between = np.add.reduceat(S ** 2 / cnt[:, None], starts, axis=0)
+            total = (Xc ** 2).sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                eta = np.sqrt(np.clip(between / np.where(total > 0, total, 1), 0, 1))
+            eta[between <= 1e-12 * np.maximum(total, 1e-300)] = 0.0
+            A[np.ix_(icat, inum)] = eta; A[np.ix_(inum, icat)] = eta.T
+        # Theil's U: H(a|b) from the joint counts C = oh.T @ oh
+        C = oh.T @ oh
+        with np.errstate(divide="ignore", invalid="ignore"):
+            M = np.where(C > 0, C * np.log(C / cnt[None, :]), 0.0)
+            Hab = -np.add.reduceat(np.add.reduceat(M, starts, axis=0), starts, axis=1) / n
+            Ha = -np.add.reduceat(cnt * np.log(cnt / n), starts) / n
+            U = np.where(Ha[:, None] > 0, (Ha[:, None] - Hab) / np.where(Ha > 0, Ha, 1)[:, None], 1.0)
+        A[np.ix_(icat, icat)] = np.clip(U, 0, 1)
+    np.fill_diagonal(A, 1.0)
+    const = np.zeros(p, bool); const[inum] = const_num; const[icat] = const_cat
+    A[const, :] = 0.0; A[:, const] = 0.0
+    return pd.DataFrame(A, index=cols, columns=cols)
+
+# %% ../nbs/05_metrics.ipynb
+def _log_rel_errors(A_real: np.ndarray, A_syn: np.ndarray) -> np.ndarray:
+    def t(a): return np.sign(a) * np.log(np.abs(a), out=np.zeros_like(a), where=a != 0)
+    tr, ts = t(A_real), t(A_syn)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.minimum(np.abs((tr - ts) / tr), 1.0)
+
+def log_transformed_correlation_score(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema) -> float:
+    "1 − mean relative error of sign·ln|r| between the real and synthetic association matrices (study §4.2)."
+    r, s, cols = check_pair(real, syn, schema)
+    if len(cols) < 2: raise ParameterError("log_transformed_correlation_score needs at least two columns")
+    err = _log_rel_errors(association_matrix(r, schema, cols).values, association_matrix(s, schema, cols).values)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        colmeans = np.nanmean(err, axis=0)
+    if np.isnan(colmeans).all(): return 1.0   # no defined entry: nothing differs
+    return float(1 - np.nanmean(colmeans))
+
+# %% ../nbs/05_metrics.ipynb
+def _bucket_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    "Counts of `values` in [e_i, e_{i+1}) with the last bucket closed; outside values and NaN ignored."
+    v = values[~np.isnan(values)]
+    k = len(edges) - 1
+    idx = np.searchsorted(edges, v, side="right") - 1
+    idx[v == edges[-1]] = k - 1
+    ok = (idx >= 0) & (idx < k)
+    return np.bincount(idx[ok], minlength=k)
+
+def real_deciles(x: np.ndarray, q: int = 10) -> np.ndarray:
+    "Bucket edges of the real values: `pd.qcut` quantile edges with duplicates dropped (≥ 2 edges)."
+    x = x[~np.isnan(x)]
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, q + 1)))
+    return edges if len(edges) >= 2 else np.array([edges[0], edges[0]])
+
+def regularized_support_coverage(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, bins: int = 10) -> float:
+    "Mean over columns of the clipped, size-adjusted share of each real category / decile bucket covered (study §4.3)."
+    r, s, cols = check_pair(real, syn, schema)
+    num, cat = split_kinds(schema, cols)
+    f = len(r) / len(s)
+    cov = []
+    for c in cat:
+        rv = r[c].astype(object); sv = s[c].astype(object)
+        codes, uniq = pd.factorize(pd.concat([rv, sv]).where(lambda v: v.notna(), "\0nan"))
+        cr = np.bincount(codes[:len(rv)], minlength=len(uniq)); cs = np.bincount(codes[len(rv):], minlength=len(uniq))
+        keep = cr > 0
+        cov.append(np.minimum(1.0, f * cs[keep] / cr[keep]).mean())
+    for c in num:
+        x = r[c].to_numpy(float); y = s[c].to_numpy(float)
+        edges = real_deciles(x, bins)
+        if edges[0] == edges[-1]:
+            cr, cs = np.array([np.sum(x == edges[0])]), np.array([np.sum(y == edges[0])])
+        else:
+            cr, cs = _bucket_counts(x, edges), _bucket_counts(y, edges)
+        keep = cr > 0
+        cov.append(np.minimum(1.0, f * cs[keep] / cr[keep]).mean())
+    return float(np.mean(np.minimum(cov, 1.0)))
+
+# %% ../nbs/05_metrics.ipynb
+def encode_numeric(frames: list[pd.DataFrame], schema: Schema, cols: list[str], fill: float = -9999999999.0
+                   ) -> list[np.ndarray]:
+    "Label-encode categoricals (codes over the union of `frames`) and fill NaN with `fill`; one float matrix per frame."
+    out = [np.empty((len(f), len(cols))) for f in frames]
+    for j, c in enumerate(cols):
+        if schema[c].kind == "categorical":
+            allv = pd.concat([f[c].astype(object) for f in frames])
+            codes, _ = pd.factorize(allv, sort=True)
+            codes = codes.astype(float); codes[codes < 0] = fill
+            i = 0
+            for k, f in enumerate(frames):
+                out[k][:, j] = codes[i:i + len(f)]; i += len(f)
+        else:
+            for k, f in enumerate(frames):
+                out[k][:, j] = f[c].astype(float).fillna(fill).to_numpy(float)
+    return out
+
+def discriminator_measure_rf(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, seed: int = 42,
+                             test_size: float = 0.2, n_jobs: int | None = -1) -> float:
+    "1 − 2·(max(acc, .5) − .5) of a random forest separating real from synthetic rows (study §4.4)."
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import train_test_split
+    r, s, cols = check_pair(real, syn, schema)
+    n = min(len(r), len(s))
+    if len(s) > n: s = s.sample(n=n, random_state=seed)
+    if len(r) > n: r = r.sample(n=n, random_state=seed)
+    if n < 5: raise ParameterError(f"discriminator_measure_rf needs at least 5 rows in each frame, got {n}")
+    Xr, Xs = encode_numeric([r, s], schema, cols)
+    r_tr, r_te, s_tr, s_te = train_test_split(Xr, Xs, random_state=seed, test_size=test_size)
+    X_tr = np.vstack([r_tr, s_tr]); y_tr = np.r_[np.ones(len(r_tr)), np.zeros(len(s_tr))]
+    perm = np.random.RandomState(seed).permutation(len(X_tr))
+    rf = RandomForestClassifier(random_state=seed, n_jobs=n_jobs).fit(X_tr[perm], y_tr[perm])
+    acc = float((rf.predict(np.vstack([r_te, s_te])) == np.r_[np.ones(len(r_te)), np.zeros(len(s_te))]).mean())
+    return float(1 - 2 * (max(acc, 0.5) - 0.5))
+
+# %% ../nbs/05_metrics.ipynb
+def _kmeans_encode(r: pd.DataFrame, s: pd.DataFrame, schema: Schema, cols: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.preprocessing import StandardScaler, RobustScaler
+    parts_r, parts_s = [], []
+    for c in cols:
+        kind = schema[c].kind
+        nu = r[c].nunique(dropna=False)
+        if kind == "categorical" or nu == 3:
+            rv = r[c].astype(object).where(r[c].notna(), "\0nan"); sv = s[c].astype(object).where(s[c].notna(), "\0nan")
+            levels = pd.Index(pd.unique(rv))
+            ir, is_ = levels.get_indexer(rv), levels.get_indexer(sv)
+            oh_r = np.zeros((len(r), len(levels))); oh_r[np.arange(len(r)), ir] = 1
+            oh_s = np.zeros((len(s), len(levels))); ok = is_ >= 0; oh_s[np.arange(len(s))[ok], is_[ok]] = 1
+            parts_r.append(oh_r); parts_s.append(oh_s)
+            continue
+        x = r[c].astype(float).to_numpy(float)[:, None]; y = s[c].astype(float).to_numpy(float)[:, None]
+        if np.isnan(x).any():
+            x, y = np.nan_to_num(x, nan=-9999999999.0), np.nan_to_num(y, nan=-9999999999.0)
+            sc = RobustScaler().fit(x); x, y = sc.transform(x), sc.transform(y)
+        elif nu > 3:
+            sc = StandardScaler().fit(x); x, y = sc.transform(x), np.nan_to_num(sc.transform(y), nan=0.0)
+        else:
+            y = np.nan_to_num(y, nan=-9999999999.0)
+        parts_r.append(x); parts_s.append(y)
+    return np.hstack(parts_r), np.hstack(parts_s)
+
+def k_means_score(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, k: int = 10, seed: int = 42) -> float:
+    "Mean over k real-data clusters of min(1, size-adjusted synthetic/real count ratio) (study §4.5)."
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+    r, s, cols = check_pair(real, syn, schema)
+    Xr, Xs = _kmeans_encode(r, s, schema, cols)
+    k = min(k, len(np.unique(Xr, axis=0)))
+    with threadpool_limits(1):   # small problem: threads only oversubscribe (25x slower on 2 cores)
+        km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(Xr)
+        cr = np.bincount(km.labels_, minlength=k); cs = np.bincount(km.predict(Xs), minlength=k)
+    return float(np.minimum(1.0, cs / cr * len(r) / len(s)).mean())
