@@ -1,0 +1,113 @@
+"""HPO engine: resume after a kill, the test split never reaches the objective, failing trials, bad input."""
+import json, os, signal, subprocess, sys, textwrap, time
+from pathlib import Path
+import numpy as np, pandas as pd, pytest
+import optuna
+from synthtrial.core import ParameterError, SynthtrialError
+from synthtrial.data import load_split
+from synthtrial.generators import GaussianCopula, GeneratorError, GENERATORS, register_generator
+from synthtrial.hpo import run_study, get_objective, register_objective, Objective, open_storage
+from synthtrial.metrics import survival_km_scores
+
+def km_only(tr, va, syn, schema, metrics, seed):
+    return survival_km_scores(tr, syn, schema)
+
+def as_is(gen, n, seed):
+    return gen.sample(n, seed=seed)
+
+class SpyCopula(GaussianCopula):
+    "Gaussian copula that records the patient ids of every frame it is fitted on."
+    name = "spy_copula"
+    seen: list = []
+    def _fit(self, data, seed):
+        SpyCopula.seen.append(set(self._ids))
+        return super()._fit(data, seed)
+    def fit(self, train, schema, seed=0):
+        self._ids = train["id"].tolist()
+        return super().fit(train, schema, seed)
+
+class Exploding(GaussianCopula):
+    "Fails for one of the two choices in its space, like a model that diverges for some hyperparameters."
+    name = "exploding"
+    @classmethod
+    def search_space(cls, trial):
+        return {"default_distribution": trial.suggest_categorical("default_distribution", ["norm", "beta"])}
+    def _fit(self, data, seed):
+        if self.params["default_distribution"] == "beta":
+            raise GeneratorError(self.name, "loss became NaN at epoch 3")
+        return super()._fit(data, seed)
+
+def test_test_split_never_reaches_the_objective(tmp_path):
+    register_generator(SpyCopula)
+    train, test, schema = load_split("myeloid")
+    seen_metric = []
+    def spy_metric(tr, va, syn, schema, metrics, seed):
+        seen_metric.append(set(tr["id"]) | set(va["id"]))
+        return survival_km_scores(tr, syn, schema)
+    SpyCopula.seen.clear()
+    run_study("myeloid", "spy_copula", "survival", n_trials=2, k_folds=3, metric_fn=spy_metric, enforcement="none",
+              out_dir=tmp_path, progress=False, early_stop=None)
+    test_ids = set(test["id"])
+    assert len(SpyCopula.seen) == 6 and len(seen_metric) == 6          # 2 trials x 3 folds
+    assert all(not (s & test_ids) for s in SpyCopula.seen + seen_metric)
+    assert set().union(*seen_metric) == set(train["id"])               # and all of train is used
+
+def test_failing_trials_are_recorded_and_the_study_completes(tmp_path):
+    register_generator(Exploding)
+    r = run_study("myeloid", "exploding", "survival", n_trials=6, k_folds=2, metric_fn=km_only, enforcement="none",
+                  out_dir=tmp_path, progress=False)
+    states = [t.state for t in r.study.trials]
+    fails = [t for t in r.study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert r.n_finished == 6 and fails and optuna.trial.TrialState.COMPLETE in states
+    assert all("loss became NaN" in t.user_attrs["fail_reason"] for t in fails)
+    assert r.best_params == {"default_distribution": "norm"}
+
+STUDY_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from synthtrial.hpo import run_study
+    from synthtrial.metrics import survival_km_scores
+    def slow_km(tr, va, syn, schema, metrics, seed):
+        time.sleep(0.4)
+        return survival_km_scores(tr, syn, schema)
+    run_study("myeloid", "gaussian_copula", "survival", n_trials=12, k_folds=2, metric_fn=slow_km,
+              enforcement="none", out_dir=sys.argv[1], progress=False, early_stop=None)
+""")
+
+def test_a_killed_study_resumes_without_losing_or_repeating_trials(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", STUDY_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    journal = tmp_path / "study.journal"
+    def finished():
+        if not journal.exists(): return []
+        st = open_storage(str(journal), journal)
+        study = optuna.load_study(study_name="myeloid__gaussian_copula__survival__seed11", storage=st)
+        return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    deadline = time.time() + 240
+    while len(finished()) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL); proc.wait(30)
+    before = {t.number: (t.value, t.params) for t in finished()}
+    assert 3 <= len(before) < 12, "the subprocess finished (or never started) before it could be killed"
+    r = run_study("myeloid", "gaussian_copula", "survival", n_trials=12, k_folds=2, metric_fn=km_only, enforcement="none",
+                  out_dir=tmp_path, progress=False, early_stop=None)
+    after = {t.number: (t.value, t.params) for t in r.study.trials if t.state == optuna.trial.TrialState.COMPLETE}
+    assert all(after[n] == v for n, v in before.items())                  # nothing finished was lost or redone
+    interrupted = [t for t in r.study.trials if t.user_attrs.get("fail_reason") == "interrupted"]
+    assert r.n_finished == 12 and len(after) == 12 and len(r.study.trials) == 12 + len(interrupted)
+    assert json.loads((tmp_path / "best.json").read_text())["n_interrupted_recovered"] == len(interrupted)
+
+def test_bad_input_is_refused_before_training(tmp_path):
+    calls = []
+    def never(*a, **k): calls.append(1); raise AssertionError("training started")
+    with pytest.raises(ParameterError, match="objective='compund' is not allowed"):
+        run_study("myeloid", "gaussian_copula", "compund", n_trials=2, metric_fn=never, out_dir=tmp_path)
+    with pytest.raises(ParameterError, match="model='tvea' is not allowed"):
+        run_study("myeloid", "tvea", "survival", n_trials=2, metric_fn=never, out_dir=tmp_path)
+    with pytest.raises(SynthtrialError, match="storage 'postgresql://x@127.0.0.1:9/db' is unreachable"):
+        run_study("myeloid", "gaussian_copula", "survival", n_trials=2, storage="postgresql://x@127.0.0.1:9/db",
+                  metric_fn=never, out_dir=tmp_path)
+    with pytest.raises(ParameterError, match="unknown metrics \\['k_means_scor'\\]"):
+        register_objective(Objective("typo", {"k_means_scor": 1}))
+    with pytest.raises(ParameterError, match="weight key 'ml_efficiency_OS' matches no metric"):
+        register_objective(Objective("wrong_target", {"ml_efficiency_OS": 1}))
+        run_study("myeloid", "gaussian_copula", "wrong_target", n_trials=2, metric_fn=never, out_dir=tmp_path)
+    assert not calls
