@@ -16,7 +16,7 @@ __all__ = ['PROFILES', 'get_profile', 'evaluate_config', 'relative_improvement',
 
 # %% ../nbs/07_evaluation.ipynb
 PROFILES: dict[str, dict] = {
-    "quick": {"n_trials": 4, "hpo_seed": 11, "k_folds": 2, "budget": 0.02, "train_seeds": [0], "sample_seeds": [0],
+    "quick": {"n_trials": 4, "hpo_seed": 11, "k_folds": 2, "budget": 0.005, "train_seeds": [0], "sample_seeds": [0],
               "utility_trials": 5, "enforcement": "default"},
     "paper": {"n_trials": 70, "hpo_seed": 11, "k_folds": 5, "budget": 1.0, "train_seeds": [0, 1, 2, 3, 4],
               "sample_seeds": [0, 1, 2], "utility_trials": 200, "enforcement": "default"},
@@ -78,8 +78,9 @@ def evaluate_config(dataset: str, model: str, config: str, params: dict | None =
                     rows = [{**meta, "metric": m, "value": float(v)} for m, v in scores.items()]
                     rows += [{**meta, "metric": f"violations:{rule}", "value": float(rep.before.loc[rule, "rate"])}
                              for rule in rep.before.index]
-                except SynthtrialError as e:
-                    rows = [{**meta, "status": "failed", "error": str(e)[:300], "metric": "compound", "value": np.nan}]
+                except Exception as e:   # record the failure (generator, enforcement or metric) and go on
+                    msg = str(e) if isinstance(e, SynthtrialError) else f"{type(e).__name__}: {e}"
+                    rows = [{**meta, "status": "failed", "error": msg[:300], "metric": "compound", "value": np.nan}]
             else:
                 rows = [{**meta, "status": "failed", "error": fit_err[:300], "metric": "compound", "value": np.nan}]
             frame = pd.DataFrame(rows)

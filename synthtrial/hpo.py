@@ -181,6 +181,9 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
                 scores = metric_fn(tr, va, syn, schema, metrics=list(weights), seed=fold_seed)
             except SynthtrialError as e:
                 trial.set_user_attr("fail_reason", f"fold {i}: {e}"[:500]); raise
+            except Exception as e:   # a metric library failing on degenerate output: record it, go on
+                trial.set_user_attr("fail_reason", f"fold {i}: {type(e).__name__}: {e}"[:500])
+                raise SynthtrialError(f"trial {trial.number} fold {i}: {type(e).__name__}: {e}") from e
             value = obj.combine(scores, schema)
             if not np.isfinite(value):
                 bad = [m for m in weights if not np.isfinite(scores.get(m, np.nan))]

@@ -89,6 +89,10 @@ def ml_efficiency(syn: pd.DataFrame, real_test: pd.DataFrame, schema: Schema, ta
         warnings.warn(f"ml_efficiency {t.name!r}: the real test labels have one class; MCC is 0 by convention", MetricWarning)
     ys = _fix_single_class(ys, t.name)
     p = {k: v for k, v in (params or DEFAULT_CATBOOST_PARAMS).items() if k not in ("early_stopping_rounds",)}
+    if Xs.nunique(dropna=False).max() <= 1:
+        # CatBoost refuses to train when every feature is constant; the study scores that as -1 (§3.1)
+        warnings.warn(f"ml_efficiency {t.name!r}: every synthetic predictor is constant; scored -1 as in the study", MetricWarning)
+        return -1.0
     model = _catboost(p, cats).fit(Xs, ys)
     pred = np.asarray(model.predict(Xt)).astype(int).ravel()
     return float(matthews_corrcoef(yt, pred))

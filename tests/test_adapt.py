@@ -1,0 +1,203 @@
+"Tests of synthtrial.adapt on real data: controls (identity, deliberately shifted generator), bad input, composition, experiment, figure."
+import warnings
+import numpy as np, pandas as pd, pytest
+from synthtrial.data import load_split
+from synthtrial.adapt import (AdaptationError, AdaptationWarning, ShiftedGenerator, adapt, adaptation_experiment, adaptation_figure,
+                              compose, distributional_gap, fit_classifier, encode_features, gap_report, privacy_summary,
+                              real_scores, summarise_adaptation, violation_rate)
+from synthtrial.constraints import rules_for
+from synthtrial.enforce import repair
+
+
+@pytest.fixture(scope="module")
+def myeloid():
+    return load_split("myeloid")
+
+@pytest.fixture(scope="module")
+def gbsg2():
+    return load_split("gbsg2")
+
+
+# --- control 1: "synthetic" = the real training data -------------------------------------------------
+def test_identity_gaps_are_zero(myeloid):
+    train, test, schema = myeloid
+    g = gap_report(train, test, train, schema, seed=0)
+    util = g[g["measure"] != "distributional"]
+    assert len(util) == 2 * 2 + 1                                   # 2 targets x (AUC, MCC) + Cox C-index
+    assert np.allclose(util["gap"], 0, atol=1e-12)                 # same data, same seed -> same model
+    dist = g.loc[g["measure"] == "distributional", "gap"].iloc[0]
+    assert abs(dist) < 0.1                                         # train vs test of one random split: AUC ~ 0.5
+
+
+def test_identity_adaptation_changes_nothing_material(myeloid):
+    train, test, schema = myeloid
+    co, info = adapt("coral", train, train, schema, seed=0)
+    for c in schema.modelled:                                      # identical values (to the real resolution)
+        a, b = co[c].reset_index(drop=True), train[c].reset_index(drop=True)
+        pd.testing.assert_series_equal(a, b, check_names=False)
+    assert info["mean_abs_shift_sd"] < 1e-9
+    imp, info = adapt("importance", train, train, schema, seed=0)
+    assert info["ess_share"] > 0.6                                 # weights stay near 1 (nothing to correct)
+    before, after = distributional_gap(test, train, schema), distributional_gap(test, imp, schema)
+    # tolerance 0.1 AUC (about 3 standard errors with 130 test rows); resampling with replacement is a
+    # bootstrap even at weights ~1, which moves the AUC by a few hundredths on its own
+    assert abs(after - before) < 0.1 and abs(after - 0.5) < 0.1
+
+
+# --- control 2: a deliberately shifted generator ---------------------------------------------------
+def test_shifted_generator_has_a_gap_and_is_seeded(myeloid):
+    train, test, schema = myeloid
+    g = ShiftedGenerator(train, schema)
+    a, b = g.sample(200, seed=4), g.sample(200, seed=4)
+    pd.testing.assert_frame_equal(a, b)
+    schema.validate(a)
+    assert distributional_gap(test, a, schema) > 0.8
+
+
+@pytest.mark.parametrize("method", ["importance", "rejection"])
+def test_resampling_reduces_the_distributional_gap(myeloid, method):
+    train, test, schema = myeloid
+    g = ShiftedGenerator(train, schema, shift=0.3, scale=1.1, distort=0.15)
+    syn = g.sample(len(train), seed=1)
+    out, info = adapt(method, syn, train, schema, seed=1, sample_fn=g.sample)
+    before, after = distributional_gap(test, syn, schema, seed=0), distributional_gap(test, out, schema, seed=0)
+    assert len(out) == len(syn) and out["id"].is_unique
+    assert after < before - 0.015, (before, after)
+
+
+def test_coral_reduces_the_gap_and_restores_types(gbsg2):
+    train, test, schema = gbsg2
+    g = ShiftedGenerator(train, schema, distort=0.0)               # numeric shift only: CORAL's job
+    syn = g.sample(len(train), seed=1)
+    out, info = adapt("coral", syn, train, schema, seed=0)
+    before, after = distributional_gap(test, syn, schema), distributional_gap(test, out, schema)
+    assert after < before - 0.15, (before, after)
+    for c in schema.of_kind("integer"):
+        assert str(out[c].dtype) == "Int64"
+        x = out[c].dropna().astype(float)
+        assert (x == np.round(x)).all() and x.min() >= train[c].min() and x.max() <= train[c].max()
+    for c in schema.of_kind("boolean", "categorical"):
+        pd.testing.assert_series_equal(out[c], syn[c])
+
+
+def test_finetune_hook_and_clean_skip(myeloid):
+    train, test, schema = myeloid
+    g = ShiftedGenerator(train, schema, shift=0.8, scale=1.5, distort=0.4)
+    syn = g.sample(len(train), seed=1)
+    ft, info = adapt("finetune", syn, train, schema, seed=2, generator=g, epochs=10)
+    assert g.shift == 0.8 and info["status"] == "ok"
+    assert distributional_gap(test, ft, schema) < distributional_gap(test, syn, schema) - 0.1
+
+    class NoHook:
+        name = "nohook"
+        def sample(self, n, seed=0): return syn.head(n)
+    with pytest.warns(AdaptationWarning, match="does not support fine-tuning"):
+        out, info = adapt("finetune", syn, train, schema, seed=0, generator=NoHook())
+    assert info["status"] == "skipped"
+    pd.testing.assert_frame_equal(out, syn)
+
+
+def test_same_seed_same_rows(myeloid):
+    train, test, schema = myeloid
+    syn = ShiftedGenerator(train, schema).sample(300, seed=2)
+    a, _ = adapt("importance", syn, train, schema, seed=5)
+    b, _ = adapt("importance", syn, train, schema, seed=5)
+    c, _ = adapt("importance", syn, train, schema, seed=6)
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(c)
+
+
+# --- bad input ---------------------------------------------------------------------------------------
+def test_too_few_synthetic_rows(myeloid):
+    train, test, schema = myeloid
+    syn = ShiftedGenerator(train, schema).sample(12, seed=0)
+    for method in ("importance", "rejection"):
+        with pytest.raises(AdaptationError, match="synthetic data has 12 rows; at least 30"):
+            adapt(method, syn, train, schema, sample_fn=lambda n, s: syn)
+    with pytest.raises(AdaptationError, match="synthetic data has 6 rows; at least 10"):
+        distributional_gap(test, syn.head(6), schema)
+
+
+def test_single_class_classifier_errors(myeloid):
+    train, test, schema = myeloid
+    syn = ShiftedGenerator(train, schema).sample(200, seed=0).assign(CR1=1)
+    with pytest.raises(AdaptationError, match="target 'CR1': the synthetic data labels have a single class"):
+        gap_report(train, test, syn, schema, measures=["utility"])
+    with pytest.warns(AdaptationWarning):
+        g = gap_report(train, test, syn, schema, measures=["utility"], on_single_class="nan")
+    assert g.loc[g["task"] == "CR1", "synthetic"].isna().all() and g.loc[g["task"] != "CR1", "synthetic"].notna().all()
+    (X,), mask = encode_features([train], schema, ["trt", "OSTM"])
+    with pytest.raises(AdaptationError, match="single class"):
+        fit_classifier(X, np.ones(len(X), int), mask, seed=0, what="discriminator")
+
+
+def test_missing_sampler_or_generator(myeloid):
+    train, test, schema = myeloid
+    syn = ShiftedGenerator(train, schema).sample(100, seed=0)
+    with pytest.raises(AdaptationError, match="needs sample_fn"):
+        adapt("rejection", syn, train, schema)
+    with pytest.raises(AdaptationError, match="needs generator="):
+        adapt("finetune", syn, train, schema)
+    with pytest.raises(Exception, match="order='sideways' is not allowed"):
+        adapt("coral", syn, train, schema, order="sideways")
+
+
+# --- privacy, constraints, composition ----------------------------------------------------------------
+def test_privacy_summary_controls(gbsg2):
+    train, test, schema = gbsg2
+    p = privacy_summary(train, train, schema)
+    assert p["exact_matches"] == len(train) and p["dcr_median"] == 0 and p["exact_share"] == 1
+    q = privacy_summary(test, train, schema)                       # held-out real patients: close but not copies
+    assert 0 < q["dcr_median"] < 0.2 and q["exact_matches"] == 0
+    far = ShiftedGenerator(train, schema, shift=2.0, scale=2.0, distort=0.5).sample(200, seed=0)
+    assert privacy_summary(far, train, schema)["dcr_median"] > q["dcr_median"]
+
+
+def test_composition_orders_with_rules(myeloid):
+    train, test, schema = myeloid
+    rules = rules_for("myeloid", schema)
+    syn = ShiftedGenerator(train, schema).sample(len(train), seed=1)
+    fix = lambda df: repair(df, rules)[0]
+    v0 = violation_rate(syn, rules)
+    assert v0 > 0.3
+    res = {}
+    for order in ("adapt_then_enforce", "enforce_then_adapt"):
+        out, info = adapt("importance", syn, train, schema, seed=0, postprocess=fix, order=order, checker=rules)
+        assert info["violation_before"] == pytest.approx(v0)
+        res[order] = info["violation_after"]
+    # resampling repaired rows keeps them repaired: both orders end at the repair's own residual rate
+    assert res["adapt_then_enforce"] < v0 and res["enforce_then_adapt"] < v0
+    run = compose("coral", train, schema, postprocess=fix, checker=rules)
+    out1, _ = run(syn, seed=0)
+    out2, _ = adapt("coral", syn, train, schema, seed=0, postprocess=fix, checker=rules)
+    pd.testing.assert_frame_equal(out1, out2)
+
+
+# --- experiment and figure ----------------------------------------------------------------------------
+def test_experiment_tidy_and_figure(myeloid, isolated_outputs):
+    train, test, schema = myeloid
+    sources = {"shifted": ShiftedGenerator(train, schema), "fixed_frame": ShiftedGenerator(train, schema).sample(300, seed=9)}
+    exp = adaptation_experiment(train, test, schema, sources, methods=("importance", "rejection"), seeds=(0,),
+                                measures=("distributional",), checker=rules_for("myeloid", schema))
+    assert len(exp) == 2 * 2
+    row = exp[(exp["generator"] == "shifted") & (exp["method"] == "importance")].iloc[0]
+    assert row["reduction_pct"] == pytest.approx(100 * (abs(row["gap_before"]) - abs(row["gap_after"])) / abs(row["gap_before"]))
+    assert row["reduction_pct"] > 0
+    failed = exp[(exp["generator"] == "fixed_frame") & (exp["method"] == "rejection")].iloc[0]
+    assert failed["status"].startswith("failed:") and "needs sample_fn" in failed["status"] and np.isnan(failed["gap_after"])
+    s = summarise_adaptation(exp)
+    assert {"reduction_pct_mean", "dcr_change_pct_mean", "violation_after_mean"} <= set(s.columns)
+    fig, png = adaptation_figure(exp, name="test_adapt", params={"seeds": [0]})
+    assert png.is_file() and png.with_suffix(".json").is_file() and png.with_suffix(".pdf").is_file()
+
+
+@pytest.mark.slow
+def test_full_gap_report_on_a_second_dataset(gbsg2):
+    train, test, schema = gbsg2
+    syn = ShiftedGenerator(train, schema).sample(len(train), seed=1)
+    exp = adaptation_experiment(train, test, schema, {"shifted": ShiftedGenerator(train, schema)},
+                                methods=("importance", "rejection", "coral", "finetune"), seeds=(0, 1))
+    assert set(exp["status"]) == {"ok"}
+    assert {"utility", "survival", "distributional"} == set(exp["measure"])
+    d = exp[exp["measure"] == "distributional"].groupby("method")["reduction_pct"].mean()
+    assert (d > 0).all(), d
