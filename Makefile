@@ -11,13 +11,15 @@ export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 3
 export MPLBACKEND := Agg
 
-.PHONY: help venv quick test test-fast test-slow nbdev-test pytest check-sync export clean-nbs doctor lab readme clean
+.PHONY: help venv quick sweep paper paper-slurm test test-fast test-slow nbdev-test pytest check-sync export clean-nbs doctor lab readme clean
 
 help:
 	@echo "make quick      - the quick reproduction (creates .venv on first use)"
 	@echo "make test       - notebook tests (nbdev_test) + pytest"
 	@echo "make test-slow  - the same, including cells/tests marked slow"
 	@echo "make check-sync - nbdev_export + nbdev_clean must leave git status unchanged"
+	@echo "make sweep      - the Snakemake sweep, quick profile (config/quick.yaml)"
+	@echo "make paper      - the Snakemake sweep, the study's protocol (config/paper.yaml)"
 	@echo "make doctor     - versions, GPU, missing optional parts"
 	@echo "make lab        - JupyterLab at nbs/index.ipynb with the project's kernel"
 
@@ -34,6 +36,22 @@ venv: $(VENV)/.installed
 
 quick: venv
 	$(PY) -m synthtrial quick
+
+# The Snakemake sweep (issue 7, in progress): the study's protocol as papermill-executed notebooks.
+# `make sweep` = config/quick.yaml (all eight study models x four objectives on myeloid + aml_sal, quick
+# profile); `make paper` = config/paper.yaml (the study's numbers; hours to days on CPU).
+SNAKE := $(BIN)/snakemake
+CORES ?= 2
+sweep: venv
+	$(SNAKE) --cores $(CORES) --configfile config/quick.yaml --rerun-incomplete
+	@echo "report: figures/quick/index.html"
+
+paper: venv
+	$(SNAKE) --cores $(CORES) --configfile config/paper.yaml --rerun-incomplete
+	@echo "report: figures/paper/index.html"
+
+paper-slurm: venv
+	$(SNAKE) --profile config/slurm --configfile config/paper.yaml
 
 doctor: venv
 	$(PY) -m synthtrial doctor
@@ -68,4 +86,4 @@ lab: venv
 	$(BIN)/jupyter lab nbs/index.ipynb
 
 clean:
-	rm -rf results figures/*.png figures/*.pdf figures/*.json
+	rm -rf results .snakemake figures/*.png figures/*.pdf figures/*.json figures/*/

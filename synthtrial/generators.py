@@ -4,7 +4,8 @@
 
 # %% ../nbs/04_generators.ipynb 3
 from __future__ import annotations
-import pickle, time, warnings
+import importlib, importlib.util, math, pickle, time, warnings
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 import numpy as np, pandas as pd
@@ -12,8 +13,9 @@ from .core import SynthtrialError, ParameterError, check_choice, seed_everything
 from .schema import Schema, SchemaError
 
 # %% auto 0
-__all__ = ['GENERATORS', 'GeneratorError', 'Generator', 'register_generator', 'make_generator', 'sdv_metadata', 'to_sdv_frame',
-           'GaussianCopula', 'TVAE']
+__all__ = ['GENERATORS', 'STUDY_MODELS', 'BASELINES', 'GeneratorError', 'Generator', 'check_rule', 'MissingDependencyError',
+           'GeneratorRegistry', 'register_generator', 'list_generators', 'available_generators', 'generator_class',
+           'make_generator', 'sdv_metadata', 'to_sdv_frame', 'GaussianCopula', 'layer_sizes', 'TVAE', 'CTGAN']
 
 # %% ../nbs/04_generators.ipynb
 class GeneratorError(SynthtrialError, RuntimeError):
@@ -29,6 +31,8 @@ class Generator:
     survival_aware: ClassVar[bool] = False
     uses_torch: ClassVar[bool] = False            # seed torch before fit/sample
     epoch_params: ClassVar[tuple[str, ...]] = ()   # hyperparameters scaled by `budget`
+    requires: ClassVar[tuple[str, ...]] = ()       # importable packages the model needs
+    param_rules: ClassVar[dict] = {}               # hyperparameter -> rule of its search space (see `check_rule`)
 
     def __init__(self, params: dict | None = None, budget: float = 1.0):
         if not (isinstance(budget, (int, float)) and 0 < budget <= 1):
@@ -37,6 +41,7 @@ class Generator:
         unknown = sorted(set(params or {}) - set(defaults))
         if unknown:
             raise ParameterError(f"{self.name}: unknown hyperparameters {unknown}; allowed: {sorted(defaults)}")
+        self.check_params(params or {})
         self.params = {**defaults, **(params or {})}
         self.budget = float(budget)
         self.schema: Schema | None = None
@@ -46,6 +51,14 @@ class Generator:
     def default_params(cls) -> dict: return {}
     @classmethod
     def search_space(cls, trial) -> dict: return {}
+    @classmethod
+    def check_params(cls, params: dict) -> dict:
+        "Raise `ParameterError` if a value in `params` lies outside the model's search space (its default is always allowed)."
+        defaults = cls.default_params()
+        for key, value in params.items():
+            if key in cls.param_rules and not _same(value, defaults.get(key)):
+                check_rule(f"{cls.name}: {key}", value, cls.param_rules[key])
+        return params
 
     def scaled(self, key: str) -> int:
         "Value of the epoch-like hyperparameter `key` scaled by `budget` (at least 1)."
@@ -106,16 +119,107 @@ class Generator:
     def __repr__(self): return f"{type(self).__name__}(budget={self.budget}, params={self.params})"
 
 # %% ../nbs/04_generators.ipynb
-GENERATORS: dict[str, type[Generator]] = {}
+def _same(a, b) -> bool:
+    "Equality that treats lists and tuples alike (layer sizes) and never confuses booleans with 0/1."
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (bool, np.bool_)) or isinstance(b, (bool, np.bool_)): return type(a) is type(b) and a == b
+    try: return bool(a == b)
+    except Exception: return False
+
+def _is_pow2(v, klo, khi) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 and (int(v) & (int(v) - 1)) == 0 \
+        and klo <= int(v).bit_length() - 1 <= khi
+
+def check_rule(param: str, value: Any, rule: tuple) -> Any:
+    "Return `value` if it satisfies the search-space `rule`, else raise a one-line `ParameterError`."
+    kind = rule[0]
+    if kind == "int":
+        lo, hi, step = rule[1:]
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and lo <= value <= hi and (value - lo) % step == 0
+        want = f"a whole number in [{lo}, {hi}]" + (f" in steps of {step}" if step != 1 else "")
+    elif kind == "cat":
+        ok, want = any(_same(value, c) for c in rule[1]), f"one of {list(rule[1])}"
+    elif kind == "float":
+        lo, hi = rule[1:]
+        ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and lo <= value <= hi
+        want = f"a number in [{lo}, {hi}]"
+    elif kind == "pow2":
+        ok, want = _is_pow2(value, *rule[1:]), f"2^k with k in [{rule[1]}, {rule[2]}]"
+    elif kind == "dims":
+        klo, khi, n = rule[1:]
+        ok = isinstance(value, (list, tuple)) and 1 <= len(value) <= n and all(_is_pow2(v, klo, khi) for v in value)
+        want = f"a list of 1 to {n} layer sizes, each 2^k with k in [{klo}, {khi}]"
+    else: raise ValueError(f"unknown rule {rule!r}")
+    if not ok: raise ParameterError(f"{param}={value!r} is outside the search space; it must be {want}")
+    return value
+
+# %% ../nbs/04_generators.ipynb
+class MissingDependencyError(SynthtrialError, ImportError):
+    "A registered model cannot be used because its module or a package it needs does not import."
+
+class GeneratorRegistry(Mapping):
+    "Name -> generator class; entries are classes or lazy `'module:Class'` strings resolved on first access."
+    def __init__(self): self._entries: dict[str, Any] = {}
+    def __iter__(self): return iter(self._entries)
+    def __len__(self): return len(self._entries)
+    def __contains__(self, name): return name in self._entries
+    def add(self, name: str, entry) -> None: self._entries[name] = entry
+    def __getitem__(self, name: str) -> type[Generator]:
+        entry = self._entries[check_choice("model", name, self._entries)]
+        if isinstance(entry, str):
+            modname, clsname = entry.split(":")
+            try: module = importlib.import_module(modname)
+            except ImportError as e:
+                raise MissingDependencyError(f"model {name!r} is not available: cannot import {modname} ({e})") from None
+            entry = getattr(module, clsname, None)
+            if entry is None: raise MissingDependencyError(f"model {name!r} is not available: {modname} has no {clsname}")
+            self._entries[name] = entry
+        missing = [p for p in entry.requires if importlib.util.find_spec(p) is None]
+        if missing: raise MissingDependencyError(f"model {name!r} needs the package(s) {missing}, which are not installed")
+        return entry
+
+GENERATORS = GeneratorRegistry()
 
 def register_generator(cls: type[Generator]) -> type[Generator]:
     "Class decorator: add a `Generator` subclass to the registry under `cls.name`."
-    GENERATORS[cls.name] = cls
+    GENERATORS.add(cls.name, cls)
     return cls
+
+for _name, _entry in {
+        "ctabgan_plus": "synthtrial.ctabgan:CTABGANPlus",
+        "tabddpm": "synthtrial.synthcity_models:TabDDPM",
+        "survival_gan": "synthtrial.synthcity_models:SurvivalGAN",
+        "survival_nflow": "synthtrial.synthcity_models:SurvivalNFlow",
+        "survival_ctgan": "synthtrial.synthcity_models:SurvivalCTGAN",
+        "rtvae": "synthtrial.synthcity_models:RTVAE",
+        "arf": "synthtrial.synthcity_models:ARF",
+        "bayesian_network": "synthtrial.synthcity_models:BayesianNetwork",
+        "nflow": "synthtrial.synthcity_models:NFlow"}.items():
+    GENERATORS.add(_name, _entry)
+
+STUDY_MODELS = ("ctgan", "tvae", "ctabgan_plus", "tabddpm", "survival_gan", "survival_nflow", "survival_ctgan", "rtvae")
+BASELINES = ("gaussian_copula", "arf", "bayesian_network", "nflow")
+
+def list_generators() -> list[str]:
+    "Every registered model name (available or not)."
+    return list(GENERATORS)
+
+def available_generators() -> dict[str, str]:
+    "Model name -> 'ok', or the reason it cannot be used (missing module or package)."
+    out = {}
+    for name in GENERATORS:
+        try: GENERATORS[name]; out[name] = "ok"
+        except MissingDependencyError as e: out[name] = str(e)
+    return out
+
+def generator_class(name: str) -> type[Generator]:
+    "The generator class registered as `name` (imports a lazy entry)."
+    return GENERATORS[name]
 
 def make_generator(name: str, params: dict | None = None, budget: float = 1.0) -> Generator:
     "A new, unfitted generator `name` with `params` (defaults where omitted) and `budget`."
-    return GENERATORS[check_choice("model", name, GENERATORS)](params, budget)
+    return GENERATORS[name](params, budget)
 
 # %% ../nbs/04_generators.ipynb
 def sdv_metadata(schema: Schema, columns: list[str]):
@@ -163,6 +267,8 @@ class GaussianCopula(_SDVGenerator):
     "SDV's Gaussian copula: per-column marginals (beta, normal, …) joined by a Gaussian copula."
     name = "gaussian_copula"
     description = "Gaussian copula (SDV): marginal distributions per column + a Gaussian dependence structure."
+    requires = ("sdv",)
+    param_rules = {"default_distribution": ("cat", ["norm", "beta", "truncnorm", "uniform", "gamma"])}
     @classmethod
     def default_params(cls): return {"default_distribution": "beta"}
     @classmethod
@@ -172,13 +278,25 @@ class GaussianCopula(_SDVGenerator):
         from sdv.single_table import GaussianCopulaSynthesizer
         return GaussianCopulaSynthesizer(metadata, default_distribution=self.params["default_distribution"])
 
+def layer_sizes(trial, klo: int, khi: int, max_layers: int = 4) -> tuple[int, ...]:
+    "The study's layer-list space: n layers in [1, max_layers]; first, middle (repeated) and last size 2^k, k in [klo, khi]."
+    n = trial.suggest_int("n_layers", 1, max_layers)
+    first = 2 ** trial.suggest_int("first_layer_exp", klo, khi)
+    if n == 1: return (first,)
+    middle = [2 ** trial.suggest_int("middle_layer_exp", klo, khi)] * (n - 2) if n > 2 else []
+    return (first, *middle, 2 ** trial.suggest_int("last_layer_exp", klo, khi))
+
 @register_generator
 class TVAE(_SDVGenerator):
     "SDV's TVAE (Xu et al., 2019) with the study's defaults."
     name = "tvae"
     uses_torch = True
+    requires = ("sdv",)
     description = "Tabular variational autoencoder (Xu et al., 2019), SDV implementation."
     epoch_params = ("epochs",)
+    param_rules = {"compress_dims": ("dims", 6, 9, 4), "decompress_dims": ("dims", 6, 9, 4),
+                   "epochs": ("cat", [300, 500, 1000, 5000, 10000]), "batch_size": ("cat", [20, 50, 100, 200, 500, 1000]),
+                   "embedding_dim": ("pow2", 4, 8), "loss_factor": ("float", 1e-3, 10)}
     @classmethod
     def default_params(cls):
         return {"embedding_dim": 128, "compress_dims": (128, 128), "decompress_dims": (128, 128), "l2scale": 1e-5,
@@ -202,3 +320,42 @@ class TVAE(_SDVGenerator):
                                decompress_dims=tuple(p["decompress_dims"]), l2scale=p["l2scale"],
                                batch_size=p["batch_size"], epochs=self.scaled("epochs"), loss_factor=p["loss_factor"],
                                enable_gpu=True)
+
+@register_generator
+class CTGAN(_SDVGenerator):
+    "SDV's CTGAN (Xu et al., 2019) with the study's defaults."
+    name = "ctgan"
+    uses_torch = True
+    requires = ("sdv",)
+    description = "Conditional tabular GAN (Xu et al., 2019), SDV implementation."
+    epoch_params = ("epochs",)
+    param_rules = {"generator_dim": ("dims", 6, 9, 4), "discriminator_dim": ("dims", 6, 9, 4),
+                   "generator_lr": ("float", 2e-5, 2e-3), "discriminator_lr": ("float", 2e-5, 2e-3),
+                   "epochs": ("cat", [100, 300, 500, 1000, 5000]), "batch_size": ("cat", [20, 50, 100, 200, 500, 1000]),
+                   "embedding_dim": ("pow2", 4, 8), "log_frequency": ("cat", [True, False])}
+    @classmethod
+    def default_params(cls):
+        return {"embedding_dim": 128, "generator_dim": (256, 256), "discriminator_dim": (256, 256),
+                "generator_lr": 2e-4, "generator_decay": 1e-6, "discriminator_lr": 2e-4, "discriminator_decay": 1e-6,
+                "batch_size": 500, "discriminator_steps": 1, "log_frequency": True, "epochs": 300, "pac": 10}
+    @classmethod
+    def search_space(cls, trial):
+        # study-protocol.md §2.3: one lr for both networks, one layer list for both networks
+        lr = trial.suggest_float("lr", 2e-5, 2e-3, log=True)
+        dims = layer_sizes(trial, 6, 9)
+        return {"generator_lr": lr, "discriminator_lr": lr, "generator_dim": dims, "discriminator_dim": dims,
+                "epochs": trial.suggest_categorical("epochs", [100, 300, 500, 1000, 5000]),
+                "batch_size": trial.suggest_categorical("batch_size", [20, 50, 100, 200, 500, 1000]),
+                "embedding_dim": 2 ** trial.suggest_int("embedding_exp", 4, 8),
+                "log_frequency": trial.suggest_categorical("log_frequency", [True, False])}
+    def _make(self, metadata):
+        from sdv.single_table import CTGANSynthesizer
+        p = self.params
+        if p["batch_size"] % p["pac"]:
+            raise ParameterError(f"ctgan: batch_size={p['batch_size']} must be a multiple of pac={p['pac']}")
+        return CTGANSynthesizer(metadata, embedding_dim=p["embedding_dim"], generator_dim=tuple(p["generator_dim"]),
+                                discriminator_dim=tuple(p["discriminator_dim"]), generator_lr=p["generator_lr"],
+                                generator_decay=p["generator_decay"], discriminator_lr=p["discriminator_lr"],
+                                discriminator_decay=p["discriminator_decay"], batch_size=p["batch_size"],
+                                discriminator_steps=p["discriminator_steps"], log_frequency=p["log_frequency"],
+                                epochs=self.scaled("epochs"), pac=p["pac"], enable_gpu=True)

@@ -1,0 +1,102 @@
+# synthtrial — the reproduction sweep. One job = one papermill execution of one notebook in its own
+# process (`python -m synthtrial.sweep run NOTEBOOK RUN_DIR key=value …`); the executed copy is the run record.
+#
+#   snakemake --cores 2 --configfile config/quick.yaml          # make quick
+#   snakemake --cores 16 --configfile config/paper.yaml         # make paper (or on SLURM:)
+#   snakemake --profile config/slurm --configfile config/paper.yaml
+#
+# Targets are files: results/sweep/<name>/hpo/<dataset>/<model>/<objective>/study/best.json (one optuna
+# study), results/sweep/<name>/eval/<dataset>/<model>/results.csv (defaults + each objective's best over
+# the seeds), results/sweep/<name>/violations/<dataset>/<model>/violations.csv, figures/<name>/…,
+# figures/<name>/index.html (the report). The config is validated when the workflow is parsed, so a
+# typo or a missing offline dataset stops everything before any job is launched.
+import json, os, sys
+from synthtrial.core import results_dir, figures_dir
+from synthtrial.sweep import validate_config
+
+configfile: "config/quick.yaml"
+C = validate_config(dict(config))
+NAME = C["name"]
+R = str(results_dir() / "sweep" / NAME)
+F = str(figures_dir() / NAME)
+PY = sys.executable                  # the venv's python: kernels start from it
+RUN = f"{PY} -m synthtrial.sweep run"
+DS, MODELS, OBJS = C["datasets"], C["models"], C["objectives"]
+def q(v): return "'" + json.dumps(v) + "'"     # a YAML/JSON literal for key=value, shell-quoted
+STUDY = {k: C[k] for k in ("n_trials", "hpo_seed", "k_folds", "budget", "utility_trials", "enforcement")}
+
+wildcard_constraints:
+    dataset="[^/]+", model="[^/]+", objective="[^/]+"
+
+FIGS = ["compound_default_vs_tuned", "generalisation_heatmap", "violations_by_strategy"] + \
+       [f"{k}_{d}" for d in DS for k in ("km", "corr_diff", "privacy_dcr", "optuna_history", "param_importance")]
+TABLES = ["datasets", "search_spaces", "default_vs_tuned", "violation_rates", "runtimes", "published_comparison"]
+
+localrules: all, collect, report
+
+# Every result file is a target of `all`, so deleting any one of them re-runs exactly its producer (and,
+# through the newer file, what is computed from it).
+rule all:
+    input: f"{F}/index.html", f"{R}/results.csv",
+           expand(f"{R}/utility/{{dataset}}.json", dataset=DS),
+           expand(f"{R}/hpo/{{dataset}}/{{model}}/{{objective}}/study/best.json", dataset=DS, model=MODELS, objective=OBJS),
+           expand(f"{R}/eval/{{dataset}}/{{model}}/results.csv", dataset=DS, model=MODELS),
+           expand(f"{R}/violations/{{dataset}}/{{model}}/violations.csv", dataset=DS, model=MODELS),
+           [f"{F}/{n}.{ext}" for n in FIGS for ext in ("png", "pdf", "json")],
+           [f"{F}/tables/{n}.{ext}" for n in TABLES for ext in ("csv", "md", "tex", "json")]
+
+rule utility:
+    output: f"{R}/utility/{{dataset}}.json"
+    shell: "{PY} -m synthtrial.sweep utility {wildcards.dataset} {C[utility_trials]} {output}"
+
+rule hpo:
+    input: f"{R}/utility/{{dataset}}.json"
+    output: f"{R}/hpo/{{dataset}}/{{model}}/{{objective}}/study/best.json"
+    params: run_dir=lambda w: f"{R}/hpo/{w.dataset}/{w.model}/{w.objective}",
+            settings=" ".join(f"{k}={q(v)}" for k, v in STUDY.items()) + f" storage={q(C['storage'])} profile={C['profile']}"
+    threads: 1
+    shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/hpo.ipynb {params.run_dir} dataset={wildcards.dataset} "
+           "model={wildcards.model} objective={wildcards.objective} {params.settings}"
+
+rule evaluate:
+    input: lambda w: expand(f"{R}/hpo/{w.dataset}/{w.model}/{{objective}}/study/best.json", objective=OBJS),
+           lambda w: f"{R}/utility/{w.dataset}.json"
+    output: f"{R}/eval/{{dataset}}/{{model}}/results.csv"
+    params: run_dir=lambda w: f"{R}/eval/{w.dataset}/{w.model}", hpo_dir=lambda w: f"{R}/hpo/{w.dataset}/{w.model}",
+            settings=" ".join(f"{k}={q(C[k])}" for k in ("train_seeds", "sample_seeds", "budget", "utility_trials", "enforcement"))
+                     + f" objectives={q(OBJS)} profile={C['profile']}"
+    threads: 1
+    shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/evaluate.ipynb {params.run_dir} dataset={wildcards.dataset} "
+           "model={wildcards.model} hpo_dir={params.hpo_dir} {params.settings}"
+
+rule violations:
+    output: f"{R}/violations/{{dataset}}/{{model}}/violations.csv"
+    params: run_dir=lambda w: f"{R}/violations/{w.dataset}/{w.model}",
+            settings=f"strategies={q(C['violation_strategies'])} profile={C['profile']} budget={C['budget']} n_rows={q(C['n_violation_rows'])}"
+    threads: 1
+    shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/violations.ipynb {params.run_dir} dataset={wildcards.dataset} "
+           "model={wildcards.model} {params.settings}"
+
+rule collect:
+    input: expand(f"{R}/eval/{{dataset}}/{{model}}/results.csv", dataset=DS, model=MODELS)
+    output: f"{R}/results.csv"
+    run:
+        from synthtrial.sweep import collect_results
+        collect_results(input).to_csv(output[0], index=False)
+
+SWEEP_PARAMS = f"sweep_dir={R} out_dir={F} datasets={q(DS)} models={q(MODELS)} objectives={q(OBJS)}"
+
+rule figures:
+    input: f"{R}/results.csv", expand(f"{R}/violations/{{dataset}}/{{model}}/violations.csv", dataset=DS, model=MODELS)
+    output: [f"{F}/{n}.{ext}" for n in FIGS for ext in ("png", "pdf", "json")]
+    shell: "{RUN} nbs/figures/figures.ipynb {R}/runs/figures {SWEEP_PARAMS}"
+
+rule tables:
+    input: f"{R}/results.csv", expand(f"{R}/violations/{{dataset}}/{{model}}/violations.csv", dataset=DS, model=MODELS)
+    output: [f"{F}/tables/{n}.{ext}" for n in TABLES for ext in ("csv", "md", "tex", "json")]
+    shell: "{RUN} nbs/figures/tables.ipynb {R}/runs/tables {SWEEP_PARAMS}"
+
+rule report:
+    input: rules.figures.output, rules.tables.output
+    output: f"{F}/index.html"
+    shell: "{PY} -m synthtrial.sweep report {F} --runs {R} --title 'synthtrial reproduction: {NAME} sweep'"

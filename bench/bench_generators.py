@@ -1,0 +1,88 @@
+"""Fit time and peak memory of every generator at its default settings (or a reduced --budget).
+
+Each model runs in a fresh Python process (so imports and memory of one model do not leak into the
+next) with `torch.set_num_threads(--threads)`. Reported per model:
+
+* fit_s      -- wall seconds of `Generator.fit` (includes synthcity's own preprocessing, not the import);
+* sample_s   -- wall seconds to sample as many rows as the training split;
+* peak_rss_mb -- peak resident set size of the process (resource.getrusage ru_maxrss) after fit+sample;
+* fit_rss_mb  -- that peak minus the RSS just before fit (libraries imported, data loaded), i.e. the
+                 memory the fit itself added (psutil RSS before vs getrusage peak after).
+
+Usage:  python bench/bench_generators.py [--dataset aml_sal] [--budget 1.0] [--models a,b] [--threads 2] [--seed 0]
+Prints a markdown table (and --json FILE writes the rows). Default dataset: aml_sal when registered,
+else myeloid (the script says which).
+"""
+from __future__ import annotations
+import argparse, json, os, subprocess, sys, time
+
+
+def run_one(model: str, dataset: str, budget: float, threads: int, seed: int) -> dict:
+    import resource, psutil, torch
+    torch.set_num_threads(threads)
+    from synthtrial.data import load_split
+    from synthtrial.generators import make_generator
+    train, _, schema = load_split(dataset)
+    gen = make_generator(model, budget=budget)
+    if "synthcity" in type(gen).requires:
+        from synthtrial.synthcity_models import load_synthcity
+        load_synthcity()                                   # import cost is not fit cost
+    rss0 = psutil.Process().memory_info().rss / 2**20
+    t0 = time.perf_counter()
+    gen.fit(train, schema, seed=seed)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    syn = gen.sample(len(train), seed=seed + 1)
+    sample_s = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024        # KiB on Linux
+    return {"model": model, "dataset": dataset, "n_train": len(train), "budget": budget, "threads": threads,
+            "fit_s": round(fit_s, 2), "sample_s": round(sample_s, 2), "peak_rss_mb": round(peak),
+            "fit_rss_mb": round(peak - rss0), "rows_out": len(syn)}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default=None)
+    ap.add_argument("--budget", type=float, default=1.0)
+    ap.add_argument("--models", default=None, help="comma-separated registry names (default: every available model)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timeout", type=int, default=3600, help="seconds per model")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.one:
+        print("RESULT " + json.dumps(run_one(a.one, a.dataset, a.budget, a.threads, a.seed)))
+        return
+    from synthtrial.data import DATASETS
+    from synthtrial.generators import available_generators
+    dataset = a.dataset or ("aml_sal" if "aml_sal" in DATASETS else "myeloid")
+    if a.dataset is None and dataset != "aml_sal": print("note: aml_sal is not registered; using myeloid", file=sys.stderr)
+    status = available_generators()
+    models = a.models.split(",") if a.models else [m for m, s in status.items() if s == "ok"]
+    rows = []
+    for m in models:
+        if status.get(m) != "ok":
+            rows.append({"model": m, "error": status.get(m, "unknown model")}); continue
+        cmd = [sys.executable, __file__, "--one", m, "--dataset", dataset, "--budget", str(a.budget),
+               "--threads", str(a.threads), "--seed", str(a.seed)]
+        env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": str(a.threads)}
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout, env=env)
+            res = [l for l in p.stdout.splitlines() if l.startswith("RESULT ")]
+            rows.append(json.loads(res[-1][7:]) if res else {"model": m, "error": (p.stderr.strip().splitlines() or ["?"])[-1][:200]})
+        except subprocess.TimeoutExpired:
+            rows.append({"model": m, "error": f"timeout after {a.timeout} s"})
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    print(f"\nFit time and peak memory, {dataset} train split, budget {a.budget}, torch threads {a.threads}, seed {a.seed}\n")
+    print("| model | n_train | fit s | sample s | peak RSS MB | RSS added by fit MB |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        if "error" in r: print(f"| {r['model']} | | failed: {r['error']} | | | |")
+        else: print(f"| {r['model']} | {r['n_train']} | {r['fit_s']} | {r['sample_s']} | {r['peak_rss_mb']} | {r['fit_rss_mb']} |")
+    if a.json:
+        with open(a.json, "w") as f: json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

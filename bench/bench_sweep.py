@@ -1,0 +1,99 @@
+"""Overhead and parallel speed-up of the reproduction sweep (Snakefile + papermill, one process per job).
+
+1. Per-job wrapper cost: a no-op notebook (a parameters cell and the imports every experiment notebook
+   does) executed N times through `python -m synthtrial.sweep run`, exactly as a Snakemake job runs:
+   python start + papermill + kernel start + imports + run.json. `nb_s` is the part papermill reports
+   (run.json wall_seconds: kernel start, imports, cells), `proc_s` the whole subprocess.
+2. The same small sweep (quick profile; default: gaussian_copula + tvae on myeloid, objectives compound +
+   fidelity, --n-trials 2) with `snakemake --cores 1` and `--cores 2`, each in a fresh results folder.
+   compute = the sum of every executed notebook's cell durations (papermill records them; imports and
+   data loading inside cells count as compute); overhead = 1-core sweep wall - compute: Snakemake
+   scheduling and bookkeeping, process and kernel starts, papermill, run records, the small non-notebook
+   jobs (utility tuning lookup, collect, report).
+3. Paper-profile extrapolation: an HPO job there runs 70 trials x 5 folds at full epochs instead of
+   n_trials x 2 folds at 2 % of the epochs; counting only the trials x folds factor (a lower bound on
+   its compute) bounds the overhead share from above.
+
+    python bench/bench_sweep.py [--models gaussian_copula,tvae] [--objectives compound,fidelity] [--n-trials 2] [--repeat 3]
+
+Targets (issue 7): overhead <= 5 % of compute in the paper profile; >= 1.7x with 2 workers.
+"""
+from __future__ import annotations
+import argparse, json, os, subprocess, sys, tempfile, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+NOOP = {"cells": [
+    {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "dataset = 'myeloid'\nrun_dir = '.'", "outputs": [], "execution_count": None},
+    {"cell_type": "code", "metadata": {}, "source": "import pandas as pd\nfrom synthtrial.evaluation import get_profile, evaluate_config\n"
+     "from synthtrial.hpo import run_study\nfrom synthtrial.data import load_split\ntrain, test, schema = load_split(dataset)", "outputs": [], "execution_count": None}],
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+
+def env_for(tmp: Path) -> dict:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "SYNTHTRIAL_RESULTS": str(tmp / "results"),
+            "SYNTHTRIAL_FIGURES": str(tmp / "figures"), "PYTHONWARNINGS": "ignore"}
+
+def noop_overhead(repeat: int, tmp: Path) -> tuple[float, float]:
+    nb = tmp / "noop.ipynb"; nb.write_text(json.dumps(NOOP))
+    procs, nbs = [], []
+    for i in range(repeat):
+        rd = tmp / f"noop{i}"
+        t0 = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "synthtrial.sweep", "run", str(nb), str(rd), "dataset=myeloid"],
+                           cwd=ROOT, env=env_for(tmp), capture_output=True, text=True)
+        procs.append(time.perf_counter() - t0)
+        if r.returncode: sys.exit(f"no-op run failed: {r.stderr[-1000:]}")
+        nbs.append(json.loads((rd / "run.json").read_text())["wall_seconds"])
+    return sum(procs) / repeat, sum(nbs) / repeat
+
+def cell_seconds(ipynb: Path) -> float:
+    "Sum of the cell durations papermill recorded in an executed notebook."
+    nb = json.loads(ipynb.read_text())
+    return sum((c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0) for c in nb["cells"])
+
+def sweep(cores: int, cfg: list[str], tmp: Path) -> tuple[float, list[dict], int]:
+    t0 = time.perf_counter()
+    r = subprocess.run([str(BIN / "snakemake"), "--cores", str(cores), "--config", *cfg], cwd=ROOT, env=env_for(tmp),
+                       capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode: sys.exit(f"sweep with {cores} cores failed:\n{r.stderr[-3000:]}")
+    recs = []
+    for p in (tmp / "results" / "sweep").rglob("run.json"):
+        rec = json.loads(p.read_text()); rec["cell_seconds"] = cell_seconds(p.parent / rec["executed"]); recs.append(rec)
+    n_jobs = int([l for l in r.stderr.splitlines() + r.stdout.splitlines() if l.startswith("total")][0].split()[1])
+    return wall, recs, n_jobs
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="gaussian_copula,tvae"); ap.add_argument("--objectives", default="compound,fidelity")
+    ap.add_argument("--dataset", default="myeloid"); ap.add_argument("--n-trials", type=int, default=2); ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args()
+    cfg = [f"models=[{a.models}]", f"objectives=[{a.objectives}]", f"datasets=[{a.dataset}]", f"n_trials={a.n_trials}", "name=bench"]
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (other processes skew the numbers)")
+    with tempfile.TemporaryDirectory() as d:
+        proc_s, nb_s = noop_overhead(a.repeat, Path(d))
+    print(f"per-job wrapper (no-op notebook, mean of {a.repeat}): subprocess {proc_s:.2f} s, of which papermill+kernel+imports {nb_s:.2f} s")
+    walls = {}
+    for cores in (1, 2):
+        with tempfile.TemporaryDirectory() as d:
+            wall, recs, n_jobs = sweep(cores, cfg, Path(d))
+        walls[cores] = wall
+        nb_jobs = [r for r in recs if r.get("executed")]
+        compute = sum(r["cell_seconds"] for r in nb_jobs)
+        if cores == 1:
+            hpo_compute = [r["cell_seconds"] for r in nb_jobs if r.get("executed") == "hpo.ipynb"]
+            over = wall - compute
+            print(f"sweep, 1 core: {n_jobs} Snakemake jobs ({len(nb_jobs)} notebook runs), wall {wall:.1f} s, compute {compute:.1f} s, "
+                  f"overhead {over:.1f} s = {over / wall:.1%} of the wall time ({over / max(len(nb_jobs), 1):.1f} s per notebook job)")
+            per_job_over = over / max(len(nb_jobs), 1)
+            factor = (70 * 5) / (a.n_trials * 2)
+            c_paper = factor * (sum(hpo_compute) / max(len(hpo_compute), 1))
+            print(f"paper profile, HPO job: compute >= {factor:.0f} x {sum(hpo_compute) / max(len(hpo_compute), 1):.1f} s = {c_paper:.0f} s "
+                  f"(trials x folds only; full epochs add more) -> overhead <= {per_job_over / (per_job_over + c_paper):.2%} per job")
+        else:
+            print(f"sweep, 2 cores: wall {wall:.1f} s")
+    print(f"speed-up 2 workers over 1: {walls[1] / walls[2]:.2f}x")
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The reproduction sweep: config validation, Snakemake dry runs (local and SLURM profile), and a reduced sweep end to end."""
+import json, os, re, subprocess, sys, time
+from pathlib import Path
+import pytest
+from synthtrial.core import ParameterError
+from synthtrial.sweep import validate_config, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+REDUCED = ["--config", "models=[gaussian_copula,tvae]", "objectives=[compound,fidelity]", "datasets=[myeloid]", "name=reduced"]
+
+def snake(args, tmp, timeout=600):
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "SYNTHTRIAL_RESULTS": str(tmp / "results"), "SYNTHTRIAL_FIGURES": str(tmp / "figures")}
+    return subprocess.run([str(BIN / "snakemake"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+def job_counts(out: str) -> dict:
+    "The `job  count` table of a Snakemake (dry) run."
+    m = re.search(r"job\s+count\n[-\s]+\n(.*?)\ntotal\s+(\d+)", out, re.S)
+    assert m, f"no job table in:\n{out[-2000:]}"
+    return {l.split()[0]: int(l.split()[1]) for l in m.group(1).splitlines() if l.strip()}
+
+def test_validate_config_names_the_problem():
+    good = {"datasets": ["myeloid"], "models": ["tvae"], "objectives": ["compound"]}
+    assert validate_config(good)["n_trials"] > 0
+    for key, bad, msg in (("models", ["tvae", "ctgn"], r"unknown models \['ctgn'\]"),
+                          ("datasets", ["myloid"], r"unknown datasets \['myloid'\]"),
+                          ("objectives", ["speed"], r"unknown objectives \['speed'\]"),
+                          ("violation_strategies", ["magic"], r"unknown enforcement strategies \['magic'\]")):
+        with pytest.raises(ParameterError, match=msg): validate_config({**good, key: bad})
+    with pytest.raises(ParameterError, match="profile"): validate_config({**good, "profile": "huge"})
+    with pytest.raises(ParameterError, match="storage"): validate_config({**good, "storage": "my.db"})
+    with pytest.raises(ParameterError, match="budget"): validate_config({**good, "budget": 2})
+    assert validate_config({**good, "storage": "postgresql://db/optuna"})["storage"] == "postgresql://db/optuna"
+
+def test_missing_offline_dataset_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("SYNTHTRIAL_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.delenv("SYNTHTRIAL_AML_SAL_DIR", raising=False)
+    cfg = {"datasets": ["myeloid", "aml_sal"], "models": ["tvae"], "objectives": ["compound"]}
+    with pytest.raises(ParameterError, match=r"dataset 'aml_sal' needs synthetic_aml_data_ctab.csv, which is not in the offline cache"):
+        validate_config(cfg)
+    assert validate_config(cfg, check_data=False)["datasets"] == ["myeloid", "aml_sal"]
+
+def test_shipped_configs_are_valid():
+    for name in ("quick", "paper"):
+        cfg = load_config(ROOT / "config" / f"{name}.yaml", check_data=False)
+        assert cfg["name"] == name and len(cfg["models"]) == 8 and len(cfg["objectives"]) == 4
+    assert {"myeloid", "aml_sal"} <= set(load_config(ROOT / "config" / "quick.yaml", check_data=False)["datasets"])
+
+def test_quick_dry_run_lists_every_job(tmp_path):
+    r = snake(["-n", "--cores", "2", "--configfile", "config/quick.yaml"], tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    cfg = load_config(ROOT / "config" / "quick.yaml")
+    nd, nm, no = len(cfg["datasets"]), len(cfg["models"]), len(cfg["objectives"])
+    assert job_counts(r.stdout) == {"all": 1, "collect": 1, "evaluate": nd * nm, "figures": 1, "hpo": nd * nm * no,
+                                    "report": 1, "tables": 1, "violations": nd * nm, "utility": nd}
+    assert not [p for p in (tmp_path / "results").rglob("*") if p.is_file()]   # a dry run writes nothing
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    r = snake(["-n", "--cores", "1", "--config", "models=[tvae,tvea]"], tmp_path, timeout=300)
+    assert r.returncode != 0 and "unknown models ['tvea']" in r.stdout + r.stderr
+    assert "rule hpo" not in r.stdout
+
+def test_slurm_profile_dry_run(tmp_path):
+    r = snake(["-n", "--profile", "config/slurm", "--configfile", "config/paper.yaml"], tmp_path, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
+    counts = job_counts(r.stdout)
+    cfg = load_config(ROOT / "config" / "paper.yaml", check_data=False)
+    assert counts["hpo"] == len(cfg["datasets"]) * len(cfg["models"]) * len(cfg["objectives"])
+
+def expected_outputs(tmp: Path) -> list[Path]:
+    R, F = tmp / "results" / "sweep" / "reduced", tmp / "figures" / "reduced"
+    out = [F / "index.html", R / "results.csv", R / "utility" / "myeloid.json"]
+    for m in ("gaussian_copula", "tvae"):
+        for o in ("compound", "fidelity"):
+            d = R / "hpo" / "myeloid" / m / o
+            out += [d / "hpo.ipynb", d / "run.json", d / "study" / "best.json", d / "study" / "trials.csv", d / "study" / "study.journal"]
+        out += [R / "eval" / "myeloid" / m / f for f in ("evaluate.ipynb", "run.json", "results.csv", "synthetic_default.csv")]
+        out += [R / "violations" / "myeloid" / m / f for f in ("violations.ipynb", "run.json", "violations.csv")]
+    out += [R / "runs" / k / f"{k}.ipynb" for k in ("figures", "tables")]
+    figs = ["compound_default_vs_tuned", "generalisation_heatmap", "violations_by_strategy"] + \
+           [f"{k}_myeloid" for k in ("km", "corr_diff", "privacy_dcr", "optuna_history", "param_importance")]
+    out += [F / f"{n}.{e}" for n in figs for e in ("png", "pdf", "json")]
+    tabs = ["datasets", "search_spaces", "default_vs_tuned", "violation_rates", "runtimes", "published_comparison"]
+    out += [F / "tables" / f"{n}.{e}" for n in tabs for e in ("csv", "md", "tex", "json")]
+    return out
+
+@pytest.mark.slow
+def test_reduced_sweep_end_to_end(tmp_path):
+    t0 = time.time()
+    r = snake(["--cores", "2", *REDUCED], tmp_path, timeout=3000)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    print(f"reduced sweep: {time.time() - t0:.0f} s")
+    missing = [str(p) for p in expected_outputs(tmp_path) if not p.is_file() or p.stat().st_size == 0]
+    assert not missing, missing
+    R = tmp_path / "results" / "sweep" / "reduced"
+    for rec in R.rglob("run.json"): assert json.loads(rec.read_text())["status"] == "ok", rec
+    import pandas as pd
+    res = pd.read_csv(R / "results.csv")
+    assert set(res["model"]) == {"gaussian_copula", "tvae"} and {"default"} <= set(res["config"])
+    assert res[res["metric"] == "compound"]["value"].notna().any()
+    page = (tmp_path / "figures" / "reduced" / "index.html").read_text()
+    assert "published_comparison" in page and "km_myeloid" in page and "figures.html" in page
+    # a second run does no work
+    again = snake(["-n", "--cores", "2", *REDUCED], tmp_path)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
+    # deleting one result file re-runs only its producer and what depends on it
+    hpo_rec = R / "hpo" / "myeloid" / "tvae" / "compound" / "run.json"
+    before = hpo_rec.stat().st_mtime
+    (R / "violations" / "myeloid" / "tvae" / "violations.csv").unlink()
+    dry = snake(["-n", "--cores", "2", *REDUCED], tmp_path)
+    assert job_counts(dry.stdout) == {"all": 1, "figures": 1, "report": 1, "tables": 1, "violations": 1}
+    rerun = snake(["--cores", "2", *REDUCED], tmp_path, timeout=1200)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert hpo_rec.stat().st_mtime == before and (R / "violations" / "myeloid" / "tvae" / "violations.csv").stat().st_size > 0
