@@ -227,7 +227,9 @@ RTVAE_SPACE = (
     ("cat", "decoder_nonlin", NONLIN), ("float", "decoder_dropout", 0.0, 0.2),
     ("int", "encoder_n_layers_hidden", 1, 5, 1), ("int", "encoder_n_units_hidden", 50, 500, 50),
     ("cat", "encoder_nonlin", NONLIN), ("float", "encoder_dropout", 0.0, 0.2))
-ARF_SPACE = (("int", "num_trees", 10, 100, 10), ("int", "delta", 0, 50, 2), ("int", "max_iters", 1, 5, 1),
+# synthcity 0.2.12 declares delta as an integer 0..50 (step 2) and validates it as an integer, while arfpy
+# asserts 0 <= delta <= 0.5: the only value both accept is 0, so delta is not tuned (fixed at its default 0).
+ARF_SPACE = (("int", "num_trees", 10, 100, 10), ("int", "max_iters", 1, 5, 1),
              ("cat", "early_stop", [False, True]), ("int", "min_node_size", 2, 20, 2))
 BN_SPACE = (("cat", "struct_learning_search_method", ["hillclimb", "pc", "tree_search"]),
             ("cat", "struct_learning_score", ["bdeu", "bds", "bic", "k2"]))

@@ -139,6 +139,8 @@ def test_synthcity_spaces_and_defaults_equal_the_plugins():
     for name, plugin in SYNTHCITY_SPACE_PLUGIN.items():
         ours = GENERATORS[name].param_rules
         theirs = Plugins().get_type(plugin).hyperparameter_space()
+        if name == "arf":   # synthcity's integer delta 0..50 violates arfpy's 0 <= delta <= 0.5: only 0 works, not tuned
+            assert "delta" not in ours; theirs = [d for d in theirs if d.name != "delta"]
         assert set(ours) == {d.name for d in theirs}, name
         for d in theirs:
             r = ours[d.name]
