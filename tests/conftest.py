@@ -21,3 +21,15 @@ def isolated_outputs(tmp_path, monkeypatch):
     monkeypatch.setenv("SYNTHTRIAL_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("SYNTHTRIAL_FIGURES", str(tmp_path / "figures"))
     return tmp_path
+
+@pytest.fixture(scope="module")
+def myeloid():
+    "(train, test, schema) of myeloid; a test module may define its own fixture of this name instead."
+    from synthtrial.data import load_split
+    return load_split("myeloid")
+
+@pytest.fixture(scope="module")
+def gbsg2():
+    "(train, test, schema) of gbsg2."
+    from synthtrial.data import load_split
+    return load_split("gbsg2")

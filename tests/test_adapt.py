@@ -9,13 +9,6 @@ from synthtrial.constraints import rules_for
 from synthtrial.enforce import repair
 
 
-@pytest.fixture(scope="module")
-def myeloid():
-    return load_split("myeloid")
-
-@pytest.fixture(scope="module")
-def gbsg2():
-    return load_split("gbsg2")
 
 
 # --- control 1: "synthetic" = the real training data -------------------------------------------------

@@ -7,10 +7,6 @@ import synthtrial.ctabgan as ctabgan
 from synthtrial.ctabgan import CTABGANPlus, CTABTransformer, CondSampler
 
 @pytest.fixture(scope="module")
-def myeloid():
-    return load_split("myeloid")
-
-@pytest.fixture(scope="module")
 def fitted(myeloid):
     train, _, schema = myeloid
     return CTABGANPlus(budget=0.02).fit(train, schema, seed=0)

@@ -32,10 +32,6 @@ def usable(name):
     return GENERATORS[name]
 
 
-@pytest.fixture(scope="module")
-def myeloid():
-    return load_split("myeloid")
-
 
 def test_registry_names():
     assert list_generators() == MODELS or sorted(list_generators()) == sorted(MODELS)

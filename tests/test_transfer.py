@@ -6,14 +6,6 @@ from synthtrial.core import SynthtrialError, ParameterError
 from synthtrial.data import load_split
 
 
-@pytest.fixture(scope="module")
-def myeloid():
-    return load_split("myeloid")
-
-
-@pytest.fixture(scope="module")
-def gbsg2():
-    return load_split("gbsg2")
 
 
 def test_grid_complete_and_labelled(myeloid):
