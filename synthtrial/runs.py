@@ -9,7 +9,7 @@ from pathlib import Path
 from .core import SynthtrialError, ParameterError, project_root, results_dir, provenance, write_json
 
 # %% auto 0
-__all__ = ['RunFailed', 'experiments_dir', 'run_id', 'run_notebook']
+__all__ = ['RunFailed', 'experiments_dir', 'run_id', 'execute_notebook', 'run_notebook']
 
 # %% ../nbs/08_runs.ipynb
 class RunFailed(SynthtrialError):
@@ -24,29 +24,36 @@ def run_id(params: dict) -> str:
     parts = [f"{k}={v}" for k, v in params.items()]
     return re.sub(r"[^A-Za-z0-9=._+-]", "-", "_".join(parts)) or "default"
 
-def run_notebook(experiment: str, params: dict, out_dir: str | Path | None = None,
-                 progress: bool = True, timeout: int | None = None) -> Path:
-    "Execute `nbs/experiments/<experiment>.ipynb` with `params`; returns the run folder holding the executed copy."
+def execute_notebook(src: str | Path, run_dir: str | Path, params: dict, progress: bool = True,
+                     timeout: int | None = None, **record) -> Path:
+    """Execute notebook `src` with `params` (plus `run_dir`) in a fresh kernel of this Python; keep the executed
+    copy and `run.json` (provenance + `record`) in `run_dir`; raise `RunFailed` with the notebook's error line."""
     import papermill as pm
-    src = experiments_dir() / f"{experiment}.ipynb"
-    if not src.is_file():
-        known = sorted(p.stem for p in experiments_dir().glob("*.ipynb"))
-        raise ParameterError(f"experiment={experiment!r} is not allowed; choose one of: {', '.join(known)}")
-    run_dir = Path(out_dir) if out_dir else results_dir() / "runs" / experiment / run_id(params)
+    src, run_dir = Path(src), Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    out_nb = run_dir / f"{experiment}.ipynb"
-    env_path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    os.environ["PATH"] = env_path
+    out_nb = run_dir / src.name
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")   # kernel = this venv
+    root = project_root()
     t0 = time.perf_counter(); status, error = "ok", None
     try:
-        pm.execute_notebook(str(src), str(out_nb), parameters={**params, "run_dir": str(run_dir.resolve())},
+        pm.execute_notebook(str(src), str(out_nb), parameters={**params, "run_dir": str(run_dir)},
                             kernel_name="python3", cwd=str(run_dir), progress_bar=progress,
                             execution_timeout=timeout, report_mode=False)
     except pm.PapermillExecutionError as e:
         status, error = "failed", f"{e.ename}: {e.evalue}".split("\n")[0]
     finally:
-        write_json(provenance(params, experiment=experiment, run_dir=str(run_dir), notebook=out_nb.name,
-                              status=status, error=error, wall_seconds=round(time.perf_counter() - t0, 2)),
-                   run_dir / "run.json")
+        write_json(provenance(params, notebook=str(src.relative_to(root)) if src.is_relative_to(root) else str(src),
+                              executed=out_nb.name, run_dir=str(run_dir), status=status, error=error,
+                              wall_seconds=round(time.perf_counter() - t0, 2), **record), run_dir / "run.json")
     if error: raise RunFailed(f"{error}  (executed notebook: {out_nb})")
     return run_dir
+
+def run_notebook(experiment: str, params: dict, out_dir: str | Path | None = None,
+                 progress: bool = True, timeout: int | None = None) -> Path:
+    "Execute `nbs/experiments/<experiment>.ipynb` with `params`; returns the run folder holding the executed copy."
+    src = experiments_dir() / f"{experiment}.ipynb"
+    if not src.is_file():
+        known = sorted(p.stem for p in experiments_dir().glob("*.ipynb"))
+        raise ParameterError(f"experiment={experiment!r} is not allowed; choose one of: {', '.join(known)}")
+    run_dir = Path(out_dir) if out_dir else results_dir() / "runs" / experiment / run_id(params)
+    return execute_notebook(src, run_dir, params, progress, timeout, experiment=experiment)

@@ -87,27 +87,12 @@ def load_config(path: str | Path, check_data: bool = True, **overrides) -> dict:
 
 # %% ../nbs/11_sweep.ipynb
 def execute(notebook: str | Path, params: dict, run_dir: str | Path, progress: bool = False, timeout: int | None = None) -> Path:
-    "Execute `notebook` with `params` (plus `run_dir`) into `run_dir`; write `run.json`; `RunFailed` on error."
-    import papermill as pm
-    from synthtrial.runs import RunFailed
+    "Execute `notebook` (path, relative to the project root) with `params` into `run_dir` (`synthtrial.runs.execute_notebook`)."
+    from synthtrial.runs import execute_notebook
     src = Path(notebook)
     if not src.is_absolute(): src = project_root() / src
     if not src.is_file(): raise ParameterError(f"notebook {str(notebook)!r} does not exist")
-    run_dir = Path(run_dir).resolve(); run_dir.mkdir(parents=True, exist_ok=True)
-    out_nb = run_dir / src.name
-    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")   # kernel = this venv
-    t0 = time.perf_counter(); status, error = "ok", None
-    try:
-        pm.execute_notebook(str(src), str(out_nb), parameters={**params, "run_dir": str(run_dir)}, kernel_name="python3",
-                            cwd=str(run_dir), progress_bar=progress, execution_timeout=timeout)
-    except pm.PapermillExecutionError as e:
-        status, error = "failed", f"{e.ename}: {e.evalue}".split("\n")[0]
-    finally:
-        write_json(provenance(params, notebook=str(src.relative_to(project_root())) if src.is_relative_to(project_root()) else str(src),
-                              run_dir=str(run_dir), executed=out_nb.name, status=status, error=error,
-                              wall_seconds=round(time.perf_counter() - t0, 2)), run_dir / "run.json")
-    if error: raise RunFailed(f"{error}  (executed notebook: {out_nb})")
-    return run_dir
+    return execute_notebook(src, run_dir, params, progress, timeout)
 
 def parse_params(items: list[str]) -> dict:
     "`['a=1', 'b=[0, 1]', 'c=x']` -> `{'a': 1, 'b': [0, 1], 'c': 'x'}` (values read as YAML)."
