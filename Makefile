@@ -11,17 +11,18 @@ export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 3
 export MPLBACKEND := Agg
 
-.PHONY: help venv quick sweep paper paper-slurm test test-fast test-slow nbdev-test pytest check-sync export clean-nbs doctor lab readme clean
+.PHONY: help venv quick sweep skeleton paper paper-slurm test test-fast test-slow nbdev-test pytest check-sync export clean-nbs doctor lab readme site clean
 
 help:
-	@echo "make quick      - the quick reproduction (creates .venv on first use)"
+	@echo "make quick      - the quick reproduction: Snakemake sweep, config/quick.yaml (~30 min on 2 cores)"
+	@echo "make skeleton   - the walking skeleton: one model, one figure (~10 s)"
 	@echo "make test       - notebook tests (nbdev_test) + pytest"
 	@echo "make test-slow  - the same, including cells/tests marked slow"
 	@echo "make check-sync - nbdev_export + nbdev_clean must leave git status unchanged"
-	@echo "make sweep      - the Snakemake sweep, quick profile (config/quick.yaml)"
 	@echo "make paper      - the Snakemake sweep, the study's protocol (config/paper.yaml)"
 	@echo "make doctor     - versions, GPU, missing optional parts"
 	@echo "make lab        - JupyterLab at nbs/index.ipynb with the project's kernel"
+	@echo "make site       - the offline HTML site (Jupyter Book 1.x) -> site/_build/html/index.html"
 
 $(VENV)/.installed: requirements-lock.txt setup.py settings.ini
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; synthtrial needs Python 3.11 (set PYTHON=...)"; exit 1; }
@@ -34,17 +35,21 @@ $(VENV)/.installed: requirements-lock.txt setup.py settings.ini
 
 venv: $(VENV)/.installed
 
-quick: venv
-	$(PY) -m synthtrial quick
-
-# The Snakemake sweep (issue 7, in progress): the study's protocol as papermill-executed notebooks.
-# `make sweep` = config/quick.yaml (all eight study models x four objectives on myeloid + aml_sal, quick
-# profile); `make paper` = config/paper.yaml (the study's numbers; hours to days on CPU).
+# The reproduction is a Snakemake workflow of papermill-executed notebooks (Snakefile, config/*.yaml).
+# `make quick` = config/quick.yaml: all eight study models x four objectives on myeloid + aml_sal (quick
+# profile), the follow-up analyses and the methods review, every figure and table, the report page.
+# Incremental: a second run does no work; an interrupted one resumes. `make paper` = config/paper.yaml
+# (the study's numbers; hours to days on CPU). `make skeleton` = the 10-second walking skeleton.
 SNAKE := $(BIN)/snakemake
 CORES ?= 2
-sweep: venv
+quick: venv
 	$(SNAKE) --cores $(CORES) --configfile config/quick.yaml --rerun-incomplete
 	@echo "report: figures/quick/index.html"
+
+sweep: quick
+
+skeleton: venv
+	$(PY) -m synthtrial quick
 
 paper: venv
 	$(SNAKE) --cores $(CORES) --configfile config/paper.yaml --rerun-incomplete
@@ -81,9 +86,28 @@ export: venv
 readme: venv
 	$(PY) tools/check_readme.py --write
 
+# The kernel is registered inside .venv (--sys-prefix: found by this JupyterLab, nothing written to ~); as root
+# (containers) JupyterLab needs --allow-root. Extra options: make lab LAB_ARGS="--no-browser --port 8890".
+LAB_ARGS ?=
 lab: venv
-	$(PY) -m ipykernel install --user --name synthtrial --display-name "synthtrial (.venv)"
-	$(BIN)/jupyter lab nbs/index.ipynb
+	$(PY) -m ipykernel install --sys-prefix --name synthtrial --display-name "synthtrial (.venv)"
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS) nbs/index.ipynb
+
+# The offline HTML site: Jupyter Book 1.x in its own pinned environment (.venv-site, site/requirements-site.txt;
+# Sphinx cannot share the main lock's docutils). nbs/index, the library notebooks as API docs, the tutorials, the
+# executed run notebooks and every figure/table with caption and provenance -> site/_build/html/index.html.
+# Nothing is executed or fetched. nbdev_docs (Quarto) keeps its settings in settings.ini for users who have Quarto.
+SITE_VENV := .venv-site
+$(SITE_VENV)/.installed: site/requirements-site.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; the site needs Python 3.11 (set PYTHON=...)"; exit 1; }
+	@test -x $(SITE_VENV)/bin/python || $(PYTHON) -m venv $(SITE_VENV)
+	$(SITE_VENV)/bin/python -m pip install --quiet --upgrade pip==26.3
+	$(SITE_VENV)/bin/python -m pip install --quiet --no-deps -r site/requirements-site.txt
+	@touch $@
+
+site: $(SITE_VENV)/.installed
+	$(SITE_VENV)/bin/python tools/build_site.py
 
 clean:
 	rm -rf results .snakemake figures/*.png figures/*.pdf figures/*.json figures/*/
+	rm -rf site/_build site/_book

@@ -31,6 +31,8 @@ wildcard_constraints:
 FIGS = ["compound_default_vs_tuned", "generalisation_heatmap", "violations_by_strategy"] + \
        [f"{k}_{d}" for d in DS for k in ("km", "corr_diff", "privacy_dcr", "optuna_history", "param_importance")]
 TABLES = ["datasets", "search_spaces", "default_vs_tuned", "violation_rates", "runtimes", "published_comparison"]
+TRANSFER_FIGS = [f"transfer_auc_{d}" for d in DS] + ["transfer_regret"]
+ADAPT_FIGS = [f"adaptation_{d}" for d in DS]
 
 localrules: all, collect, report
 
@@ -43,7 +45,11 @@ rule all:
            expand(f"{R}/eval/{{dataset}}/{{model}}/results.csv", dataset=DS, model=MODELS),
            expand(f"{R}/violations/{{dataset}}/{{model}}/violations.csv", dataset=DS, model=MODELS),
            [f"{F}/{n}.{ext}" for n in FIGS for ext in ("png", "pdf", "json")],
-           [f"{F}/tables/{n}.{ext}" for n in TABLES for ext in ("csv", "md", "tex", "json")]
+           [f"{F}/tables/{n}.{ext}" for n in TABLES for ext in ("csv", "md", "tex", "json")],
+           expand(f"{R}/transfer/{{dataset}}/divergence.csv", dataset=DS), expand(f"{R}/adapt/{{dataset}}/adapt.csv", dataset=DS),
+           [f"{F}/{n}.{ext}" for n in TRANSFER_FIGS + ADAPT_FIGS for ext in ("png", "pdf", "json")],
+           [f"{F}/tables/{n}.{ext}" for n in ("transfer", "adaptation", "methods_review") for ext in ("csv", "md", "tex", "json")],
+           f"{F}/review/review.md"
 
 rule utility:
     output: f"{R}/utility/{{dataset}}.json"
@@ -63,7 +69,7 @@ rule evaluate:
            lambda w: f"{R}/utility/{w.dataset}.json"
     output: f"{R}/eval/{{dataset}}/{{model}}/results.csv"
     params: run_dir=lambda w: f"{R}/eval/{w.dataset}/{w.model}", hpo_dir=lambda w: f"{R}/hpo/{w.dataset}/{w.model}",
-            settings=" ".join(f"{k}={q(C[k])}" for k in ("train_seeds", "sample_seeds", "budget", "utility_trials", "enforcement"))
+            settings=" ".join(f"{k}={q(C[k])}" for k in ("train_seeds", "sample_seeds", "budget", "utility_trials", "enforcement", "cohorts"))
                      + f" objectives={q(OBJS)} profile={C['profile']}"
     threads: 1
     shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/evaluate.ipynb {params.run_dir} dataset={wildcards.dataset} "
@@ -84,7 +90,40 @@ rule collect:
         from synthtrial.sweep import collect_results
         collect_results(input).to_csv(output[0], index=False)
 
+# The follow-up questions, one job per dataset over every model's cohorts: H_synth vs H_real
+# (nbs/experiments/transfer.ipynb) and the synthetic-to-real gap with domain adaptation (adapt.ipynb).
+rule transfer:
+    input: lambda w: expand(f"{R}/eval/{w.dataset}/{{model}}/results.csv", model=MODELS)
+    output: f"{R}/transfer/{{dataset}}/divergence.csv"
+    params: run_dir=lambda w: f"{R}/transfer/{w.dataset}", eval_dir=lambda w: f"{R}/eval/{w.dataset}",
+            target=lambda w: q(C["transfer"]["targets"].get(w.dataset)),
+            settings=" ".join(f"{k}={q(v)}" for k, v in C["transfer"].items() if k != "targets") + f" models={q(MODELS)} configs={q(C['cohorts'])}"
+    threads: 1
+    shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/transfer.ipynb {params.run_dir} dataset={wildcards.dataset} "
+           "eval_dir={params.eval_dir} target={params.target} {params.settings}"
+
+rule adapt:
+    input: lambda w: expand(f"{R}/eval/{w.dataset}/{{model}}/results.csv", model=MODELS)
+    output: f"{R}/adapt/{{dataset}}/adapt.csv"
+    params: run_dir=lambda w: f"{R}/adapt/{w.dataset}", eval_dir=lambda w: f"{R}/eval/{w.dataset}",
+            settings=" ".join(f"{k}={q(v)}" for k, v in C["adapt"].items()) + f" models={q(MODELS)} configs={q(C['cohorts'])}"
+    threads: 1
+    shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/adapt.ipynb {params.run_dir} dataset={wildcards.dataset} "
+           "eval_dir={params.eval_dir} {params.settings}"
+
 SWEEP_PARAMS = f"sweep_dir={R} out_dir={F} datasets={q(DS)} models={q(MODELS)} objectives={q(OBJS)}"
+
+rule transfer_figures:
+    input: expand(f"{R}/transfer/{{dataset}}/divergence.csv", dataset=DS)
+    output: [f"{F}/{n}.{ext}" for n in TRANSFER_FIGS for ext in ("png", "pdf", "json")],
+            [f"{F}/tables/transfer.{ext}" for ext in ("csv", "md", "tex", "json")]
+    shell: "{RUN} nbs/figures/transfer.ipynb {R}/runs/transfer_figures {SWEEP_PARAMS}"
+
+rule adapt_figures:
+    input: expand(f"{R}/adapt/{{dataset}}/adapt.csv", dataset=DS)
+    output: [f"{F}/{n}.{ext}" for n in ADAPT_FIGS for ext in ("png", "pdf", "json")],
+            [f"{F}/tables/adaptation.{ext}" for ext in ("csv", "md", "tex", "json")]
+    shell: "{RUN} nbs/figures/adapt.ipynb {R}/runs/adapt_figures {SWEEP_PARAMS}"
 
 rule figures:
     input: f"{R}/results.csv", expand(f"{R}/violations/{{dataset}}/{{model}}/violations.csv", dataset=DS, model=MODELS)
@@ -96,7 +135,13 @@ rule tables:
     output: [f"{F}/tables/{n}.{ext}" for n in TABLES for ext in ("csv", "md", "tex", "json")]
     shell: "{RUN} nbs/figures/tables.ipynb {R}/runs/tables {SWEEP_PARAMS}"
 
+# The methods review (nbs/review/review.ipynb): the checks a reviewer asks for, over every cohort of the sweep.
+rule review:
+    input: f"{R}/results.csv"
+    output: f"{F}/review/review.md", f"{F}/review/review.csv", [f"{F}/tables/methods_review.{ext}" for ext in ("csv", "md", "tex", "json")]
+    shell: "{RUN} nbs/review/review.ipynb {R}/runs/review folder={R} out_dir={F}/review table_dir={F}/tables"
+
 rule report:
-    input: rules.figures.output, rules.tables.output
+    input: rules.figures.output, rules.tables.output, rules.transfer_figures.output, rules.adapt_figures.output, rules.review.output
     output: f"{F}/index.html"
     shell: "{PY} -m synthtrial.sweep report {F} --runs {R} --title 'synthtrial reproduction: {NAME} sweep'"

@@ -297,6 +297,14 @@ class Enforcer:
         rep = self.ruleset.violation_report(df, n_examples=0)
         return rep.table[["enforce", "n_violations", "rate"]], rep.invalid_rate, rep.invalid_rate_enforced
 
+    def _unique_ids(self, out: pd.DataFrame) -> pd.DataFrame:
+        "Rows pooled from several sampling rounds (rejection, nearest) repeat the generator's ids: number them afresh."
+        ids = [c for c in (self.schema.of_kind("identifier") if self.schema is not None else []) if c in out.columns]
+        if any(out[c].duplicated().any() for c in ids):
+            out = out.copy()
+            for c in ids: out[c] = [f"SYN{i + 1}" for i in range(len(out))]
+        return out
+
     def postprocess(self, sample_fn: Callable[[int, int], pd.DataFrame], n: int, seed: int = 0) -> tuple[pd.DataFrame, EnforcementReport]:
         "Sample `n` enforced rows with `sample_fn(n, seed)` (output in the training space); returns `(frame, report)`."
         n = check_positive_int("n", n)
@@ -317,6 +325,7 @@ class Enforcer:
             if "nearest" in self.strategies:
                 out, info = nearest_valid_replace(out, sample_fn, self.ruleset, seed, self.schema, self.max_rounds,
                                                   transform=self._transform, batch=math.ceil(self.oversample * n))
+        out = self._unique_ids(out)
         tb, rb, eb = self._table(before)
         ta, ra, ea = self._table(out)
         rep = EnforcementReport(self.strategies, n, seed, tb, ta, counts, info.get("acceptance_rate"), info.get("n_sampled", len(first)),

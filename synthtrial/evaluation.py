@@ -16,7 +16,7 @@ __all__ = ['PROFILES', 'get_profile', 'evaluate_config', 'relative_improvement',
 
 # %% ../nbs/07_evaluation.ipynb
 PROFILES: dict[str, dict] = {
-    "quick": {"n_trials": 4, "hpo_seed": 11, "k_folds": 2, "budget": 0.005, "train_seeds": [0], "sample_seeds": [0],
+    "quick": {"n_trials": 4, "hpo_seed": 11, "k_folds": 2, "budget": 0.002, "train_seeds": [0], "sample_seeds": [0],
               "utility_trials": 5, "enforcement": "default"},
     "paper": {"n_trials": 70, "hpo_seed": 11, "k_folds": 5, "budget": 1.0, "train_seeds": [0, 1, 2, 3, 4],
               "sample_seeds": [0, 1, 2], "utility_trials": 200, "enforcement": "default"},

@@ -11,14 +11,57 @@ from .core import (SynthtrialError, ParameterError, check_choice, check_positive
                              figures_dir, cache_dir, provenance, write_json)
 
 # %% auto 0
-__all__ = ['SWEEP_KEYS', 'VIOLATION_STRATEGIES', 'missing_offline_data', 'validate_config', 'load_config', 'execute',
-           'parse_params', 'collect_results', 'save_table', 'mean_sd', 'search_space_table', 'notebook_html',
+__all__ = ['SWEEP_KEYS', 'VIOLATION_STRATEGIES', 'FOLLOWUP_DEFAULTS', 'missing_offline_data', 'validate_config', 'load_config',
+           'execute', 'parse_params', 'collect_results', 'save_table', 'mean_sd', 'search_space_table', 'notebook_html',
            'build_report', 'tune_utility', 'main']
 
 # %% ../nbs/11_sweep.ipynb
 SWEEP_KEYS = {"profile", "datasets", "models", "objectives", "violation_strategies", "storage", "n_trials", "hpo_seed",
-              "k_folds", "budget", "train_seeds", "sample_seeds", "utility_trials", "enforcement", "n_violation_rows", "name"}
+              "k_folds", "budget", "train_seeds", "sample_seeds", "utility_trials", "enforcement", "n_violation_rows", "name",
+              "cohorts", "transfer", "adapt"}
 VIOLATION_STRATEGIES = ("none", "repair", "rejection", "nearest", "reparam", "default")
+FOLLOWUP_DEFAULTS = {
+    "quick": {"cohorts": ["default", "compound"],
+              "transfer": {"n_trials": 5, "n_shared": 5, "seeds": [0], "families": ["hgb", "logreg"], "targets": {}},
+              "adapt": {"methods": ["importance", "coral"], "control_methods": ["importance", "rejection", "coral", "finetune"],
+                        "orders": ["adapt_then_enforce", "enforce_then_adapt"], "seeds": [0]}},
+    "paper": {"cohorts": None,                      # None = default + every objective
+              "transfer": {"n_trials": 30, "n_shared": 20, "seeds": [0, 1, 2], "families": ["hgb", "logreg"], "targets": {}},
+              "adapt": {"methods": ["importance", "coral"], "control_methods": ["importance", "rejection", "coral", "finetune"],
+                        "orders": ["adapt_then_enforce", "enforce_then_adapt"], "seeds": [0, 1, 2]}},
+}
+
+def _followups(cfg: dict, profile: str) -> dict:
+    "The cohorts/transfer/adapt settings of `cfg`, profile defaults filled in and checked."
+    from synthtrial.transfer import FAMILIES
+    from synthtrial.adapt import ADAPT_METHODS, ORDERS
+    d = FOLLOWUP_DEFAULTS[profile]
+    cohorts = cfg.get("cohorts", d["cohorts"])
+    cohorts = ["default", *cfg["objectives"]] if cohorts is None else _names({"cohorts": cohorts}, "cohorts")
+    _unknown("cohort configurations", cohorts, ["default", *cfg["objectives"]])
+    out = {"cohorts": cohorts}
+    for key, lists in (("transfer", {"families": FAMILIES}), ("adapt", {"methods": ADAPT_METHODS, "control_methods": ADAPT_METHODS, "orders": ORDERS})):
+        given = cfg.get(key) or {}
+        if not isinstance(given, dict): raise ParameterError(f"sweep config: {key!r} must be a mapping, got {given!r}")
+        _unknown(f"{key} keys", list(given), d[key])
+        sub = {**d[key], **given}
+        for k, known in lists.items():
+            sub[k] = _names(sub, k); _unknown(f"{key} {k}", sub[k], known)
+        for k in ("n_trials", "n_shared"):
+            if k in sub: check_positive_int(f"{key}.{k}", sub[k])
+        if key == "transfer":     # {dataset: target name}; a dataset not named uses its schema's first target
+            t = sub["targets"] or {}
+            if not isinstance(t, dict): raise ParameterError(f"sweep config: transfer.targets must map dataset -> target, got {t!r}")
+            for ds, name in t.items():
+                if ds not in cfg["datasets"]: continue
+                from synthtrial.data import get_dataset
+                known = [x.name for x in get_dataset(ds).schema.targets]
+                if name not in known: raise ParameterError(f"sweep config: transfer.targets: {ds!r} has no target {name!r}; known: {', '.join(known)}")
+            sub["targets"] = dict(t)
+        if not (isinstance(sub["seeds"], list) and sub["seeds"] and all(isinstance(x, int) and x >= 0 for x in sub["seeds"])):
+            raise ParameterError(f"sweep config: {key}.seeds={sub['seeds']!r} must be a non-empty list of whole numbers >= 0")
+        out[key] = sub
+    return out
 
 def _names(cfg: dict, key: str) -> list[str]:
     v = cfg.get(key)
@@ -68,6 +111,7 @@ def validate_config(cfg: dict, check_data: bool = True) -> dict:
     for k in ("train_seeds", "sample_seeds"):
         if not (isinstance(out[k], list) and out[k] and all(isinstance(s, int) and s >= 0 for s in out[k])):
             raise ParameterError(f"sweep config: {k}={out[k]!r} must be a non-empty list of whole numbers >= 0")
+    out.update(_followups(out, out["profile"]))
     st = out["storage"]
     if st is not None and "://" not in str(st):
         raise ParameterError(f"sweep config: storage={st!r} must be empty (a journal file per study) or an optuna RDB URL like postgresql://host/db")

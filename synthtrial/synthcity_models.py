@@ -197,11 +197,16 @@ class TabDDPM(SynthcityGenerator):
                 "batch_size": trial.suggest_categorical("batch_size", [64, 128, 256, 512, 1024]),
                 "steps": trial.suggest_categorical("steps", [500, 1000, 2500, 5000, 7500, 10000]),
                 "num_timesteps": trial.suggest_categorical("num_timesteps", [100, 250, 500, 750, 1000])}
+    @property
+    def timesteps(self) -> int:
+        "Diffusion steps used: the configured `num_timesteps`, shortened by `budget` < 1 (at least 50)."
+        T = self.params["num_timesteps"]
+        return T if self.budget >= 1 else min(T, max(50, int(round(T * self.budget))))
     def plugin_kwargs(self, n_rows):
         p = self.params
         batches = math.ceil(n_rows / p["batch_size"])
         return {**self.fixed, "lr": p["lr"], "weight_decay": p["weight_decay"], "batch_size": p["batch_size"],
-                "num_timesteps": p["num_timesteps"], "n_iter": max(1, math.ceil(self.scaled("steps") / batches)),
+                "num_timesteps": self.timesteps, "n_iter": max(1, math.ceil(self.scaled("steps") / batches)),
                 "model_params": {"n_layers_hidden": p["n_layers_hidden"], "n_units_hidden": p["n_units_hidden"], "dropout": 0.0}}
 
 # %% ../nbs/04b_synthcity.ipynb

@@ -53,7 +53,8 @@ def test_quick_dry_run_lists_every_job(tmp_path):
     cfg = load_config(ROOT / "config" / "quick.yaml")
     nd, nm, no = len(cfg["datasets"]), len(cfg["models"]), len(cfg["objectives"])
     assert job_counts(r.stdout) == {"all": 1, "collect": 1, "evaluate": nd * nm, "figures": 1, "hpo": nd * nm * no,
-                                    "report": 1, "tables": 1, "violations": nd * nm, "utility": nd}
+                                    "report": 1, "tables": 1, "violations": nd * nm, "utility": nd,
+                                    "transfer": nd, "adapt": nd, "transfer_figures": 1, "adapt_figures": 1, "review": 1}
     assert not [p for p in (tmp_path / "results").rglob("*") if p.is_file()]   # a dry run writes nothing
 
 def test_bad_config_stops_before_any_job(tmp_path):
@@ -78,6 +79,12 @@ def expected_outputs(tmp: Path) -> list[Path]:
         out += [R / "eval" / "myeloid" / m / f for f in ("evaluate.ipynb", "run.json", "results.csv", "synthetic_default.csv")]
         out += [R / "violations" / "myeloid" / m / f for f in ("violations.ipynb", "run.json", "violations.csv")]
     out += [R / "runs" / k / f"{k}.ipynb" for k in ("figures", "tables")]
+    out += [R / "runs" / k / f"{nb}.ipynb" for k, nb in (("transfer_figures", "transfer"), ("adapt_figures", "adapt"), ("review", "review"))]
+    out += [R / "transfer" / "myeloid" / f for f in ("transfer.ipynb", "run.json", "grid.csv", "divergence.csv", "hyperparameters.csv", "status.csv")]
+    out += [R / "adapt" / "myeloid" / f for f in ("adapt.ipynb", "run.json", "adapt.csv")]
+    out += [F / "review" / f for f in ("review.md", "review.csv")]
+    out += [F / f"{n}.{e}" for n in ("transfer_auc_myeloid", "transfer_regret", "adaptation_myeloid") for e in ("png", "pdf", "json")]
+    out += [F / "tables" / f"{n}.{e}" for n in ("transfer", "adaptation", "methods_review") for e in ("csv", "md", "tex", "json")]
     figs = ["compound_default_vs_tuned", "generalisation_heatmap", "violations_by_strategy"] + \
            [f"{k}_myeloid" for k in ("km", "corr_diff", "privacy_dcr", "optuna_history", "param_importance")]
     out += [F / f"{n}.{e}" for n in figs for e in ("png", "pdf", "json")]
@@ -101,6 +108,13 @@ def test_reduced_sweep_end_to_end(tmp_path):
     assert res[res["metric"] == "compound"]["value"].notna().any()
     page = (tmp_path / "figures" / "reduced" / "index.html").read_text()
     assert "published_comparison" in page and "km_myeloid" in page and "figures.html" in page
+    assert "transfer_regret" in page and "adaptation_myeloid" in page and "methods_review" in page
+    # the follow-up runs analysed every cohort and both controls
+    div = pd.read_csv(R / "transfer" / "myeloid" / "divergence.csv")
+    assert {"control:bootstrap", "control:noise"} <= set(div["generator"]) and div["regret"].notna().all()
+    ad = pd.read_csv(R / "adapt" / "myeloid" / "adapt.csv")
+    assert {"control:real_train", "control:shifted", "gaussian_copula/default"} <= set(ad["generator"])
+    assert set(ad["order"]) == {"adapt_then_enforce", "enforce_then_adapt"}
     # a second run does no work
     again = snake(["-n", "--cores", "2", *REDUCED], tmp_path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
