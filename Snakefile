@@ -23,7 +23,7 @@ PY = sys.executable                  # the venv's python: kernels start from it
 RUN = f"{PY} -m synthtrial.sweep run"
 DS, MODELS, OBJS = C["datasets"], C["models"], C["objectives"]
 def q(v): return "'" + json.dumps(v) + "'"     # a YAML/JSON literal for key=value, shell-quoted
-STUDY = {k: C[k] for k in ("n_trials", "hpo_seed", "k_folds", "budget", "utility_trials", "enforcement")}
+STUDY = {k: C[k] for k in ("n_trials", "hpo_seed", "k_folds", "budget", "utility_trials", "enforcement", "trial_timeout")}
 
 wildcard_constraints:
     dataset="[^/]+", model="[^/]+", objective="[^/]+"

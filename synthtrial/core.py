@@ -12,8 +12,8 @@ import numpy as np
 
 # %% auto 0
 __all__ = ['KEY_PACKAGES', 'SynthtrialError', 'ParameterError', 'check_choice', 'check_positive_int', 'seed_everything',
-           'project_root', 'results_dir', 'cache_dir', 'figures_dir', 'package_versions', 'git_commit', 'provenance',
-           'write_json', 'sha256_file']
+           'cpu_threads', 'project_root', 'results_dir', 'cache_dir', 'figures_dir', 'package_versions', 'git_commit',
+           'provenance', 'write_json', 'sha256_file']
 
 # %% ../nbs/00_core.ipynb
 class SynthtrialError(Exception):
@@ -53,6 +53,12 @@ def seed_everything(seed: int, torch: bool = False) -> np.random.Generator:
         th.manual_seed(seed)
         if th.cuda.is_available(): th.cuda.manual_seed_all(seed)
     return np.random.default_rng(seed)
+
+# %% ../nbs/00_core.ipynb
+def cpu_threads() -> int:
+    "Threads a job may use: `OMP_NUM_THREADS` when set to a positive whole number, else every CPU."
+    v = os.environ.get("OMP_NUM_THREADS", "")
+    return int(v) if v.isdigit() and int(v) > 0 else (os.cpu_count() or 1)
 
 # %% ../nbs/00_core.ipynb
 def project_root(start: str | Path | None = None) -> Path:

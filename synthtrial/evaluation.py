@@ -16,10 +16,10 @@ __all__ = ['PROFILES', 'get_profile', 'evaluate_config', 'relative_improvement',
 
 # %% ../nbs/07_evaluation.ipynb
 PROFILES: dict[str, dict] = {
-    "quick": {"n_trials": 4, "hpo_seed": 11, "k_folds": 2, "budget": 0.002, "train_seeds": [0], "sample_seeds": [0],
-              "utility_trials": 5, "enforcement": "default"},
+    "quick": {"n_trials": 3, "hpo_seed": 11, "k_folds": 2, "budget": 0.002, "train_seeds": [0], "sample_seeds": [0],
+              "utility_trials": 0, "enforcement": "default", "trial_timeout": 150},
     "paper": {"n_trials": 70, "hpo_seed": 11, "k_folds": 5, "budget": 1.0, "train_seeds": [0, 1, 2, 3, 4],
-              "sample_seeds": [0, 1, 2], "utility_trials": 200, "enforcement": "default"},
+              "sample_seeds": [0, 1, 2], "utility_trials": 200, "enforcement": "default", "trial_timeout": None},
 }
 
 def get_profile(name: str) -> dict:
@@ -152,7 +152,7 @@ def run_protocol(dataset: str, models: list[str], objectives: list[str], profile
         for obj in objectives:
             r = run_study(dataset, model, obj, n_trials=prof["n_trials"], hpo_seed=prof["hpo_seed"], k_folds=prof["k_folds"],
                           budget=prof["budget"], enforcement=prof["enforcement"], metric_fn=metric_fn,
-                          utility_trials=prof["utility_trials"],
+                          utility_trials=prof["utility_trials"], trial_timeout=prof.get("trial_timeout"),
                           out_dir=out / "hpo" / model / obj, progress=progress)
             if r.best_params is not None: configs[obj] = r.best_params
         for cfg, params in configs.items():

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_hpo.ipynb 3
 from __future__ import annotations
-import json, math, os, time, warnings
+import contextlib, json, math, os, signal, threading, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -13,8 +13,8 @@ from .core import SynthtrialError, ParameterError, check_choice, check_positive_
 from .schema import Schema
 
 # %% auto 0
-__all__ = ['OBJECTIVES', 'Objective', 'register_objective', 'get_objective', 'open_storage', 'suite_metric_fn', 'StudyResult',
-           'study_name', 'run_study']
+__all__ = ['OBJECTIVES', 'Objective', 'register_objective', 'get_objective', 'open_storage', 'suite_metric_fn', 'TrialTimeout',
+           'time_limit', 'StudyResult', 'study_name', 'run_study']
 
 # %% ../nbs/06_hpo.ipynb
 import fnmatch
@@ -97,6 +97,25 @@ def suite_metric_fn(utility_params: dict[str, dict] | None = None) -> Callable:
     return metric_fn
 
 
+class TrialTimeout(SynthtrialError):
+    "A trial ran past `trial_timeout`."
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None, what: str = "block"):
+    "Raise `TrialTimeout` inside the block after `seconds` of wall time (SIGALRM; main thread only; None = no limit)."
+    if not seconds:
+        yield; return
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        warnings.warn(f"time_limit: {what} runs outside the main thread; its limit of {seconds} s is not enforced")
+        yield; return
+    def _raise(signum, frame): raise TrialTimeout(f"{what} ran past its time limit")
+    old = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    try: yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
 @dataclass
 class StudyResult:
     "What `run_study` returns: the optuna study, the best parameters and value, where it is stored."
@@ -130,7 +149,7 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
               early_stop: float | None = 0.9, pruner=None, storage: str | Path | None = None,
               enforcement: str | list[str] | None = "default", metric_fn: Callable | None = None,
               utility_trials: int = 0, out_dir: str | Path | None = None,
-              progress: bool = True, timeout: float | None = None) -> StudyResult:
+              progress: bool = True, timeout: float | None = None, trial_timeout: float | None = None) -> StudyResult:
     "Run (or resume) the optuna study for (dataset, model, objective, hpo_seed) until `n_trials` trials have finished."
     import optuna
     from sklearn.model_selection import KFold
@@ -172,13 +191,17 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
         try: best = study.best_value
         except ValueError: best = None
         fold_values, per_metric = [], []
+        deadline = time.monotonic() + trial_timeout if trial_timeout else None
         for i, (tr_idx, va_idx) in enumerate(folds):
             tr, va = train.iloc[tr_idx], train.iloc[va_idx]
             t0 = time.perf_counter()
-            try:
-                pipe = SynthesisPipeline(model, ruleset, strategies, params=params, budget=budget).fit(tr, schema, seed=train_seed)
-                syn = pipe.sample(len(tr), seed=1000 * trial.number + i)
-                scores = metric_fn(tr, va, syn, schema, metrics=list(weights), seed=fold_seed)
+            try:   # the time limit covers the work of the fold only, never a write to the study's storage
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0: raise TrialTimeout(f"trial {trial.number} ran past its time limit of {trial_timeout:g} s")
+                with time_limit(left, f"trial {trial.number} (limit {trial_timeout} s)"):
+                    pipe = SynthesisPipeline(model, ruleset, strategies, params=params, budget=budget).fit(tr, schema, seed=train_seed)
+                    syn = pipe.sample(len(tr), seed=1000 * trial.number + i)
+                    scores = metric_fn(tr, va, syn, schema, metrics=list(weights), seed=fold_seed)
             except SynthtrialError as e:
                 trial.set_user_attr("fail_reason", f"fold {i}: {e}"[:500]); raise
             except Exception as e:   # a metric library failing on degenerate output: record it, go on
@@ -211,7 +234,7 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
     except ValueError: best_params, best_value = None, None
     write_json(provenance({"dataset": dataset, "model": model, "objective": objective, "n_trials": n_trials,
                            "hpo_seed": hpo_seed, "k_folds": k_folds, "fold_seed": fold_seed, "train_seed": train_seed,
-                           "budget": budget, "early_stop": early_stop, "enforcement": "+".join(strategies), "utility_trials": utility_trials,
+                           "budget": budget, "early_stop": early_stop, "enforcement": "+".join(strategies), "utility_trials": utility_trials, "trial_timeout": trial_timeout,
                            "storage": str(storage) if storage else "journal"},
                           study=name, best_params=best_params, best_value=best_value, n_finished=len(finished),
                           n_interrupted_recovered=n_interrupted, weights=weights), out / "best.json")

@@ -230,7 +230,7 @@ def encode_numeric(frames: list[pd.DataFrame], schema: Schema, cols: list[str], 
     return out
 
 def discriminator_measure_rf(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, seed: int = 42,
-                             test_size: float = 0.2, n_jobs: int | None = -1) -> float:
+                             test_size: float = 0.2, n_jobs: int | None = None) -> float:
     "1 − 2·(max(acc, .5) − .5) of a random forest separating real from synthetic rows (study §4.4)."
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.model_selection import train_test_split
@@ -243,7 +243,8 @@ def discriminator_measure_rf(real: pd.DataFrame, syn: pd.DataFrame, schema: Sche
     r_tr, r_te, s_tr, s_te = train_test_split(Xr, Xs, random_state=seed, test_size=test_size)
     X_tr = np.vstack([r_tr, s_tr]); y_tr = np.r_[np.ones(len(r_tr)), np.zeros(len(s_tr))]
     perm = np.random.RandomState(seed).permutation(len(X_tr))
-    rf = RandomForestClassifier(random_state=seed, n_jobs=n_jobs).fit(X_tr[perm], y_tr[perm])
+    from synthtrial.core import cpu_threads
+    rf = RandomForestClassifier(random_state=seed, n_jobs=n_jobs or cpu_threads()).fit(X_tr[perm], y_tr[perm])
     acc = float((rf.predict(np.vstack([r_te, s_te])) == np.r_[np.ones(len(r_te)), np.zeros(len(s_te))]).mean())
     return float(1 - 2 * (max(acc, 0.5) - 0.5))
 

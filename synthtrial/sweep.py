@@ -18,7 +18,7 @@ __all__ = ['SWEEP_KEYS', 'VIOLATION_STRATEGIES', 'FOLLOWUP_DEFAULTS', 'missing_o
 # %% ../nbs/11_sweep.ipynb
 SWEEP_KEYS = {"profile", "datasets", "models", "objectives", "violation_strategies", "storage", "n_trials", "hpo_seed",
               "k_folds", "budget", "train_seeds", "sample_seeds", "utility_trials", "enforcement", "n_violation_rows", "name",
-              "cohorts", "transfer", "adapt"}
+              "cohorts", "transfer", "adapt", "trial_timeout"}
 VIOLATION_STRATEGIES = ("none", "repair", "rejection", "nearest", "reparam", "default")
 FOLLOWUP_DEFAULTS = {
     "quick": {"cohorts": ["default", "compound"],

@@ -47,7 +47,7 @@ def utility_frame(df: pd.DataFrame, schema: Schema, target: Target | str, bool_a
     return X, y.to_numpy()[keep].astype(int), cats
 
 # %% ../nbs/05b_utility.ipynb
-CATBOOST_FIXED = {"random_seed": 42, "thread_count": 2, "verbose": False, "allow_writing_files": False}
+CATBOOST_FIXED = {"random_seed": 42, "verbose": False, "allow_writing_files": False}
 DEFAULT_CATBOOST_PARAMS = {"iterations": 300}
 
 def catboost_search_space(trial) -> dict:
@@ -65,7 +65,8 @@ def catboost_search_space(trial) -> dict:
 
 def _catboost(params: dict, cats: list[str]):
     from catboost import CatBoostClassifier
-    return CatBoostClassifier(**{**CATBOOST_FIXED, **params}, cat_features=cats or None)
+    from synthtrial.core import cpu_threads
+    return CatBoostClassifier(**{**CATBOOST_FIXED, "thread_count": cpu_threads(), **params}, cat_features=cats or None)
 
 # %% ../nbs/05b_utility.ipynb
 def _fix_single_class(y: np.ndarray, name: str) -> np.ndarray:
