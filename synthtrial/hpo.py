@@ -100,6 +100,9 @@ def suite_metric_fn(utility_params: dict[str, dict] | None = None) -> Callable:
 class TrialTimeout(SynthtrialError):
     "A trial ran past `trial_timeout`."
 
+class _Alarm(BaseException):
+    "Raised by the SIGALRM handler: a BaseException, so library code's `except Exception` cannot swallow it."
+
 @contextlib.contextmanager
 def time_limit(seconds: float | None, what: str = "block"):
     "Raise `TrialTimeout` inside the block after `seconds` of wall time (SIGALRM; main thread only; None = no limit)."
@@ -108,11 +111,15 @@ def time_limit(seconds: float | None, what: str = "block"):
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         warnings.warn(f"time_limit: {what} runs outside the main thread; its limit of {seconds} s is not enforced")
         yield; return
-    def _raise(signum, frame): raise TrialTimeout(f"{what} ran past its time limit")
+    def _raise(signum, frame): raise _Alarm()
     old = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, float(seconds))
+    # after the first alarm, one every 0.5 s: a handler that lands in a destructor (where Python only prints
+    # "Exception ignored") is simply tried again
+    signal.setitimer(signal.ITIMER_REAL, max(float(seconds), 1e-3), 0.5)
     try: yield
+    except _Alarm: raise TrialTimeout(f"{what} ran past its time limit") from None
     finally:
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)     # no late alarm between here and the restore
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
 
