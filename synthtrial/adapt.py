@@ -8,7 +8,7 @@ import copy, math, time, warnings
 from typing import Any, Callable, Iterable
 import numpy as np, pandas as pd
 from .core import SynthtrialError, ParameterError, check_choice, check_positive_int
-from .schema import Schema, Target, SchemaError
+from .schema import Schema, Target, SchemaError, fresh_ids
 from .utility import target_label
 
 # %% auto 0
@@ -258,12 +258,6 @@ def _need_rows(df: pd.DataFrame, what: str, method: str, min_rows: int) -> None:
         raise AdaptationError(f"adapt {method!r}: the {what} has {len(df)} rows; at least {min_rows} are needed "
                               "to train the real-vs-synthetic classifier (min_rows)")
 
-def _fresh_ids(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    df = df.reset_index(drop=True)
-    for c in schema.of_kind("identifier"):
-        if c in df.columns: df[c] = [f"SYN{i + 1}" for i in range(len(df))]
-    return df
-
 class DensityRatio:
     "Cross-fitted real-vs-synthetic classifier: `ratio_oof` for the synthetic rows it was fitted on, `ratio(frame)` for new rows."
     def __init__(self, real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, seed: int = 0, folds: int = 5,
@@ -309,7 +303,7 @@ def importance_resample(syn: pd.DataFrame, real_train: pd.DataFrame, schema: Sch
     dr = DensityRatio(real_train, syn, schema, seed, folds, clip)
     w = dr.ratio_oof
     idx = np.sort(np.random.default_rng(seed).choice(len(syn), size=n, replace=True, p=w / w.sum()))
-    out = _fresh_ids(syn.iloc[idx], schema)
+    out = fresh_ids(syn.iloc[idx], schema)
     return out, {"ess": ess(w), "ess_share": ess(w) / len(w), "weight_min": float(w.min()), "weight_max": float(w.max()),
                  "n_unique_rows": int(len(np.unique(idx)))}
 
@@ -342,7 +336,7 @@ def rejection_resample(syn: pd.DataFrame, real_train: pd.DataFrame, schema: Sche
         kept.append(acc); sampled += len(more); accepted += len(acc); r += 1
     allk = pd.concat(kept, ignore_index=True)
     idx = np.sort(rng.choice(len(allk), size=n, replace=False))
-    return _fresh_ids(allk.iloc[idx], schema), {"acceptance_rate": accepted / sampled, "rounds": r, "n_sampled": sampled,
+    return fresh_ids(allk.iloc[idx], schema), {"acceptance_rate": accepted / sampled, "rounds": r, "n_sampled": sampled,
                                                  "weight_min": float(w.min()), "weight_max": M}
 
 # %% ../nbs/07b_adapt.ipynb
@@ -409,7 +403,7 @@ class ShiftedGenerator:
                 mode = self.base[c].mode(dropna=True)
                 hit = rng.random(n) < self.distort
                 if len(mode): df[c] = df[c].astype(object).where(~(hit & df[c].notna().to_numpy()), mode.iloc[0])
-        return self.schema.restore_types(_fresh_ids(df, self.schema), what="shifted sample")
+        return self.schema.restore_types(fresh_ids(df, self.schema), what="shifted sample")
     __call__ = sample
     def fine_tune(self, real: pd.DataFrame, epochs: int = 10, seed: int = 0, lr: float = 0.2) -> "ShiftedGenerator":
         "Move shift, scale and distortion a share `lr` per epoch back towards the undistorted base."
@@ -441,7 +435,7 @@ def _post(df: pd.DataFrame, postprocess, schema: Schema) -> pd.DataFrame:
     if isinstance(out, tuple): out = out[0]      # enforce.repair and friends return (frame, info)
     if not isinstance(out, pd.DataFrame) or len(out) == 0:
         raise AdaptationError(f"postprocess returned {type(out).__name__} with {len(out) if hasattr(out, '__len__') else '?'} rows; expected a non-empty frame")
-    return schema.restore_types(_fresh_ids(out, schema), what="postprocessed data")
+    return schema.restore_types(fresh_ids(out, schema), what="postprocessed data")
 
 def adapt(method: str, syn: pd.DataFrame, real_train: pd.DataFrame, schema: Schema, seed: int = 0,
           sample_fn: Callable[[int, int], pd.DataFrame] | None = None, postprocess: Callable | None = None,

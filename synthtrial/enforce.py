@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 import numpy as np, pandas as pd
 from .core import SynthtrialError, ParameterError, check_choice, check_positive_int
-from .schema import Schema, Column, SchemaError
+from .schema import Schema, Column, SchemaError, fresh_ids
 from .constraints import RuleSet, ConstraintError, rules_for
 
 # %% auto 0
@@ -299,11 +299,9 @@ class Enforcer:
 
     def _unique_ids(self, out: pd.DataFrame) -> pd.DataFrame:
         "Rows pooled from several sampling rounds (rejection, nearest) repeat the generator's ids: number them afresh."
-        ids = [c for c in (self.schema.of_kind("identifier") if self.schema is not None else []) if c in out.columns]
-        if any(out[c].duplicated().any() for c in ids):
-            out = out.copy()
-            for c in ids: out[c] = [f"SYN{i + 1}" for i in range(len(out))]
-        return out
+        if self.schema is None: return out
+        dup = any(out[c].duplicated().any() for c in self.schema.of_kind("identifier") if c in out.columns)
+        return fresh_ids(out, self.schema) if dup else out
 
     def postprocess(self, sample_fn: Callable[[int, int], pd.DataFrame], n: int, seed: int = 0) -> tuple[pd.DataFrame, EnforcementReport]:
         "Sample `n` enforced rows with `sample_fn(n, seed)` (output in the training space); returns `(frame, report)`."

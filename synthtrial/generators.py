@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 import numpy as np, pandas as pd
 from .core import SynthtrialError, ParameterError, check_choice, seed_everything
-from .schema import Schema, SchemaError
+from .schema import Schema, SchemaError, fresh_ids
 
 # %% auto 0
 __all__ = ['GENERATORS', 'STUDY_MODELS', 'BASELINES', 'GeneratorError', 'Generator', 'check_rule', 'MissingDependencyError',
@@ -94,7 +94,7 @@ class Generator:
         num = [c for c in raw.columns if c in self.schema and self.schema[c].kind in ("numeric", "integer", "boolean")]
         nonnull = [c for c in num if not self.schema[c].nullable and pd.to_numeric(raw[c], errors="coerce").isna().any()]
         if nonnull: raise GeneratorError(self.name, f"NaN in non-nullable columns {nonnull[:5]}")
-        for c in self.schema.of_kind("identifier"): raw[c] = [f"SYN{i + 1}" for i in range(len(raw))]
+        raw = fresh_ids(raw, self.schema)
         try:
             return self.schema.restore_types(raw[self.schema.names], what=f"{self.name} output")
         except SchemaError as e:

@@ -12,7 +12,7 @@ from .core import SynthtrialError, ParameterError, check_choice
 
 # %% auto 0
 __all__ = ['KINDS', 'SchemaError', 'Column', 'Endpoint', 'Target', 'Schema', 'schema_to_dict', 'schema_from_dict',
-           'schema_to_yaml', 'schema_from_yaml', 'validate', 'restore_types']
+           'schema_to_yaml', 'schema_from_yaml', 'validate', 'fresh_ids', 'restore_types']
 
 # %% ../nbs/01_schema.ipynb
 KINDS = ("identifier", "numeric", "integer", "boolean", "categorical")
@@ -220,6 +220,13 @@ def validate(schema: Schema, df: pd.DataFrame, what: str = "data", allow_extra: 
     return res
 
 Schema.validate = validate
+
+# %% ../nbs/01_schema.ipynb
+def fresh_ids(df: pd.DataFrame, schema: Schema, prefix: str = "SYN") -> pd.DataFrame:
+    "`df` with a fresh index and every identifier column of `schema` (added where missing) numbered `<prefix>1`, `<prefix>2`, … in row order."
+    df = df.reset_index(drop=True)
+    for c in schema.of_kind("identifier"): df[c] = [f"{prefix}{i + 1}" for i in range(len(df))]
+    return df
 
 # %% ../nbs/01_schema.ipynb
 def restore_types(schema: Schema, df: pd.DataFrame, what: str = "synthetic data") -> pd.DataFrame:
