@@ -169,6 +169,8 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
     check_choice("model", model, GENERATORS)
     n_trials = check_positive_int("n_trials", n_trials)
     if k_folds < 2: raise ParameterError(f"k_folds={k_folds!r} is not allowed; it must be >= 2")
+    if trial_timeout is not None and (isinstance(trial_timeout, bool) or not isinstance(trial_timeout, (int, float)) or trial_timeout <= 0):
+        raise ParameterError(f"trial_timeout={trial_timeout!r} is not allowed; it must be a number of seconds > 0, or None for no limit")
     train, _test, schema = load_split(dataset)
     del _test  # the test split never enters HPO
     weights = obj.resolve(schema)

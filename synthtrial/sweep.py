@@ -111,6 +111,9 @@ def validate_config(cfg: dict, check_data: bool = True) -> dict:
     for k in ("train_seeds", "sample_seeds"):
         if not (isinstance(out[k], list) and out[k] and all(isinstance(s, int) and s >= 0 for s in out[k])):
             raise ParameterError(f"sweep config: {k}={out[k]!r} must be a non-empty list of whole numbers >= 0")
+    tt = out.get("trial_timeout")
+    if tt is not None and (isinstance(tt, bool) or not isinstance(tt, (int, float)) or tt <= 0):
+        raise ParameterError(f"sweep config: trial_timeout={tt!r} must be a number of seconds > 0, or null for no limit")
     out.update(_followups(out, out["profile"]))
     st = out["storage"]
     if st is not None and "://" not in str(st):
