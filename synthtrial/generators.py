@@ -104,9 +104,14 @@ class Generator:
     def _sample(self, n: int, seed: int) -> pd.DataFrame: raise NotImplementedError
 
     def save(self, path: str | Path) -> Path:
-        "Pickle the fitted generator to `path`."
+        "Pickle the fitted generator to `path` (cloudpickle where installed: synthcity builds some layer classes at run time)."
+        try: import cloudpickle as dumper
+        except ImportError: dumper = pickle
         path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f: pickle.dump(self, f)
+        try: blob = dumper.dumps(self)
+        except Exception as e:
+            raise GeneratorError(self.name, f"cannot be saved to {path}: {type(e).__name__}: {e}") from e
+        path.write_bytes(blob)
         return path
 
     @staticmethod

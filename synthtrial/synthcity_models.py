@@ -14,8 +14,8 @@ from .generators import Generator, GeneratorError, register_generator
 
 # %% auto 0
 __all__ = ['NONLIN', 'ADSGAN_SPACE', 'CTGAN_SPACE', 'NFLOW_SPACE', 'RTVAE_SPACE', 'ARF_SPACE', 'BN_SPACE', 'load_synthcity',
-           'torch_device', 'SynthcityCodec', 'suggest_from', 'rules_from', 'SynthcityGenerator', 'TabDDPM',
-           'SurvivalGAN', 'SurvivalCTGAN', 'SurvivalNFlow', 'RTVAE', 'ARF', 'BayesianNetwork', 'NFlow']
+           'torch_device', 'fast_flow_sampling', 'SynthcityCodec', 'suggest_from', 'rules_from', 'SynthcityGenerator',
+           'TabDDPM', 'SurvivalGAN', 'SurvivalCTGAN', 'SurvivalNFlow', 'RTVAE', 'ARF', 'BayesianNetwork', 'NFlow']
 
 # %% ../nbs/04b_synthcity.ipynb
 def load_synthcity():
@@ -26,6 +26,7 @@ def load_synthcity():
     synthcity.logger.remove()          # the stderr sink synthcity adds at import time
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         from synthcity.plugins import Plugins
+    fast_flow_sampling()
     return Plugins
 
 def torch_device():
@@ -37,6 +38,44 @@ def torch_device():
 def _quiet():
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         yield
+
+# %% ../nbs/04b_synthcity.ipynb
+_NFLOWS_INVERSE = None
+
+def _made_hidden(net, x, context):
+    "The MADE's hidden representation (nflows' `MADE.forward` without its output layer)."
+    h = net.initial_layer(x)
+    if context is not None: h += net.activation(net.context_layer(context))
+    if not net.use_residual_blocks: h = net.activation(h)
+    for block in net.blocks: h = block(h, context)
+    return h
+
+def _spline_flow_inverse(self, inputs, context=None):
+    "Inverse of a masked autoregressive RQ-spline layer: one MADE hidden pass + one column of spline per step."
+    import torch
+    import torch.nn.functional as F
+    from nflows.transforms.made import MADE
+    net = self.autoregressive_net
+    if torch.is_grad_enabled() or type(net).forward is not MADE.forward or inputs.dim() != 2:
+        return _NFLOWS_INVERSE(self, inputs, context)
+    n, D = inputs.shape
+    M = self._output_dim_multiplier()
+    weight = (net.final_layer.weight * net.final_layer.mask).view(D, M, -1)   # output units grouped per column
+    bias = net.final_layer.bias.view(D, M)
+    outputs = torch.zeros_like(inputs)
+    for i in range(D - 1):                    # column i depends on columns < i only (MADE input degrees 1..D)
+        params = F.linear(_made_hidden(net, outputs, context), weight[i], bias[i])
+        outputs[:, i:i + 1], _ = self._elementwise_inverse(inputs[:, i:i + 1].contiguous(), params)
+    return self._elementwise_inverse(inputs, net(outputs, context))   # = nflows' last pass: all columns + logabsdet
+
+def fast_flow_sampling(enable: bool = True) -> bool:
+    "Install (or with `enable=False` remove) the O(D) inverse on nflows' RQ-spline autoregressive layer; returns whether it is on."
+    global _NFLOWS_INVERSE
+    try: from nflows.transforms.autoregressive import MaskedPiecewiseRationalQuadraticAutoregressiveTransform as RQ
+    except ImportError: return False           # no nflows, no flows to speed up
+    if _NFLOWS_INVERSE is None: _NFLOWS_INVERSE = RQ.inverse
+    RQ.inverse = _spline_flow_inverse if enable else _NFLOWS_INVERSE
+    return RQ.inverse is _spline_flow_inverse
 
 # %% ../nbs/04b_synthcity.ipynb
 class SynthcityCodec:
