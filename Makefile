@@ -42,10 +42,11 @@ venv: $(VENV)/.installed
 # (the study's numbers; hours to days on CPU). `make skeleton` = the 10-second walking skeleton.
 SNAKE := $(BIN)/snakemake
 CORES ?= 2
-# --prioritize: the longest chain (SurvivalNFlow on aml_sal: its autoregressive sampler) starts first.
+# --prioritize: aml_sal (the larger cohort) goes first, so its follow-up jobs (transfer, adaptation) overlap the
+# myeloid jobs instead of running alone at the end.
 quick: venv
 	$(SNAKE) --cores $(CORES) --configfile config/quick.yaml --rerun-incomplete \
-	  --prioritize $(CURDIR)/results/sweep/quick/eval/aml_sal/survival_nflow/results.csv
+	  --prioritize $(CURDIR)/results/sweep/quick/transfer/aml_sal/divergence.csv
 	@echo "report: figures/quick/index.html"
 
 sweep: quick

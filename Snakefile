@@ -26,13 +26,14 @@ def q(v): return "'" + json.dumps(v) + "'"     # a YAML/JSON literal for key=val
 STUDY = {k: C[k] for k in ("n_trials", "hpo_seed", "k_folds", "budget", "utility_trials", "enforcement", "trial_timeout")}
 
 wildcard_constraints:
-    dataset="[^/]+", model="[^/]+", objective="[^/]+"
+    dataset="[^/]+", model="[^/]+", objective="[^/]+", part="[^/]+"
 
 FIGS = ["compound_default_vs_tuned", "generalisation_heatmap", "violations_by_strategy"] + \
        [f"{k}_{d}" for d in DS for k in ("km", "corr_diff", "privacy_dcr", "optuna_history", "param_importance")]
 TABLES = ["datasets", "search_spaces", "default_vs_tuned", "violation_rates", "runtimes", "published_comparison"]
 TRANSFER_FIGS = [f"transfer_auc_{d}" for d in DS] + ["transfer_regret"]
 ADAPT_FIGS = [f"adaptation_{d}" for d in DS]
+ADAPT_PARTS = MODELS + ["controls"]   # one adaptation job per model's cohorts, one for the two controls
 
 localrules: all, collect, report
 
@@ -46,7 +47,8 @@ rule all:
            expand(f"{R}/violations/{{dataset}}/{{model}}/violations.csv", dataset=DS, model=MODELS),
            [f"{F}/{n}.{ext}" for n in FIGS for ext in ("png", "pdf", "json")],
            [f"{F}/tables/{n}.{ext}" for n in TABLES for ext in ("csv", "md", "tex", "json")],
-           expand(f"{R}/transfer/{{dataset}}/divergence.csv", dataset=DS), expand(f"{R}/adapt/{{dataset}}/adapt.csv", dataset=DS),
+           expand(f"{R}/transfer/{{dataset}}/divergence.csv", dataset=DS),
+           expand(f"{R}/adapt/{{dataset}}/{{part}}/adapt.csv", dataset=DS, part=ADAPT_PARTS),
            [f"{F}/{n}.{ext}" for n in TRANSFER_FIGS + ADAPT_FIGS for ext in ("png", "pdf", "json")],
            [f"{F}/tables/{n}.{ext}" for n in ("transfer", "adaptation", "methods_review") for ext in ("csv", "md", "tex", "json")],
            f"{F}/review/review.md"
@@ -90,8 +92,9 @@ rule collect:
         from synthtrial.sweep import collect_results
         collect_results(input).to_csv(output[0], index=False)
 
-# The follow-up questions, one job per dataset over every model's cohorts: H_synth vs H_real
-# (nbs/experiments/transfer.ipynb) and the synthetic-to-real gap with domain adaptation (adapt.ipynb).
+# The follow-up questions: H_synth vs H_real (nbs/experiments/transfer.ipynb, one job per dataset over
+# every model's cohorts: they share the tuning on real data) and the synthetic-to-real gap with domain adaptation (adapt.ipynb: one
+# job per model's cohorts plus one for the controls, which need no generator run and start at once).
 rule transfer:
     input: lambda w: expand(f"{R}/eval/{w.dataset}/{{model}}/results.csv", model=MODELS)
     output: f"{R}/transfer/{{dataset}}/divergence.csv"
@@ -103,13 +106,14 @@ rule transfer:
            "eval_dir={params.eval_dir} target={params.target} {params.settings}"
 
 rule adapt:
-    input: lambda w: expand(f"{R}/eval/{w.dataset}/{{model}}/results.csv", model=MODELS)
-    output: f"{R}/adapt/{{dataset}}/adapt.csv"
-    params: run_dir=lambda w: f"{R}/adapt/{w.dataset}", eval_dir=lambda w: f"{R}/eval/{w.dataset}",
-            settings=" ".join(f"{k}={q(v)}" for k, v in C["adapt"].items()) + f" models={q(MODELS)} configs={q(C['cohorts'])}"
+    input: lambda w: [] if w.part == "controls" else [f"{R}/eval/{w.dataset}/{w.part}/results.csv"]
+    output: f"{R}/adapt/{{dataset}}/{{part}}/adapt.csv"
+    params: run_dir=lambda w: f"{R}/adapt/{w.dataset}/{w.part}", eval_dir=lambda w: f"{R}/eval/{w.dataset}",
+            part=lambda w: "models='[]' controls=true" if w.part == "controls" else f"models={q([w.part])} controls=false",
+            settings=" ".join(f"{k}={q(v)}" for k, v in C["adapt"].items()) + f" configs={q(C['cohorts'])}"
     threads: 1
     shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/adapt.ipynb {params.run_dir} dataset={wildcards.dataset} "
-           "eval_dir={params.eval_dir} {params.settings}"
+           "eval_dir={params.eval_dir} {params.part} {params.settings}"
 
 SWEEP_PARAMS = f"sweep_dir={R} out_dir={F} datasets={q(DS)} models={q(MODELS)} objectives={q(OBJS)}"
 
@@ -120,7 +124,7 @@ rule transfer_figures:
     shell: "{RUN} nbs/figures/transfer.ipynb {R}/runs/transfer_figures {SWEEP_PARAMS}"
 
 rule adapt_figures:
-    input: expand(f"{R}/adapt/{{dataset}}/adapt.csv", dataset=DS)
+    input: expand(f"{R}/adapt/{{dataset}}/{{part}}/adapt.csv", dataset=DS, part=ADAPT_PARTS)
     output: [f"{F}/{n}.{ext}" for n in ADAPT_FIGS for ext in ("png", "pdf", "json")],
             [f"{F}/tables/adaptation.{ext}" for ext in ("csv", "md", "tex", "json")]
     shell: "{RUN} nbs/figures/adapt.ipynb {R}/runs/adapt_figures {SWEEP_PARAMS}"

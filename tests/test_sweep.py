@@ -54,7 +54,7 @@ def test_quick_dry_run_lists_every_job(tmp_path):
     nd, nm, no = len(cfg["datasets"]), len(cfg["models"]), len(cfg["objectives"])
     assert job_counts(r.stdout) == {"all": 1, "collect": 1, "evaluate": nd * nm, "figures": 1, "hpo": nd * nm * no,
                                     "report": 1, "tables": 1, "violations": nd * nm, "utility": nd,
-                                    "transfer": nd, "adapt": nd, "transfer_figures": 1, "adapt_figures": 1, "review": 1}
+                                    "transfer": nd, "adapt": nd * (nm + 1), "transfer_figures": 1, "adapt_figures": 1, "review": 1}
     assert not [p for p in (tmp_path / "results").rglob("*") if p.is_file()]   # a dry run writes nothing
 
 def test_bad_config_stops_before_any_job(tmp_path):
@@ -81,7 +81,7 @@ def expected_outputs(tmp: Path) -> list[Path]:
     out += [R / "runs" / k / f"{k}.ipynb" for k in ("figures", "tables")]
     out += [R / "runs" / k / f"{nb}.ipynb" for k, nb in (("transfer_figures", "transfer"), ("adapt_figures", "adapt"), ("review", "review"))]
     out += [R / "transfer" / "myeloid" / f for f in ("transfer.ipynb", "run.json", "grid.csv", "divergence.csv", "hyperparameters.csv", "status.csv")]
-    out += [R / "adapt" / "myeloid" / f for f in ("adapt.ipynb", "run.json", "adapt.csv")]
+    out += [R / "adapt" / "myeloid" / p / f for p in ("gaussian_copula", "tvae", "controls") for f in ("adapt.ipynb", "run.json", "adapt.csv")]
     out += [F / "review" / f for f in ("review.md", "review.csv")]
     out += [F / f"{n}.{e}" for n in ("transfer_auc_myeloid", "transfer_regret", "adaptation_myeloid") for e in ("png", "pdf", "json")]
     out += [F / "tables" / f"{n}.{e}" for n in ("transfer", "adaptation", "methods_review") for e in ("csv", "md", "tex", "json")]
@@ -112,8 +112,9 @@ def test_reduced_sweep_end_to_end(tmp_path):
     # the follow-up runs analysed every cohort and both controls
     div = pd.read_csv(R / "transfer" / "myeloid" / "divergence.csv")
     assert {"control:bootstrap", "control:noise"} <= set(div["generator"]) and div["regret"].notna().all()
-    ad = pd.read_csv(R / "adapt" / "myeloid" / "adapt.csv")
-    assert {"control:real_train", "control:shifted", "gaussian_copula/default"} <= set(ad["generator"])
+    ad = pd.concat([pd.read_csv(R / "adapt" / "myeloid" / p / "adapt.csv") for p in ("gaussian_copula", "tvae", "controls")])
+    assert {"control:real_train", "control:shifted", "gaussian_copula/default", "tvae/default"} <= set(ad["generator"])
+    assert set(pd.read_csv(R / "adapt" / "myeloid" / "tvae" / "adapt.csv")["model"]) == {"tvae"}      # one model per job
     assert set(ad["order"]) == {"adapt_then_enforce", "enforce_then_adapt"}
     # a second run does no work
     again = snake(["-n", "--cores", "2", *REDUCED], tmp_path)
