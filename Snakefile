@@ -26,7 +26,7 @@ def q(v): return "'" + json.dumps(v) + "'"     # a YAML/JSON literal for key=val
 STUDY = {k: C[k] for k in ("n_trials", "hpo_seed", "k_folds", "budget", "utility_trials", "enforcement", "trial_timeout")}
 
 wildcard_constraints:
-    dataset="[^/]+", model="[^/]+", objective="[^/]+", part="[^/]+"
+    dataset="[^/]+", model="[^/]+", objective="[^/]+"
 
 FIGS = ["compound_default_vs_tuned", "generalisation_heatmap", "violations_by_strategy"] + \
        [f"{k}_{d}" for d in DS for k in ("km", "corr_diff", "privacy_dcr", "optuna_history", "param_importance")]
@@ -106,14 +106,26 @@ rule transfer:
            "eval_dir={params.eval_dir} target={params.target} {params.settings}"
 
 rule adapt:
-    input: lambda w: [] if w.part == "controls" else [f"{R}/eval/{w.dataset}/{w.part}/results.csv"]
-    output: f"{R}/adapt/{{dataset}}/{{part}}/adapt.csv"
-    params: run_dir=lambda w: f"{R}/adapt/{w.dataset}/{w.part}", eval_dir=lambda w: f"{R}/eval/{w.dataset}",
-            part=lambda w: "models='[]' controls=true" if w.part == "controls" else f"models={q([w.part])} controls=false",
+    input: f"{R}/eval/{{dataset}}/{{model}}/results.csv"
+    output: f"{R}/adapt/{{dataset}}/{{model}}/adapt.csv"
+    params: run_dir=lambda w: f"{R}/adapt/{w.dataset}/{w.model}", eval_dir=lambda w: f"{R}/eval/{w.dataset}",
             settings=" ".join(f"{k}={q(v)}" for k, v in C["adapt"].items()) + f" configs={q(C['cohorts'])}"
     threads: 1
     shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/adapt.ipynb {params.run_dir} dataset={wildcards.dataset} "
-           "eval_dir={params.eval_dir} {params.part} {params.settings}"
+           "eval_dir={params.eval_dir} models='[\"{wildcards.model}\"]' controls=false {params.settings}"
+
+# The controls need no generator run: a high priority starts them among the first jobs instead of leaving
+# them for the end of the sweep, where they would run alone.
+rule adapt_controls:
+    output: f"{R}/adapt/{{dataset}}/controls/adapt.csv"
+    params: run_dir=lambda w: f"{R}/adapt/{w.dataset}/controls", eval_dir=lambda w: f"{R}/eval/{w.dataset}",
+            settings=" ".join(f"{k}={q(v)}" for k, v in C["adapt"].items()) + f" configs={q(C['cohorts'])}"
+    priority: 50
+    threads: 1
+    shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/adapt.ipynb {params.run_dir} dataset={wildcards.dataset} "
+           "eval_dir={params.eval_dir} models='[]' controls=true {params.settings}"
+
+ruleorder: adapt_controls > adapt
 
 SWEEP_PARAMS = f"sweep_dir={R} out_dir={F} datasets={q(DS)} models={q(MODELS)} objectives={q(OBJS)}"
 

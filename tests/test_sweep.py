@@ -54,7 +54,7 @@ def test_quick_dry_run_lists_every_job(tmp_path):
     nd, nm, no = len(cfg["datasets"]), len(cfg["models"]), len(cfg["objectives"])
     assert job_counts(r.stdout) == {"all": 1, "collect": 1, "evaluate": nd * nm, "figures": 1, "hpo": nd * nm * no,
                                     "report": 1, "tables": 1, "violations": nd * nm, "utility": nd,
-                                    "transfer": nd, "adapt": nd * (nm + 1), "transfer_figures": 1, "adapt_figures": 1, "review": 1}
+                                    "transfer": nd, "adapt": nd * nm, "adapt_controls": nd, "transfer_figures": 1, "adapt_figures": 1, "review": 1}
     assert not [p for p in (tmp_path / "results").rglob("*") if p.is_file()]   # a dry run writes nothing
 
 def test_bad_config_stops_before_any_job(tmp_path):
