@@ -1,8 +1,8 @@
 # synthtrial — the reproduction sweep. One job = one papermill execution of one notebook in its own
 # process (`python -m synthtrial.sweep run NOTEBOOK RUN_DIR key=value …`); the executed copy is the run record.
 #
-#   snakemake --cores 2 --configfile config/quick.yaml          # make quick
-#   snakemake --cores 16 --configfile config/paper.yaml         # make paper (or on SLURM:)
+#   snakemake --cores 2 --scheduler greedy --configfile config/quick.yaml    # make quick (greedy: see the Makefile)
+#   snakemake --cores 16 --scheduler greedy --configfile config/paper.yaml   # make paper (or on SLURM:)
 #   snakemake --profile config/slurm --configfile config/paper.yaml
 #
 # Targets are files: results/sweep/<name>/hpo/<dataset>/<model>/<objective>/study/best.json (one optuna

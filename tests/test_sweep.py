@@ -12,7 +12,7 @@ REDUCED = ["--config", "models=[gaussian_copula,tvae]", "objectives=[compound,fi
 def snake(args, tmp, timeout=600):
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
            "SYNTHTRIAL_RESULTS": str(tmp / "results"), "SYNTHTRIAL_FIGURES": str(tmp / "figures")}
-    return subprocess.run([str(BIN / "snakemake"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([str(BIN / "snakemake"), "--scheduler", "greedy", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 def job_counts(out: str) -> dict:
     "The `job  count` table of a Snakemake (dry) run."
