@@ -34,6 +34,7 @@ TABLES = ["datasets", "search_spaces", "default_vs_tuned", "violation_rates", "r
 TRANSFER_FIGS = [f"transfer_auc_{d}" for d in DS] + ["transfer_regret"]
 ADAPT_FIGS = [f"adaptation_{d}" for d in DS]
 ADAPT_PARTS = MODELS + ["controls"]   # one adaptation job per model's cohorts, one for the two controls
+ADAPT_SETTINGS = " ".join(f"{k}={q(v)}" for k, v in C["adapt"].items()) + f" configs={q(C['cohorts'])}"
 
 localrules: all, collect, report
 
@@ -109,7 +110,7 @@ rule adapt:
     input: f"{R}/eval/{{dataset}}/{{model}}/results.csv"
     output: f"{R}/adapt/{{dataset}}/{{model}}/adapt.csv"
     params: run_dir=lambda w: f"{R}/adapt/{w.dataset}/{w.model}", eval_dir=lambda w: f"{R}/eval/{w.dataset}",
-            settings=" ".join(f"{k}={q(v)}" for k, v in C["adapt"].items()) + f" configs={q(C['cohorts'])}"
+            settings=ADAPT_SETTINGS
     threads: 1
     shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/adapt.ipynb {params.run_dir} dataset={wildcards.dataset} "
            "eval_dir={params.eval_dir} models='[\"{wildcards.model}\"]' controls=false {params.settings}"
@@ -119,7 +120,7 @@ rule adapt:
 rule adapt_controls:
     output: f"{R}/adapt/{{dataset}}/controls/adapt.csv"
     params: run_dir=lambda w: f"{R}/adapt/{w.dataset}/controls", eval_dir=lambda w: f"{R}/eval/{w.dataset}",
-            settings=" ".join(f"{k}={q(v)}" for k, v in C["adapt"].items()) + f" configs={q(C['cohorts'])}"
+            settings=ADAPT_SETTINGS
     priority: 50
     threads: 1
     shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/adapt.ipynb {params.run_dir} dataset={wildcards.dataset} "

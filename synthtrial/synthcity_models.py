@@ -26,7 +26,7 @@ def load_synthcity():
     synthcity.logger.remove()          # the stderr sink synthcity adds at import time
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         from synthcity.plugins import Plugins
-    fast_flow_sampling()
+    if _NFLOWS_INVERSE is None: fast_flow_sampling()   # first load only: a later fast_flow_sampling(False) sticks
     return Plugins
 
 def torch_device():
