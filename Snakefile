@@ -6,7 +6,8 @@
 #   snakemake --profile config/slurm --configfile config/paper.yaml
 #
 # Targets are files: results/sweep/<name>/hpo/<dataset>/<model>/<objective>/study/best.json (one optuna
-# study), results/sweep/<name>/eval/<dataset>/<model>/results.csv (defaults + each objective's best over
+# study; the objectives' studies of one model share the folds they fit alike through hpo/<dataset>/<model>/shared_folds,
+# a cache — synthtrial.hpo.FoldCache), results/sweep/<name>/eval/<dataset>/<model>/results.csv (defaults + each objective's best over
 # the seeds), results/sweep/<name>/violations/<dataset>/<model>/violations.csv, figures/<name>/…,
 # figures/<name>/index.html (the report). The config is validated when the workflow is parsed, so a
 # typo or a missing offline dataset stops everything before any job is launched.
@@ -62,10 +63,11 @@ rule hpo:
     input: f"{R}/utility/{{dataset}}.json"
     output: f"{R}/hpo/{{dataset}}/{{model}}/{{objective}}/study/best.json"
     params: run_dir=lambda w: f"{R}/hpo/{w.dataset}/{w.model}/{w.objective}",
+            shared=lambda w: f"{R}/hpo/{w.dataset}/{w.model}/shared_folds",
             settings=" ".join(f"{k}={q(v)}" for k, v in STUDY.items()) + f" storage={q(C['storage'])} profile={C['profile']}"
     threads: 1
     shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/hpo.ipynb {params.run_dir} dataset={wildcards.dataset} "
-           "model={wildcards.model} objective={wildcards.objective} {params.settings}"
+           "model={wildcards.model} objective={wildcards.objective} fold_cache={params.shared} {params.settings}"
 
 rule evaluate:
     input: lambda w: expand(f"{R}/hpo/{w.dataset}/{w.model}/{{objective}}/study/best.json", objective=OBJS),

@@ -14,7 +14,7 @@ from .schema import Schema
 
 # %% auto 0
 __all__ = ['OBJECTIVES', 'Objective', 'register_objective', 'get_objective', 'open_storage', 'suite_metric_fn', 'TrialTimeout',
-           'time_limit', 'StudyResult', 'study_name', 'run_study']
+           'time_limit', 'StudyResult', 'study_name', 'code_fingerprint', 'frame_digest', 'FoldCache', 'run_study']
 
 # %% ../nbs/06_hpo.ipynb
 import fnmatch
@@ -94,6 +94,9 @@ def suite_metric_fn(utility_params: dict[str, dict] | None = None) -> Callable:
     from synthtrial.scores import evaluate_all
     def metric_fn(real_train, real_val, syn, schema, metrics, seed):
         return evaluate_all(real_train, real_val, syn, schema, metrics=metrics, seed=seed, utility_params=utility_params)
+    # every metric of the suite is computed on its own with its own seed, so a value does not depend on which
+    # other metrics were asked for: a FoldCache may keep values per metric under this token
+    metric_fn.cache_token = "suite:" + json.dumps(utility_params, sort_keys=True, default=str)
     return metric_fn
 
 
@@ -151,12 +154,73 @@ def _mark_interrupted(study) -> int:
 def study_name(dataset: str, model: str, objective: str, hpo_seed: int) -> str:
     return f"{dataset}__{model}__{objective}__seed{hpo_seed}"
 
+# %% ../nbs/06_hpo.ipynb
+_CODE_FINGERPRINT = None
+
+def code_fingerprint() -> str:
+    "SHA-256 over synthtrial's installed source files and rule sets plus the key package versions and torch's thread count."
+    global _CODE_FINGERPRINT
+    if _CODE_FINGERPRINT is None:
+        import hashlib, synthtrial
+        from synthtrial.core import package_versions
+        h = hashlib.sha256()
+        root = Path(synthtrial.__file__).parent
+        for f in sorted([*root.glob("*.py"), *root.glob("rules/*")]):
+            h.update(f.name.encode()); h.update(f.read_bytes())
+        h.update(json.dumps(package_versions(), sort_keys=True).encode())
+        _CODE_FINGERPRINT = h.hexdigest()
+    import torch   # the thread count can change within a process: not part of the cached value
+    return _CODE_FINGERPRINT + f"/threads={torch.get_num_threads()}"
+
+def frame_digest(df: pd.DataFrame) -> str:
+    "SHA-256 of a frame's columns, dtypes, index and values (row order matters)."
+    import hashlib
+    h = hashlib.sha256(json.dumps([list(map(str, df.columns)), list(map(str, df.dtypes))]).encode())
+    h.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
+    return h.hexdigest()
+
+class FoldCache:
+    "A folder of synthetic folds (rows + metric values) shared by studies that fit the same configuration on the same fold."
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+    def __repr__(self): return f"FoldCache({str(self.folder)!r}, {len(list(self.folder.glob('*.pkl')))} folds)"
+
+    def key(self, **parts) -> str:
+        "The entry name for a fold described by `parts` (JSON-able values) plus `code_fingerprint()`."
+        import hashlib
+        blob = json.dumps({**parts, "code": code_fingerprint()}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:40]
+
+    def load(self, key: str) -> dict | None:
+        "The stored entry (`syn`: the frame, `scores`: {token: {metric: value}}) or None; an unreadable file counts as missing."
+        path = self.folder / f"{key}.pkl"
+        if not path.is_file(): return None
+        try: entry = pd.read_pickle(path)
+        except Exception as e:
+            warnings.warn(f"FoldCache: ignoring unreadable entry {path} ({type(e).__name__}: {e})")
+            return None
+        return entry if isinstance(entry, dict) and isinstance(entry.get("syn"), pd.DataFrame) else None
+
+    def store(self, key: str, syn: pd.DataFrame, scores: dict | None = None) -> Path:
+        "Write (or replace) an entry atomically; metric values merge with those already stored."
+        old = self.load(key)
+        merged = {tok: dict(v) for tok, v in (old or {}).get("scores", {}).items()}
+        for tok, vals in (scores or {}).items(): merged.setdefault(tok, {}).update(vals)
+        path = self.folder / f"{key}.pkl"
+        tmp = path.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
+        pd.to_pickle({"syn": syn, "scores": merged}, tmp)
+        os.replace(tmp, path)
+        return path
+
+# %% ../nbs/06_hpo.ipynb
 def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_seed: int = 11, *,
               k_folds: int = 5, fold_seed: int = 1, train_seed: int = 1, budget: float = 1.0,
               early_stop: float | None = 0.9, pruner=None, storage: str | Path | None = None,
               enforcement: str | list[str] | None = "default", metric_fn: Callable | None = None,
               utility_trials: int = 0, out_dir: str | Path | None = None,
-              progress: bool = True, timeout: float | None = None, trial_timeout: float | None = None) -> StudyResult:
+              progress: bool = True, timeout: float | None = None, trial_timeout: float | None = None,
+              fold_cache: str | Path | FoldCache | None = None) -> StudyResult:
     "Run (or resume) the optuna study for (dataset, model, objective, hpo_seed) until `n_trials` trials have finished."
     import optuna
     from sklearn.model_selection import KFold
@@ -193,6 +257,29 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
     done = len(_finished(study))
     study.sampler = optuna.samplers.TPESampler(seed=hpo_seed + done)
     folds = list(KFold(k_folds, shuffle=True, random_state=fold_seed).split(train))
+    cache = fold_cache if isinstance(fold_cache, FoldCache) or fold_cache is None else FoldCache(fold_cache)
+    token = getattr(metric_fn, "cache_token", None)
+    if cache is not None:
+        fold_parts = dict(dataset=dataset, train=frame_digest(train), model=model, budget=budget, strategies=list(strategies),
+                          ruleset=repr(ruleset), k_folds=k_folds, fold_seed=fold_seed, train_seed=train_seed)
+
+    def _fold(i, tr, va, params, sample_seed):
+        "One fold's synthetic rows and metric values: computed, or read from the fold cache (and completed)."
+        entry, key = None, None
+        if cache is not None:
+            key = cache.key(**fold_parts, fold=i, params=params, sample_seed=sample_seed)
+            entry = cache.load(key)
+        if entry is None:
+            syn = SynthesisPipeline(model, ruleset, strategies, params=params, budget=budget).fit(tr, schema, seed=train_seed).sample(len(tr), seed=sample_seed)
+            if cache is not None: cache.store(key, syn)     # before the metrics: a metric failure keeps the rows
+            known, how = {}, "miss"
+        else:
+            syn, known = entry["syn"], (entry["scores"].get(token, {}) if token else {})
+        todo = [m for m in weights if m not in known]
+        new = metric_fn(tr, va, syn, schema, metrics=todo, seed=fold_seed) if todo else {}
+        if entry is not None: how = "hit" if not todo else "partial"
+        if cache is not None and token and new: cache.store(key, syn, {token: new})
+        return syn, {m: (known[m] if m in known else new.get(m, np.nan)) for m in weights}, how
 
     def trial_fn(trial):
         params = GENERATORS[model].search_space(trial)
@@ -208,9 +295,7 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0: raise TrialTimeout(f"trial {trial.number} ran past its time limit of {trial_timeout:g} s")
                 with time_limit(left, f"trial {trial.number} (limit {trial_timeout} s)"):
-                    pipe = SynthesisPipeline(model, ruleset, strategies, params=params, budget=budget).fit(tr, schema, seed=train_seed)
-                    syn = pipe.sample(len(tr), seed=1000 * trial.number + i)
-                    scores = metric_fn(tr, va, syn, schema, metrics=list(weights), seed=fold_seed)
+                    syn, scores, how = _fold(i, tr, va, params, 1000 * trial.number + i)
             except SynthtrialError as e:
                 trial.set_user_attr("fail_reason", f"fold {i}: {e}"[:500]); raise
             except Exception as e:   # a metric library failing on degenerate output: record it, go on
@@ -225,6 +310,7 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
             running = float(np.mean(fold_values))
             trial.report(running, i)
             trial.set_user_attr("fold_seconds", trial.user_attrs.get("fold_seconds", []) + [round(time.perf_counter() - t0, 2)])
+            if cache is not None: trial.set_user_attr("fold_cache", trial.user_attrs.get("fold_cache", []) + [how])
             if pruner is not None and trial.should_prune(): raise optuna.TrialPruned()
             if early_stop and best is not None and i < len(folds) - 1 and running < early_stop * best:
                 trial.set_user_attr("early_stopped", f"after fold {i}: {running:.4f} < {early_stop} x best {best:.4f}")
@@ -244,7 +330,8 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
     write_json(provenance({"dataset": dataset, "model": model, "objective": objective, "n_trials": n_trials,
                            "hpo_seed": hpo_seed, "k_folds": k_folds, "fold_seed": fold_seed, "train_seed": train_seed,
                            "budget": budget, "early_stop": early_stop, "enforcement": "+".join(strategies), "utility_trials": utility_trials, "trial_timeout": trial_timeout,
-                           "storage": str(storage) if storage else "journal"},
+                           "storage": str(storage) if storage else "journal",
+                           "fold_cache": str(cache.folder) if cache is not None else None},
                           study=name, best_params=best_params, best_value=best_value, n_finished=len(finished),
                           n_interrupted_recovered=n_interrupted, weights=weights), out / "best.json")
     study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration")).to_csv(out / "trials.csv", index=False)

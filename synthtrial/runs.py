@@ -41,11 +41,15 @@ def execute_notebook(src: str | Path, run_dir: str | Path, params: dict, progres
                             execution_timeout=timeout, report_mode=False)
     except pm.PapermillExecutionError as e:
         status, error = "failed", f"{e.ename}: {e.evalue}".split("\n")[0]
+    except KeyboardInterrupt:
+        status, error = "interrupted", "KeyboardInterrupt"; raise
+    except Exception as e:    # papermill refusing the notebook (no kernel language, bad parameters cell, …)
+        status, error = "failed", f"{type(e).__name__}: {e}".split("\n")[0]
     finally:
         write_json(provenance(params, notebook=str(src.relative_to(root)) if src.is_relative_to(root) else str(src),
                               executed=out_nb.name, run_dir=str(run_dir), status=status, error=error,
                               wall_seconds=round(time.perf_counter() - t0, 2), **record), run_dir / "run.json")
-    if error: raise RunFailed(f"{error}  (executed notebook: {out_nb})")
+    if error: raise RunFailed(f"{error}  (executed notebook: {out_nb})" if out_nb.is_file() else f"{error}  (notebook {src}: nothing was executed)")
     return run_dir
 
 def run_notebook(experiment: str, params: dict, out_dir: str | Path | None = None,

@@ -111,3 +111,46 @@ def test_bad_input_is_refused_before_training(tmp_path):
         register_objective(Objective("wrong_target", {"ml_efficiency_OS": 1}))
         run_study("myeloid", "gaussian_copula", "wrong_target", n_trials=2, metric_fn=never, out_dir=tmp_path)
     assert not calls
+
+
+# --- FoldCache: the objectives' studies of one model share the folds they fit alike ---------------------------
+def _fold_kinds(result):
+    return [x for t in result.study.trials for x in t.user_attrs.get("fold_cache", [])]
+
+def test_shared_folds_change_no_number_of_a_torch_model(tmp_path):
+    "TVAE (torch) under `utility`, then `compound` on the same cache: the compound study equals an unshared one."
+    kw = dict(n_trials=2, k_folds=2, budget=0.01, enforcement="none", early_stop=None, progress=False)
+    first = run_study("myeloid", "tvae", "utility", out_dir=tmp_path / "utility", fold_cache=tmp_path / "shared", **kw)
+    shared = run_study("myeloid", "tvae", "compound", out_dir=tmp_path / "compound", fold_cache=tmp_path / "shared", **kw)
+    plain = run_study("myeloid", "tvae", "compound", out_dir=tmp_path / "plain", **kw)
+    assert _fold_kinds(first) == ["miss"] * 4 and _fold_kinds(shared) == ["partial"] * 4
+    assert [t.value for t in shared.study.trials] == [t.value for t in plain.study.trials]
+    assert [t.user_attrs["metrics"] for t in shared.study.trials] == [t.user_attrs["metrics"] for t in plain.study.trials]
+    assert json.loads((tmp_path / "compound" / "best.json").read_text())["params"]["fold_cache"] == str(tmp_path / "shared")
+
+def test_shared_folds_are_not_read_after_a_code_or_setting_change(tmp_path, monkeypatch):
+    import synthtrial.hpo as hpo
+    kw = dict(n_trials=1, k_folds=2, enforcement="none", early_stop=None, progress=False, fold_cache=tmp_path / "shared")
+    run_study("myeloid", "gaussian_copula", "survival", out_dir=tmp_path / "a", **kw)
+    assert _fold_kinds(run_study("myeloid", "gaussian_copula", "survival", out_dir=tmp_path / "b", **kw)) == ["hit", "hit"]
+    # another training seed or fold seed: other folds
+    assert _fold_kinds(run_study("myeloid", "gaussian_copula", "survival", out_dir=tmp_path / "c", train_seed=2, **kw)) == ["miss", "miss"]
+    assert _fold_kinds(run_study("myeloid", "gaussian_copula", "survival", out_dir=tmp_path / "d", fold_seed=5, **kw)) == ["miss", "miss"]
+    # another constraint processing
+    assert _fold_kinds(run_study("myeloid", "gaussian_copula", "survival", out_dir=tmp_path / "e",
+                                 **{**kw, "enforcement": ["repair"]})) == ["miss", "miss"]
+    # a change of synthtrial's code (simulated: another fingerprint) invalidates every entry
+    monkeypatch.setattr(hpo, "_CODE_FINGERPRINT", "another version of the code")
+    assert _fold_kinds(run_study("myeloid", "gaussian_copula", "survival", out_dir=tmp_path / "f", **kw)) == ["miss", "miss"]
+
+def test_shared_rows_with_a_metric_function_of_its_own(tmp_path):
+    "A metric function without a cache_token shares the rows but computes its values every time."
+    calls = []
+    def counting(tr, va, syn, schema, metrics, seed):
+        calls.append(len(syn)); return survival_km_scores(tr, syn, schema)
+    kw = dict(n_trials=1, k_folds=2, enforcement="none", early_stop=None, progress=False, metric_fn=counting,
+              fold_cache=tmp_path / "shared")
+    a = run_study("myeloid", "gaussian_copula", "survival", out_dir=tmp_path / "a", **kw)
+    b = run_study("myeloid", "gaussian_copula", "survival", out_dir=tmp_path / "b", **kw)
+    assert _fold_kinds(a) == ["miss", "miss"] and _fold_kinds(b) == ["partial", "partial"] and len(calls) == 4
+    assert a.best_value == b.best_value
