@@ -116,6 +116,14 @@ def test_reduced_sweep_end_to_end(tmp_path):
     assert {"control:real_train", "control:shifted", "gaussian_copula/default", "tvae/default"} <= set(ad["generator"])
     assert set(pd.read_csv(R / "adapt" / "myeloid" / "tvae" / "adapt.csv")["model"]) == {"tvae"}      # one model per job
     assert set(ad["order"]) == {"adapt_then_enforce", "enforce_then_adapt"}
+    # the two objectives' studies of a model used one fold cache: each stored fold was fitted by a study (a miss);
+    # how many folds were shared depends on whether the two studies ran one after the other (tests/test_hpo.py
+    # checks the sharing itself)
+    for m in ("gaussian_copula", "tvae"):
+        kinds = [k for o in ("compound", "fidelity") for v in pd.read_csv(R / "hpo" / "myeloid" / m / o / "study" / "trials.csv")["user_attrs_fold_cache"]
+                 for k in json.loads(v.replace("'", '"'))]
+        stored = len(list((R / "hpo" / "myeloid" / m / "shared_folds").glob("*.pkl")))
+        assert 0 < stored <= kinds.count("miss") and set(kinds) <= {"miss", "hit", "partial"}, (m, stored, kinds)
     # a second run does no work
     again = snake(["-n", "--cores", "2", *REDUCED], tmp_path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
