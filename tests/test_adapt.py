@@ -194,3 +194,16 @@ def test_full_gap_report_on_a_second_dataset(gbsg2):
     assert {"utility", "survival", "distributional"} == set(exp["measure"])
     d = exp[exp["measure"] == "distributional"].groupby("method")["reduction_pct"].mean()
     assert (d > 0).all(), d
+
+
+# --- the sweep's adaptation notebook refuses a job with nothing to adapt ------------------------------
+def test_adapt_notebook_with_no_cohorts_and_no_controls_is_a_clear_failure(tmp_path, capsys):
+    import json
+    from synthtrial.core import project_root
+    from synthtrial.sweep import main
+    rc = main(["run", str(project_root() / "nbs" / "experiments" / "adapt.ipynb"), str(tmp_path / "run"), "dataset=myeloid",
+               f"eval_dir={tmp_path / 'no_eval'}", 'models=["tvae"]', "controls=false"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "no cohorts found for models ['tvae']" in err and "nothing to adapt" in err and "myeloid" in err, err
+    rec = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert rec["status"] == "failed" and "nothing to adapt" in rec["error"]
