@@ -40,8 +40,9 @@ venv: $(VENV)/.installed
 # profile), the follow-up analyses and the methods review, every figure and table, the report page.
 # Incremental: a second run does no work; an interrupted one resumes. `make paper` = config/paper.yaml
 # (the study's numbers; hours to days on CPU). `make skeleton` = the 10-second walking skeleton.
-# --scheduler greedy: Snakemake 9.16's default ILP job selector can start more jobs than --cores allows
-# (measured here: 5 jobs at once with --cores 1; upstream snakemake/snakemake#3913); greedy keeps the limit.
+# --scheduler greedy: with Snakemake 9.16's default ILP job selector we measured 5 jobs at once with --cores 1.
+# Part of that is snakemake/snakemake#3913 (the cores of a job selected as the only ready one are never
+# subtracted), which the Snakefile patches for both selectors (synthtrial.sweep.fix_snakemake_single_job_selection).
 SNAKE := $(BIN)/snakemake --scheduler greedy
 CORES ?= 2
 # --prioritize: aml_sal (the larger cohort) goes first, so its follow-up jobs (transfer, adaptation) overlap the

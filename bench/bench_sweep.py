@@ -71,6 +71,18 @@ def sweep(cores: int, cfg: list[str], tmp: Path) -> tuple[float, list[dict], int
     n_jobs = int([l for l in r.stderr.splitlines() + r.stdout.splitlines() if l.startswith("total")][0].split()[1])
     return wall, recs, n_jobs
 
+def max_concurrent(recs: list[dict]) -> int:
+    """Most notebook runs at once, from the run records (end = created_utc, start = end - wall_seconds; created_utc
+    has 1-s resolution, so each interval is shortened by 1 s). Snakemake 9.16's schedulers can exceed --cores
+    (snakemake/snakemake#3913); this shows whether a measurement was affected."""
+    import datetime as dt
+    iv = []
+    for r in recs:
+        end = dt.datetime.fromisoformat(r["created_utc"]).timestamp()
+        iv.append((end - r["wall_seconds"], end - 1.0))
+    points = sorted({a for a, _ in iv})
+    return max((sum(1 for a, b in iv if a <= t < b) for t in points), default=0)
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="ctgan,tvae,rtvae,survival_ctgan")
@@ -89,6 +101,7 @@ def main():
         walls[cores] = wall
         nb_jobs = [r for r in recs if r.get("executed")]
         compute = sum(r["cell_seconds"] for r in nb_jobs)
+        print(f"sweep, {cores} core(s): at most {max_concurrent(nb_jobs)} notebook runs at once (run records)")
         if cores == 1:
             hpo_compute = [r["cell_seconds"] for r in nb_jobs if r.get("executed") == "hpo.ipynb"]
             over = wall - compute

@@ -12,8 +12,8 @@ from .core import (SynthtrialError, ParameterError, check_choice, check_positive
 
 # %% auto 0
 __all__ = ['SWEEP_KEYS', 'VIOLATION_STRATEGIES', 'FOLLOWUP_DEFAULTS', 'missing_offline_data', 'validate_config', 'load_config',
-           'execute', 'parse_params', 'collect_results', 'save_table', 'mean_sd', 'search_space_table', 'notebook_html',
-           'build_report', 'tune_utility', 'main']
+           'execute', 'parse_params', 'fix_snakemake_single_job_selection', 'collect_results', 'save_table', 'mean_sd',
+           'search_space_table', 'notebook_html', 'build_report', 'tune_utility', 'main']
 
 # %% ../nbs/11_sweep.ipynb
 SWEEP_KEYS = {"profile", "datasets", "models", "objectives", "violation_strategies", "storage", "n_trials", "hpo_seed",
@@ -150,6 +150,27 @@ def parse_params(items: list[str]) -> dict:
         k, v = it.split("=", 1)
         out[k] = yaml.safe_load(v) if v != "" else None
     return out
+
+# %% ../nbs/11_sweep.ipynb
+def fix_snakemake_single_job_selection() -> bool:
+    "Subtract the resources of a job Snakemake's scheduler selects as the only ready job (snakemake#3913); True if patched."
+    import inspect
+    try: from snakemake.scheduling.job_scheduler import JobScheduler
+    except ImportError: return False
+    selector = JobScheduler.job_selector
+    if getattr(selector, "synthtrial_fix", False): return True
+    src = inspect.getsource(selector)
+    if "if len(jobs) == 1:" not in src or "return self.job_selector_greedy(" not in src: return False
+    def job_selector(self, jobs):
+        single = len(jobs) == 1
+        selected = selector(self, jobs)
+        if single and selected:
+            with self._lock: self.update_available_resources(selected)
+        return selected
+    job_selector.synthtrial_fix = True
+    job_selector.__doc__ = selector.__doc__
+    JobScheduler.job_selector = job_selector
+    return True
 
 # %% ../nbs/11_sweep.ipynb
 def collect_results(paths) -> pd.DataFrame:

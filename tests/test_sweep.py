@@ -1,5 +1,5 @@
 """The reproduction sweep: config validation, Snakemake dry runs (local and SLURM profile), and a reduced sweep end to end."""
-import json, os, re, subprocess, sys, time
+import json, os, re, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest
 from synthtrial.core import ParameterError
@@ -136,3 +136,26 @@ def test_reduced_sweep_end_to_end(tmp_path):
     rerun = snake(["--cores", "2", *REDUCED], tmp_path, timeout=1200)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert hpo_rec.stat().st_mtime == before and (R / "violations" / "myeloid" / "tvae" / "violations.csv").stat().st_size > 0
+
+
+def test_scheduler_never_exceeds_cores(tmp_path):
+    "snakemake#3913's minimal workflow: one upstream job, then two 2-thread jobs on 2 cores must run one after the other."
+    (tmp_path / "Snakefile").write_text(textwrap.dedent('''
+        from synthtrial.sweep import fix_snakemake_single_job_selection
+        fix_snakemake_single_job_selection()
+        rule final:
+            input: "file1", "file2"
+        rule prepare:
+            output: "common"
+            threads: 2
+            shell: "touch {output}"
+        rule do_something:
+            input: "common"
+            output: "file{n}"
+            threads: 2
+            shell: "python -c 'import time; print(time.time())' > {output}.start; sleep 2; python -c 'import time; print(time.time())' > {output}"
+        '''))
+    r = subprocess.run([str(BIN / "snakemake"), "--cores", "2", "--scheduler", "greedy"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    spans = sorted((float((tmp_path / f"file{i}.start").read_text()), float((tmp_path / f"file{i}").read_text())) for i in (1, 2))
+    assert spans[1][0] >= spans[0][1], f"the two 2-thread jobs overlapped on 2 cores: {spans}"
