@@ -14,7 +14,7 @@ from .schema import Schema
 
 # %% auto 0
 __all__ = ['OBJECTIVES', 'Objective', 'register_objective', 'get_objective', 'open_storage', 'suite_metric_fn', 'TrialTimeout',
-           'time_limit', 'StudyResult', 'study_name', 'code_fingerprint', 'frame_digest', 'FoldCache', 'run_study']
+           'time_limit', 'StudyResult', 'study_name', 'code_fingerprint', 'FoldCache', 'run_study']
 
 # %% ../nbs/06_hpo.ipynb
 import fnmatch
@@ -172,17 +172,14 @@ def code_fingerprint() -> str:
     import torch   # the thread count can change within a process: not part of the cached value
     return _CODE_FINGERPRINT + f"/threads={torch.get_num_threads()}"
 
-def frame_digest(df: pd.DataFrame) -> str:
-    "SHA-256 of a frame's columns, dtypes, index and values (row order matters)."
-    import hashlib
-    h = hashlib.sha256(json.dumps([list(map(str, df.columns)), list(map(str, df.dtypes))]).encode())
-    h.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
-    return h.hexdigest()
-
 class FoldCache:
     "A folder of synthetic folds (rows + metric values) shared by studies that fit the same configuration on the same fold."
     def __init__(self, folder: str | Path):
+        if isinstance(folder, bool) or not isinstance(folder, (str, os.PathLike)) or str(folder) == "":
+            raise ParameterError(f"fold_cache={folder!r} is not allowed; give a folder path (or None for no shared folds)")
         self.folder = Path(folder)
+        if self.folder.exists() and not self.folder.is_dir():
+            raise ParameterError(f"fold_cache={str(folder)!r} is not allowed: it exists and is not a folder")
         self.folder.mkdir(parents=True, exist_ok=True)
     def __repr__(self): return f"FoldCache({str(self.folder)!r}, {len(list(self.folder.glob('*.pkl')))} folds)"
 
@@ -224,7 +221,7 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
     "Run (or resume) the optuna study for (dataset, model, objective, hpo_seed) until `n_trials` trials have finished."
     import optuna
     from sklearn.model_selection import KFold
-    from synthtrial.data import load_split
+    from synthtrial.data import load_split, frame_digest
     from synthtrial.generators import GENERATORS
     from synthtrial.constraints import rules_for
     from synthtrial.pipeline import SynthesisPipeline, resolve_strategies
@@ -272,12 +269,12 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
         if entry is None:
             syn = SynthesisPipeline(model, ruleset, strategies, params=params, budget=budget).fit(tr, schema, seed=train_seed).sample(len(tr), seed=sample_seed)
             if cache is not None: cache.store(key, syn)     # before the metrics: a metric failure keeps the rows
-            known, how = {}, "miss"
+            known = {}
         else:
             syn, known = entry["syn"], (entry["scores"].get(token, {}) if token else {})
         todo = [m for m in weights if m not in known]
+        how = "miss" if entry is None else "partial" if todo else "hit"
         new = metric_fn(tr, va, syn, schema, metrics=todo, seed=fold_seed) if todo else {}
-        if entry is not None: how = "hit" if not todo else "partial"
         if cache is not None and token and new: cache.store(key, syn, {token: new})
         return syn, {m: (known[m] if m in known else new.get(m, np.nan)) for m in weights}, how
 

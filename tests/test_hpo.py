@@ -154,3 +154,12 @@ def test_shared_rows_with_a_metric_function_of_its_own(tmp_path):
     b = run_study("myeloid", "gaussian_copula", "survival", out_dir=tmp_path / "b", **kw)
     assert _fold_kinds(a) == ["miss", "miss"] and _fold_kinds(b) == ["partial", "partial"] and len(calls) == 4
     assert a.best_value == b.best_value
+
+def test_a_fold_cache_that_is_not_a_folder_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("a file")
+    with pytest.raises(ParameterError, match=r"fold_cache='.*notes.txt' is not allowed: it exists and is not a folder"):
+        run_study("myeloid", "gaussian_copula", "survival", n_trials=1, metric_fn=km_only, out_dir=tmp_path / "s",
+                  fold_cache=tmp_path / "notes.txt", progress=False)
+    with pytest.raises(ParameterError, match=r"fold_cache=\['a'\] is not allowed; give a folder path"):
+        run_study("myeloid", "gaussian_copula", "survival", n_trials=1, metric_fn=km_only, out_dir=tmp_path / "s",
+                  fold_cache=["a"], progress=False)
