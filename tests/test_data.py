@@ -4,9 +4,13 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from synthtrial.core import SynthtrialError, ParameterError
 from synthtrial.schema import SchemaError
-from synthtrial.data import DATASETS, load_dataset, load_split, get_dataset, dataset_from_files, split_train_test
+from synthtrial.data import (DATASETS, AML_SAL_FILES, AML_SAL_URL, fetch_verified, load_dataset, load_split, get_dataset,
+                             dataset_from_files, split_train_test)
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "aml_synthetic_zenodo_8334265"
+def aml_sal_file(name: str = "aml_sal") -> Path:
+    "The verified study file, found as the loader finds it ($SYNTHTRIAL_AML_SAL_DIR → cache → download); fails clearly."
+    file, sha = AML_SAL_FILES[name]
+    return fetch_verified(file, sha, "aml_sal", "SYNTHTRIAL_AML_SAL_DIR", "SYNTHTRIAL_AML_SAL_URL", AML_SAL_URL)
 
 @pytest.mark.parametrize("name", sorted(DATASETS))
 def test_every_builtin_dataset_loads_validates_and_splits(name):
@@ -44,7 +48,7 @@ def test_colon_pivot_matches_the_long_form():
 
 def test_aml_sal_reads_the_study_file_and_maps_sex(tmp_path, monkeypatch):
     df, schema = load_dataset("aml_sal")
-    raw = pd.read_csv(SHARED / "synthetic_aml_data_ctab.csv", sep=";", decimal=",", encoding="utf-8-sig")
+    raw = pd.read_csv(aml_sal_file(), sep=";", decimal=",", encoding="utf-8-sig")   # plain pandas, not the loader
     assert int((raw["SEX"] == "m").sum()) == int((df["SEX"] == 1).sum())
     assert np.isclose(raw["OSTM"].sum(), df["OSTM"].sum()) and df["WBC"].dtype == "float64"
     assert int(raw["EXAML"].isna().sum()) == int(df["EXAML"].isna().sum()) > 0   # missing booleans kept missing
@@ -59,9 +63,14 @@ def test_aml_sal_offline_without_a_copy_names_file_and_checksum(tmp_path, monkey
         load_dataset("aml_sal")
 
 def test_aml_sal_local_dir_and_corrupt_copy(tmp_path, monkeypatch):
+    local = tmp_path / "local"; local.mkdir()
+    shutil.copy(aml_sal_file(), local / "synthetic_aml_data_ctab.csv")
+    # an empty cache and an unreachable URL: only the local folder can serve the file
     monkeypatch.setenv("SYNTHTRIAL_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("SYNTHTRIAL_AML_SAL_DIR", str(SHARED))
+    monkeypatch.setenv("SYNTHTRIAL_AML_SAL_URL", "file:///nonexistent/{file}")
+    monkeypatch.setenv("SYNTHTRIAL_AML_SAL_DIR", str(local))
     assert len(load_dataset("aml_sal")[0]) == 1606
+    assert not (tmp_path / "cache" / "aml_sal" / "synthetic_aml_data_ctab.csv").exists()   # read in place, not copied
     bad = tmp_path / "bad"; bad.mkdir()
     (bad / "synthetic_aml_data_ctab.csv").write_text("SUBJID;AGE\nX;1\n")
     monkeypatch.setenv("SYNTHTRIAL_AML_SAL_DIR", str(bad))
