@@ -71,7 +71,7 @@ def pmse_score(real: pd.DataFrame, # real rows (the test split)
                schema: Schema,
                C: float = 1.0, # inverse L2 penalty of the propensity model
               ) -> float:
-    "1 − pMSE/pMSE_max of a logistic propensity model (1 = real and synthetic indistinguishable)."
+    "1 − pMSE/pMSE_max of a main-effects logistic propensity model (1 = real and synthetic indistinguishable)."
     from sklearn.linear_model import LogisticRegression
     from synthtrial.metrics import check_pair
     r, s, cols = check_pair(real, syn, schema)
@@ -296,9 +296,11 @@ def _ok(results: pd.DataFrame, split: str | None) -> pd.DataFrame:
 def improvements(results: pd.DataFrame, # tidy results
                  metric: str = "compound", objective: str = "compound",
                  split: str = "test", # "test" (out-of-sample, what findings use) or "train" (in-sample, as the study)
-                 n_boot: int = DECISION["n_boot"], seed: int = 0) -> pd.DataFrame:
+                 n_boot: int = DECISION["n_boot"], seed: int = 0,
+                 boot_out: dict | None = None, # if given: filled with {(dataset, model): bootstrap replicates}
+                ) -> pd.DataFrame:
     "Per dataset × model: paired relative change (%) of `metric`, `objective`-tuned vs default, with a cluster-bootstrap interval."
-    rows, boots = [], {}
+    rows, boots = [], ({} if boot_out is None else boot_out)
     ok = _ok(results, split)
     for (ds, model), g in ok[ok["metric"] == metric].groupby(["dataset", "model"]):
         d, t, seeds = seed_matrix(g, objective)
@@ -307,9 +309,7 @@ def improvements(results: pd.DataFrame, # tidy results
         boots[(ds, model)] = r.pop("boot")
         rows.append({"dataset": ds, "model": model, "config": objective, "metric": metric, "split": split,
                      "default_mean": d.mean(), "tuned_mean": t.mean(), "n_train_seeds": len(seeds), "n_hpo_seeds": t.shape[1], **r})
-    out = pd.DataFrame(rows)
-    out.attrs["boot"] = boots
-    return out
+    return pd.DataFrame(rows)
 
 # %% ../nbs/07c_findings.ipynb
 def heldout_changes(results: pd.DataFrame, criteria=HELDOUT_CRITERIA) -> pd.DataFrame:
@@ -374,7 +374,7 @@ def wilson(rate: float, n: int, alpha: float = DECISION["alpha"]) -> tuple[float
     if not n or not np.isfinite(rate): return (np.nan, np.nan)
     z = norm.ppf(1 - alpha / 2); c = (rate + z * z / (2 * n)) / (1 + z * z / n)
     h = z * np.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (float(max(0.0, c - h)), float(min(1.0, c + h)))
+    return (0.0 if rate <= 0 else float(max(0.0, c - h)), 1.0 if rate >= 1 else float(min(1.0, c + h)))   # exact ends: no float residue
 
 def efs_os_rates(violations: pd.DataFrame, rule: str = "efs_le_os") -> pd.DataFrame:
     "Per dataset × model × config × strategy: the EFS > OS rate (raw and final), its rows and Wilson intervals."
@@ -442,7 +442,8 @@ def published_findings(results: pd.DataFrame, # tidy evaluation results (the swe
     for ds in sorted(results["dataset"].unique(), key=lambda d: (d != rules["study_dataset"], d)):
         res = results[results["dataset"] == ds]
         ev = evidence(res, rules)
-        imp = improvements(res, n_boot=n_boot, seed=seed)
+        boots = {}
+        imp = improvements(res, n_boot=n_boot, seed=seed, boot_out=boots)
         ins = improvements(res, split="train", n_boot=n_boot, seed=seed)
         ins = ins.set_index("model") if len(ins) else pd.DataFrame(columns=["estimate"])
         by = imp.set_index("model") if len(imp) else pd.DataFrame(columns=["estimate", "ci_low", "ci_high", "n_train_seeds"])
@@ -455,7 +456,6 @@ def published_findings(results: pd.DataFrame, # tidy evaluation results (the swe
                              "% change, out-of-sample compound", published_in_ci=bool(r["ci_low"] <= p["value"] <= r["ci_high"]),
                              in_sample_estimate=float(ins.loc[m, "estimate"]) if m in ins.index else np.nan))
         p = P["tabddpm_most"]
-        boots = imp.attrs.get("boot", {})
         if "tabddpm" in by.index and len(by) >= 2:
             others = [m for m in by.index if m != "tabddpm"]
             est = float(by.loc["tabddpm", "estimate"] - by.loc[others, "estimate"].max())
