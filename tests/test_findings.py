@@ -123,3 +123,10 @@ def test_heldout_criteria_separate_good_from_bad_cohorts(myeloid):
     assert cox_concordance(good, test, schema) > cox_concordance(bad, test, schema) - 0.02
     assert dcr_ratio(good, train, test, schema) == 0.0        # copies of training patients: no privacy
     assert dcr_ratio(test, train, test, schema) == pytest.approx(1.0)
+
+@pytest.mark.slow
+def test_data_card_flags_a_utility_target_at_chance():
+    from synthtrial.data import target_signal
+    my, aml = target_signal("myeloid"), target_signal("aml_sal")
+    assert my.loc["CR1", "at_chance"] and not my.loc["OS_2y", "at_chance"]     # CR1 carries no signal in trt, SEX, flt3
+    assert not aml["at_chance"].any() and (aml["auc"] > 0.7).all()
