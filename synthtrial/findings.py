@@ -437,7 +437,9 @@ def _violation_rows(ds, violations, ev, rules):
 # %% ../nbs/07c_findings.ipynb
 def published_findings(results: pd.DataFrame, # tidy evaluation results (the sweep's results.csv)
                        violations: pd.DataFrame | None = None, # tidy violation rows (the sweep's violations.csv files)
-                       rules: dict = DECISION, n_boot: int = DECISION["n_boot"], seed: int = 0) -> pd.DataFrame:
+                       rules: dict = DECISION, n_boot: int = DECISION["n_boot"], seed: int = 0,
+                       at_chance: dict[str, list[str]] | None = None, # {dataset: utility targets at chance on real data} (`synthtrial.data.target_signal`)
+                      ) -> pd.DataFrame:
     "One row per dataset × published finding: estimate, 95 % interval, evidence, verdict and reason (rules: `DECISION`)."
     P = {p["key"]: p for p in PUBLISHED}
     rows = []
@@ -481,6 +483,8 @@ def published_findings(results: pd.DataFrame, # tidy evaluation results (the swe
         g = generalisation(res, ds, n_boot=n_boot, seed=seed)
         p = P["compound_generalises"]
         note = "; ".join(f"{m} left out ({why})" for m, why in g["excluded"].items())
+        if (at_chance or {}).get(ds) and "utility" in g["objectives"]:   # the utility objective then tunes for noise: said, not hidden
+            note = "; ".join(x for x in (note, f"the utility objective tunes for {', '.join(at_chance[ds])}, at chance on real data") if x)
         if np.isfinite(g["estimate"]):
             v, why = decide(g["ci_low"], g["ci_high"], ev["reasons"])
             why = f"{why}; held-out criteria {len(g['criteria'])}, models {len(g['models'])}" + (f"; {note}" if note else "")
