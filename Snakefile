@@ -84,13 +84,19 @@ rule evaluate:
     shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/evaluate.ipynb {params.run_dir} dataset={wildcards.dataset} "
            "model={wildcards.model} hpo_dir={params.hpo_dir} {params.settings}"
 
+# Defaults AND the tuned configurations of the cohorts (does HPO alone prevent violations?), each sampled without
+# processing and then with every strategy.
+VIOL_CONFIGS = ["default"] + [c for c in C["cohorts"] if c in OBJS]
+
 rule violations:
+    input: lambda w: expand(f"{R}/hpo/{w.dataset}/{w.model}/{{objective}}/study/best.json", objective=VIOL_CONFIGS[1:])
     output: f"{R}/violations/{{dataset}}/{{model}}/violations.csv"
-    params: run_dir=lambda w: f"{R}/violations/{w.dataset}/{w.model}",
-            settings=f"strategies={q(C['violation_strategies'])} profile={C['profile']} budget={C['budget']} n_rows={q(C['n_violation_rows'])}"
+    params: run_dir=lambda w: f"{R}/violations/{w.dataset}/{w.model}", hpo_dir=lambda w: f"{R}/hpo/{w.dataset}/{w.model}",
+            settings=f"strategies={q(C['violation_strategies'])} profile={C['profile']} budget={C['budget']} n_rows={q(C['n_violation_rows'])} "
+                     f"configs={q(VIOL_CONFIGS)}"
     threads: 1
     shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/violations.ipynb {params.run_dir} dataset={wildcards.dataset} "
-           "model={wildcards.model} {params.settings}"
+           "model={wildcards.model} hpo_dir={params.hpo_dir} {params.settings}"
 
 rule collect:
     input: expand(f"{R}/eval/{{dataset}}/{{model}}/results.csv", dataset=DS, model=MODELS)

@@ -4,15 +4,15 @@
 
 # %% ../nbs/07_evaluation.ipynb 3
 from __future__ import annotations
-import json, time, warnings
+import json, os, time, warnings
 from pathlib import Path
 from typing import Iterable
 import numpy as np, pandas as pd
 from .core import SynthtrialError, ParameterError, check_choice, provenance, write_json, package_versions, git_commit
 
 # %% auto 0
-__all__ = ['PROFILES', 'get_profile', 'evaluate_config', 'relative_improvement', 'generalisation_matrix', 'violation_rates',
-           'run_protocol']
+__all__ = ['PROFILES', 'get_profile', 'read_blocks', 'write_atomic', 'score_cohort', 'evaluate_config', 'relative_improvement',
+           'generalisation_matrix', 'violation_rates', 'run_protocol']
 
 # %% ../nbs/07_evaluation.ipynb
 PROFILES: dict[str, dict] = {
@@ -27,18 +27,60 @@ def get_profile(name: str) -> dict:
     return dict(PROFILES[check_choice("profile", name, PROFILES)])
 
 # %% ../nbs/07_evaluation.ipynb
+def _block_table(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    "Stack blocks with `block_rows` as the last column (a torn last line then never looks complete)."
+    t = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else pd.DataFrame()
+    return t[[c for c in t.columns if c != "block_rows"] + ["block_rows"]] if "block_rows" in t else t
+
+def read_blocks(out_csv: str | Path) -> pd.DataFrame:
+    "The complete (train seed, sample seed) blocks of an evaluation CSV; a torn or partial block is dropped (and recomputed)."
+    p = Path(out_csv)
+    if not p.is_file() or p.stat().st_size == 0: return pd.DataFrame()
+    try: df = pd.read_csv(p, on_bad_lines="skip")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError): return pd.DataFrame()
+    if "block_rows" not in df or not len(df): return pd.DataFrame()   # written before blocks were marked: recompute
+    g = df.groupby(["train_seed", "sample_seed"])["block_rows"]
+    whole = (g.transform("size") == df["block_rows"]) & (g.transform("nunique") == 1) & (g.transform("count") == g.transform("size"))
+    return df[whole].reset_index(drop=True)
+
+def write_atomic(df: pd.DataFrame, path: Path) -> None:
+    "Write `df` to a temporary file next to `path`, then rename it over `path`: a reader never sees half a block."
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+def score_cohort(train: pd.DataFrame, test: pd.DataFrame, syn: pd.DataFrame, schema, metrics: list[str] | None = None,
+                 utility_params: dict[str, dict] | None = None) -> dict[str, dict[str, float]]:
+    "Every score of one synthetic cohort in-sample (`train`: against the training split, as the study) and out-of-sample (`test`)."
+    from synthtrial.scores import evaluate_all, compound_score
+    from synthtrial.findings import heldout_scores
+    from synthtrial.scores import FIDELITY_METRICS
+    def with_compound(s):
+        try: s["compound"] = compound_score(s, "study")
+        except ParameterError: s["compound"] = np.nan
+        return s
+    ins = with_compound(evaluate_all(train, test, syn, schema, metrics=metrics, utility_params=utility_params))
+    # ML efficiency trains on synthetic data and tests on the real test split in both: it is out-of-sample by definition
+    util = {m: v for m, v in ins.items() if m.startswith("ml_efficiency_")}
+    rest = [m for m in ins if m != "compound" and m not in util]
+    oos = with_compound({**(evaluate_all(test, test, syn, schema, metrics=rest) if rest else {}), **util})
+    oos = {m: oos[m] for m in ins}                                  # same metric order as in-sample
+    fid = [oos[m] for m in FIDELITY_METRICS if m in oos and np.isfinite(oos[m])]
+    oos.update(heldout_scores(train, test, syn, schema, fidelity_test=float(np.mean(fid)) if fid else None))
+    return {"train": ins, "test": oos}
+
 def evaluate_config(dataset: str, model: str, config: str, params: dict | None = None, *,
                     train_seeds: Iterable[int] = (0,), sample_seeds: Iterable[int] = (0,), budget: float = 1.0,
                     enforcement: str | list[str] = "default", metrics: list[str] | None = None,
                     utility_params: dict[str, dict] | None = None, utility_trials: int = 0, out_csv: str | Path | None = None,
-                    progress: bool = True) -> pd.DataFrame:
-    "Train/sample/score one configuration over seeds; tidy rows (appended to `out_csv` and resumed from it)."
+                    extra: dict | None = None, progress: bool = True) -> pd.DataFrame:
+    "Train/sample/score one configuration over seeds; tidy rows (`split` train/test), written block by block to `out_csv` and resumed from it."
     from tqdm.auto import tqdm
     from synthtrial.data import load_split
     from synthtrial.constraints import rules_for
     from synthtrial.generators import GENERATORS
     from synthtrial.pipeline import SynthesisPipeline, resolve_strategies
-    from synthtrial.scores import evaluate_all, compound_score
     check_choice("model", model, GENERATORS)
     train, test, schema = load_split(dataset)
     strategies = resolve_strategies(enforcement)
@@ -48,11 +90,11 @@ def evaluate_config(dataset: str, model: str, config: str, params: dict | None =
         from synthtrial.utility import utility_params_for   # tuned once on the real training split, cached
         utility_params = utility_params_for(train, schema, n_trials=utility_trials, dataset=dataset)
     out_csv = Path(out_csv) if out_csv else None
-    done = pd.read_csv(out_csv) if out_csv is not None and out_csv.is_file() else pd.DataFrame()
+    done = read_blocks(out_csv) if out_csv is not None else pd.DataFrame()
     have = set(zip(done["train_seed"], done["sample_seed"])) if len(done) else set()
     pairs = [(t, s) for t in train_seeds for s in sample_seeds]
     todo = [p for p in pairs if p not in have]
-    base = {"dataset": dataset, "model": model, "config": config, "enforcement": "+".join(strategies), "budget": budget}
+    base = {"dataset": dataset, "model": model, "config": config, "enforcement": "+".join(strategies), "budget": budget, **(extra or {})}
     bar = tqdm(total=len(todo), desc=f"{dataset}/{model}/{config}", disable=not progress or not todo)
     for ts in sorted({t for t, _ in todo}):
         t0 = time.perf_counter()
@@ -62,73 +104,57 @@ def evaluate_config(dataset: str, model: str, config: str, params: dict | None =
         except SynthtrialError as e: fit_err = str(e)
         fit_s = time.perf_counter() - t0
         for ss in [s for t, s in todo if t == ts]:
-            rows = []
             meta = {**base, "train_seed": ts, "sample_seed": ss, "fit_seconds": round(fit_s, 3)}
             if fit_err is None:
                 t1 = time.perf_counter()
                 try:
                     syn = pipe.sample(len(train), seed=ss)
                     rep = pipe.last_report
-                    scores = evaluate_all(train, test, syn, schema, metrics=metrics, utility_params=utility_params)
-                    try: scores["compound"] = compound_score(scores, "study")
-                    except ParameterError: scores["compound"] = np.nan
+                    scores = score_cohort(train, test, syn, schema, metrics, utility_params)
                     meta.update(sample_seconds=round(time.perf_counter() - t1, 3), status="ok", error="",
                                 invalid_rate_raw=rep.enforced_invalid_rate_before, invalid_rate_final=rep.enforced_invalid_rate_after,
                                 acceptance_rate=rep.acceptance_rate)
-                    rows = [{**meta, "metric": m, "value": float(v)} for m, v in scores.items()]
-                    rows += [{**meta, "metric": f"violations:{rule}", "value": float(rep.before.loc[rule, "rate"])}
+                    rows = [{**meta, "split": sp, "metric": m, "value": float(v)} for sp, sc in scores.items() for m, v in sc.items()]
+                    rows += [{**meta, "split": "train", "metric": f"violations:{rule}", "value": float(rep.before.loc[rule, "rate"])}
                              for rule in rep.before.index]
                 except Exception as e:   # record the failure (generator, enforcement or metric) and go on
                     msg = str(e) if isinstance(e, SynthtrialError) else f"{type(e).__name__}: {e}"
-                    rows = [{**meta, "status": "failed", "error": msg[:300], "metric": "compound", "value": np.nan}]
+                    rows = [{**meta, "status": "failed", "error": msg[:300], "split": "test", "metric": "compound", "value": np.nan}]
             else:
-                rows = [{**meta, "status": "failed", "error": fit_err[:300], "metric": "compound", "value": np.nan}]
-            frame = pd.DataFrame(rows)
-            if out_csv is not None:
-                out_csv.parent.mkdir(parents=True, exist_ok=True)
-                frame.to_csv(out_csv, mode="a", header=not out_csv.is_file(), index=False)
-            done = pd.concat([done, frame], ignore_index=True)
+                rows = [{**meta, "status": "failed", "error": fit_err[:300], "split": "test", "metric": "compound", "value": np.nan}]
+            frame = pd.DataFrame(rows).assign(block_rows=len(rows))
+            done = _block_table([done, frame])
+            if out_csv is not None: write_atomic(done, out_csv)   # the whole file with the new block, renamed into place
             bar.update(1)
     bar.close()
     if out_csv is not None:
+        settings = {"heldout_criteria": "synthtrial.findings.HELDOUT_CRITERIA", "splits": {"train": "in-sample (as the study)", "test": "out-of-sample"}}
+        # ── METRIC SETTINGS → PROVENANCE: the one place the metric suite's settings enter the record ──
+        try: from synthtrial.scores import suite_settings       # added by the metrics work; absent in older trees
+        except ImportError: suite_settings = None
+        if suite_settings is not None: settings["suite"] = suite_settings()
         write_json(provenance({**base, "params": params, "train_seeds": list(train_seeds), "sample_seeds": list(sample_seeds),
-                               "metrics": metrics}), out_csv.with_suffix(".provenance.json"))
-        done = pd.read_csv(out_csv)   # the file is the record: return exactly what it holds
-    keep = done[done["train_seed"].isin(list(train_seeds)) & done["sample_seed"].isin(list(sample_seeds))]
+                               "metrics": metrics, "metric_settings": settings}), out_csv.with_suffix(".provenance.json"))
+        done = read_blocks(out_csv)   # the file is the record: return exactly what it holds
+    keep = done[done["train_seed"].isin(list(train_seeds)) & done["sample_seed"].isin(list(sample_seeds))] if len(done) else done
     return keep.reset_index(drop=True)
 
 # %% ../nbs/07_evaluation.ipynb
-def _metric_values(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    ok = df[(df["metric"] == metric) & (df.get("status", "ok") == "ok")]
-    return ok
+def relative_improvement(df: pd.DataFrame, metric: str = "compound", split: str = "test", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    "Per dataset × model × tuned config: paired change (%) of `metric` vs the defaults with a cluster-bootstrap 95 % interval."
+    from synthtrial.findings import improvements
+    frames = [improvements(df, metric, c, split, n_boot, seed) for c in sorted(set(df["config"]) - {"default"})]
+    frames = [f for f in frames if len(f)]
+    cols = ["dataset", "model", "config", "metric", "split", "default_mean", "tuned_mean", "n_train_seeds", "n_hpo_seeds", "estimate", "ci_low", "ci_high"]
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+    return out.rename(columns={"estimate": "improvement_pct"})
 
-def relative_improvement(df: pd.DataFrame, metric: str = "compound", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    "Per dataset × model × tuned config: mean default, mean tuned, improvement % with a bootstrap 95 % interval."
-    rng = np.random.default_rng(seed)
-    vals = _metric_values(df, metric)
-    rows = []
-    for (ds, model), g in vals.groupby(["dataset", "model"]):
-        base = g[g["config"] == "default"]["value"].to_numpy()
-        if len(base) == 0: continue
-        for cfg, t in g[g["config"] != "default"].groupby("config"):
-            tv = t["value"].to_numpy(); b = base.mean()
-            imp = (tv.mean() - b) / abs(b) * 100 if b != 0 else np.nan
-            lo = hi = np.nan
-            if len(tv) > 1 and len(base) > 1:
-                boots = [(rng.choice(tv, len(tv)).mean() - (bb := rng.choice(base, len(base)).mean())) / abs(bb) * 100 for _ in range(n_boot)]
-                lo, hi = np.percentile(boots, [2.5, 97.5])
-            rows.append({"dataset": ds, "model": model, "config": cfg, "metric": metric, "default_mean": b, "tuned_mean": tv.mean(),
-                         "n_default": len(base), "n_tuned": len(tv), "improvement_pct": imp, "ci_low": lo, "ci_high": hi})
-    return pd.DataFrame(rows)
-
-def generalisation_matrix(df: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
-    "Objective (config) × metric: mean change of each metric vs the defaults, averaged over datasets and models."
-    ok = df[(df.get("status", "ok") == "ok") & ~df["metric"].str.startswith("violations:")]
-    means = ok.groupby(["dataset", "model", "config", "metric"])["value"].mean().unstack("config")
-    if "default" not in means.columns: raise ParameterError("generalisation_matrix needs rows of config 'default'")
-    delta = means.drop(columns="default").sub(means["default"], axis=0)
-    mat = delta.groupby(level="metric").mean().T
-    return mat[[m for m in (metrics or mat.columns) if m in mat.columns]]
+def generalisation_matrix(df: pd.DataFrame, criteria: list[str] | None = None) -> pd.DataFrame:
+    "Objective × held-out criterion: mean standardised paired change vs the defaults (descriptive; verdict: `findings.generalisation`)."
+    from synthtrial.findings import heldout_changes, HELDOUT_CRITERIA
+    ch = heldout_changes(df, tuple(criteria or HELDOUT_CRITERIA))
+    if not len(ch): raise ParameterError("generalisation_matrix needs out-of-sample held-out criteria (split 'test') of 'default' and a tuned config")
+    return ch.groupby(["objective", "criterion"])["change"].mean().unstack("criterion")
 
 def violation_rates(df: pd.DataFrame) -> pd.DataFrame:
     "Per dataset × model × config: mean share of raw output breaking an enforced rule, before and after processing."
@@ -160,6 +186,7 @@ def run_protocol(dataset: str, models: list[str], objectives: list[str], profile
                                           sample_seeds=prof["sample_seeds"], budget=prof["budget"],
                                           enforcement=prof["enforcement"], utility_trials=prof["utility_trials"],
                                           out_csv=out / "eval" / model / f"{cfg}.csv",
+                                          extra=None if cfg == "default" else {"n_trials": prof["n_trials"], "hpo_seed": prof["hpo_seed"]},
                                           progress=progress))
     table = pd.concat(frames, ignore_index=True)
     table.to_csv(out / "results.csv", index=False)

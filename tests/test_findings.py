@@ -1,0 +1,132 @@
+"""The findings' decision rules on results tables whose truth is known (constructed with `simulate_results`), and the
+held-out criteria on real data (myeloid)."""
+import numpy as np, pandas as pd, pytest
+from synthtrial.findings import (simulate_results, published_findings, generalisation, improvements, naive_bootstrap, seed_matrix,
+                                 paired_bootstrap, evidence, pmse_score, km_distance_score, cox_concordance, dcr_ratio, wilson)
+from synthtrial.data import load_split
+
+GEN = "compound objectives generalise better than single-metric objectives"
+
+def verdicts(table, violations=None):
+    return published_findings(table, violations, n_boot=1000).set_index("finding")
+
+def test_compound_that_generalises_and_compound_that_only_wins_its_own_metric_get_different_verdicts():
+    generalises = simulate_results(effects={("compound", "heldout"): 0.12, ("fidelity", "heldout"): 0.02, ("survival", "heldout"): 0.02,
+                                            ("compound", "compound"): 0.1})
+    own_metric = simulate_results(effects={("compound", "compound"): 0.2, ("fidelity", "fidelity"): 0.2, ("utility", "utility"): 0.2,
+                                           ("survival", "survival"): 0.2}, seed=1)
+    a, b = verdicts(generalises).loc[GEN], verdicts(own_metric).loc[GEN]
+    assert a["verdict"] == "supported" and a["ci_low"] > 0
+    assert b["verdict"] in ("inconclusive", "contradicted") and b["ci_low"] <= 0
+    # the compound objective does win on its own (in-table) metric in the second table: the old, circular test would pass it
+    own = own_metric[(own_metric.metric == "compound")].groupby("config")["value"].mean()
+    assert own["compound"] > own.drop("compound").max()
+
+def test_compound_that_generalises_worse_is_contradicted():
+    worse = simulate_results(effects={("compound", "heldout"): -0.1, ("fidelity", "heldout"): 0.1})
+    assert verdicts(worse).loc[GEN, "verdict"] == "contradicted"
+
+def test_seed_clustered_table_gets_a_wider_interval_than_its_naive_bootstrap():
+    # the tuning effect differs between training seeds (fit-to-fit), sampling draws of one fit barely differ
+    t = simulate_results(models=("tvae",), objectives=("compound",), effects={("compound", "compound"): 0.1},
+                         n_train_seeds=5, n_sample_seeds=4, seed_sd=0.05, noise_sd=0.002)
+    c = t[t.metric == "compound"]
+    cl = improvements(t).iloc[0]
+    lo, hi = naive_bootstrap(c[c.config == "default"].value, c[c.config == "compound"].value)
+    assert cl.ci_high - cl.ci_low > 1.5 * (hi - lo)
+    assert cl.ci_low < cl.estimate < cl.ci_high
+
+def test_hpo_seed_variation_enters_the_interval():
+    one = simulate_results(models=("tvae",), objectives=("compound",), effects={("compound", "compound"): 0.1}, n_hpo_seeds=1, seed=3)
+    d, tt, _ = seed_matrix(simulate_results(models=("tvae",), objectives=("compound",), effects={("compound", "compound"): 0.1},
+                                            n_hpo_seeds=3, seed=3).query("metric == 'compound'"), "compound")
+    assert tt.shape == (5, 3)
+    # a second HPO seed that found a much worse configuration: the interval must widen, not average it away silently
+    tt_bad = tt.copy(); tt_bad[:, 1] -= 0.1
+    w_ok, w_bad = paired_bootstrap(d, tt), paired_bootstrap(d, tt_bad)
+    assert w_bad["ci_high"] - w_bad["ci_low"] > w_ok["ci_high"] - w_ok["ci_low"]
+    assert evidence(one)["n_hpo_seeds"] == 1
+
+def test_reduced_budget_table_is_not_assessable_whatever_the_effect():
+    t = simulate_results(effects={("compound", "compound"): 0.3, ("compound", "heldout"): 0.3}, budget=0.002)
+    f = verdicts(t)
+    assert (f["verdict"] == "not assessable").all()
+    scored = f.drop(index=[i for i in f.index if "EFS" in i or "constraint" in i])
+    assert scored["reason"].str.contains("reduced epoch budget").all()
+    assert np.isfinite(scored.loc["TVAE improves with compound HPO", "estimate"])   # the estimate is still shown
+
+def test_one_seed_or_few_trials_is_not_assessable():
+    f1 = verdicts(simulate_results(effects={("compound", "compound"): 0.3}, n_train_seeds=1))
+    f2 = verdicts(simulate_results(effects={("compound", "compound"): 0.3}, n_trials=3))
+    assert f1.loc["TVAE improves with compound HPO", "verdict"] == "not assessable" and "training seed" in f1.loc["TVAE improves with compound HPO", "reason"]
+    assert f2.loc["TVAE improves with compound HPO", "verdict"] == "not assessable" and "optuna trials" in f2.loc["TVAE improves with compound HPO", "reason"]
+
+def test_a_failed_run_is_reported_and_the_model_set_is_the_same_for_every_objective():
+    t = simulate_results(effects={("compound", "heldout"): 0.12})
+    t = t[~((t.model == "tvae") & (t.config == "utility"))]
+    t = pd.concat([t, pd.DataFrame([{"dataset": "aml_sal", "model": "tvae", "config": "utility", "status": "failed", "error": "HPO: no finished trial",
+                                     "split": "test", "metric": "compound", "value": np.nan, "budget": 1.0, "train_seed": 0, "sample_seed": 0}])])
+    g = generalisation(t, "aml_sal")
+    assert "tvae" not in g["models"] and "no finished trial" in g["excluded"]["tvae"]
+    assert "tvae left out" in verdicts(t).loc[GEN, "reason"]
+
+def test_datasets_are_never_pooled_and_aml_sal_is_the_study_comparable_row():
+    t = pd.concat([simulate_results(dataset="myeloid", effects={("compound", "compound"): -0.1}),
+                   simulate_results(dataset="aml_sal", effects={("compound", "compound"): 0.1}, seed=2)])
+    f = published_findings(t, n_boot=500)
+    tv = f[f.finding == "TVAE improves with compound HPO"].set_index("dataset")
+    assert tv.loc["aml_sal", "verdict"] == "supported" and tv.loc["myeloid", "verdict"] == "contradicted"
+    assert tv.loc["aml_sal", "comparability"] == "study-comparable" and f.iloc[0]["dataset"] == "aml_sal"
+
+def violation_table(tuned_rate, n=1000, budget=1.0, final=0.0):
+    rows = []
+    for m in ("tvae", "ctgan"):
+        for cfg, rate in (("default", 0.4), ("compound", tuned_rate if m == "tvae" else 0.2)):
+            for strat, fin in (("none", rate), ("default", final)):
+                rows.append({"dataset": "aml_sal", "model": m, "config": cfg, "strategy": strat, "rule": "efs_le_os", "rate_raw": rate,
+                             "rate_final": fin, "n_rows": n, "budget": budget, "status": "ok"})
+    return pd.DataFrame(rows)
+
+def test_violation_findings_use_efs_le_os_alone_and_tuned_configurations():
+    res = simulate_results(effects={("compound", "compound"): 0.1})
+    f = verdicts(res, violation_table(0.1))
+    assert f.loc["HPO alone does not prevent EFS > OS violations", "verdict"] == "supported"
+    assert f.loc["without processing, up to 61 % of rows have EFS > OS", "verdict"] == "contradicted"   # 40 % at most, tight interval
+    assert f.loc["domain-constraint processing yields valid rows", "verdict"] == "supported"
+    assert "0 %" not in f.loc["domain-constraint processing yields valid rows", "published"]
+    assert verdicts(res, violation_table(0.0)).loc["HPO alone does not prevent EFS > OS violations", "verdict"] == "contradicted"
+    hi = violation_table(0.6); hi.loc[hi.rate_raw == 0.6, "n_rows"] = 1000
+    assert verdicts(res, hi).loc["without processing, up to 61 % of rows have EFS > OS", "verdict"] == "supported"
+    cheap = verdicts(res, violation_table(0.1, budget=0.002))
+    assert cheap.loc["HPO alone does not prevent EFS > OS violations", "verdict"] == "not assessable"
+
+def test_wilson_interval_matches_the_closed_form():
+    lo, hi = wilson(0.5, 100)
+    assert abs(lo - 0.4038) < 1e-3 and abs(hi - 0.5962) < 1e-3        # textbook value for 50/100
+    assert wilson(0.0, 100)[0] == 0 and wilson(0.0, 100)[1] > 0
+
+@pytest.fixture(scope="module")
+def myeloid():
+    return load_split("myeloid")
+
+def test_heldout_criteria_separate_good_from_bad_cohorts(myeloid):
+    train, test, schema = myeloid
+    # a cohort of real training rows; one with its columns shuffled independently (marginals kept, structure gone);
+    # one with shifted marginals (survival times tripled, one sex only)
+    good = train.sample(len(train), random_state=0)
+    bad = train.apply(lambda c: c.sample(frac=1, random_state=1).to_numpy())
+    shifted = train.assign(OSTM=train["OSTM"] * 3, EFSTM=train["EFSTM"] * 3, SEX=train["SEX"].iloc[0])
+    assert pmse_score(test, good, schema) > pmse_score(test, shifted, schema) + 0.2
+    assert km_distance_score(test, good, schema) > km_distance_score(test, shifted, schema) + 0.1
+    assert km_distance_score(test, test, schema) == pytest.approx(1.0)
+    assert km_distance_score(test, good, schema) > 0.9
+    assert cox_concordance(good, test, schema) > cox_concordance(bad, test, schema) - 0.02
+    assert dcr_ratio(good, train, test, schema) == 0.0        # copies of training patients: no privacy
+    assert dcr_ratio(test, train, test, schema) == pytest.approx(1.0)
+
+@pytest.mark.slow
+def test_data_card_flags_a_utility_target_at_chance():
+    from synthtrial.data import target_signal
+    my, aml = target_signal("myeloid"), target_signal("aml_sal")
+    assert my.loc["CR1", "at_chance"] and not my.loc["OS_2y", "at_chance"]     # CR1 carries no signal in trt, SEX, flt3
+    assert not aml["at_chance"].any() and (aml["auc"] > 0.7).all()
