@@ -237,3 +237,33 @@ def test_repair_counts_match(myeloid, shuffled):
     assert counts["os_death_implies_efs_event"] == int(((fake.OSSTAT == 1) & (fake.EFSSTAT == 0)).sum()) > 0
     assert (fixed.loc[fake.CR1 == 0, "EFSSTAT"] == 1).all()
     assert (fixed.EFSTM <= fixed.OSTM).all() and ((fixed.EFSSTAT == 1) | (fixed.EFSTM == fixed.OSTM)).all()
+
+def test_implies_tolerance_on_real_times():
+    "AML times are stored with seven decimals: the stated tol (0.001 months) changes no real count, a tiny shift passes only with it."
+    aml, schema = load_dataset("aml_sal")
+    rule = rules_for("aml_sal", schema)["efs_censored_implies_efs_eq_os"]
+    assert rule.spec["tol"] == 0.001 and rules_for("aml_sal")["efs_le_os"].spec["tol"] == 0.001
+    cens = aml[aml.EFSSTAT == 0]
+    assert int((~rule.holds(aml)).sum()) == int((cens.EFSTM - cens.OSTM).abs().gt(0.001).sum()) == 17
+    nudged = cens.assign(EFSTM=cens.OSTM + 0.0004)
+    assert rule.holds(nudged).all()
+    strict = Rule.from_dict({**rule.to_dict(), "tol": 0.0})
+    assert not strict.holds(nudged).any()
+
+def test_enforcement_warns_when_a_repair_moves_an_outcome_rate(myeloid):
+    import warnings
+    from synthtrial.enforce import RATE_TOLERANCE
+    df, schema, _ = myeloid
+    bad = RuleSet.from_dict({"name": "bad", "rules": [{"name": "efs_event_is_death", "kind": "implies",
+        "if": {"column": "EFSSTAT", "op": "==", "value": 1}, "then": {"column": "OSSTAT", "op": "==", "value": 1},
+        "repair": [{"set": "OSSTAT", "value": 1}]}]}, schema=schema)
+    enf = Enforcer(bad, ["repair"]); enf.prepare_training(df, schema)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, rep = enf.postprocess(independent_columns_sampler(df, id_column="id"), 400, seed=1)
+    t = rep.outcomes
+    assert abs(t.loc["OSSTAT", "real"] - df.OSSTAT.mean()) < 1e-12 and abs(t.loc["OSSTAT", "after"] - out.OSSTAT.mean()) < 1e-12
+    assert t.loc["OSSTAT", "after"] - t.loc["OSSTAT", "before"] > RATE_TOLERANCE
+    assert any("OSSTAT's rate" in str(w.message) for w in caught) and rep.to_dict()["rate_warnings"]
+    good = Enforcer(rules_for("myeloid", schema), ["none"]); good.prepare_training(df, schema)
+    assert good.postprocess(independent_columns_sampler(df, id_column="id"), 400, seed=1)[1].rate_warnings == []
