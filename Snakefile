@@ -11,6 +11,9 @@
 # the seeds), results/sweep/<name>/violations/<dataset>/<model>/violations.csv, figures/<name>/…,
 # figures/<name>/index.html (the report). The config is validated when the workflow is parsed, so a
 # typo or a missing offline dataset stops everything before any job is launched.
+# A `datasets:` entry may be a dataset spec file (your own trial's data/schema/rules): validate_config registers
+# it here, which exports it in $SYNTHTRIAL_DATASETS; every job inherits that and registers the same files again
+# (refusing them if their SHA-256 changed) and records them in its provenance.
 import json, os, sys
 from synthtrial.core import results_dir, figures_dir
 from synthtrial.sweep import validate_config, fix_snakemake_single_job_selection

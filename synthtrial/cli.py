@@ -5,10 +5,13 @@
 # %% ../nbs/10_cli.ipynb 3
 from __future__ import annotations
 import argparse, importlib.util, shutil, sys, platform
-from .core import SynthtrialError, ParameterError, package_versions, git_commit, check_choice, check_positive_int
+from pathlib import Path
+from .core import (SynthtrialError, ParameterError, package_versions, git_commit, check_choice, check_positive_int,
+                            project_root, results_dir, figures_dir)
 
 # %% auto 0
-__all__ = ['OPTIONAL_PARTS', 'OPTIONAL_PROGRAMS', 'doctor_report', 'format_doctor', 'check_skeleton_params', 'main']
+__all__ = ['OPTIONAL_PARTS', 'OPTIONAL_PROGRAMS', 'doctor_report', 'format_doctor', 'check_skeleton_params', 'trial_config',
+           'run_trial', 'main']
 
 # %% ../nbs/10_cli.ipynb
 OPTIONAL_PARTS = {
@@ -80,6 +83,34 @@ def check_skeleton_params(dataset: str, model: str, seed: int, n_rows: int, budg
         raise ParameterError(f"budget={budget!r} is not allowed; it must be in (0, 1]")
     return {"dataset": dataset, "model": model, "seed": seed, "n_rows": n_rows, "budget": budget}
 
+def trial_config(spec: str | Path, profile: str = "quick", name: str | None = None, models: list[str] | None = None,
+                 objectives: list[str] | None = None, overrides: dict | None = None) -> dict:
+    "The sweep config that runs the whole study (`profile`) on the dataset described by `spec`, checked now."
+    from synthtrial.data import dataset_from_spec
+    from synthtrial.sweep import load_config
+    check_choice("profile", profile, ("quick", "paper"))
+    ds = dataset_from_spec(spec)          # reads and checks the files now: a bad file stops here, not in a job
+    cfg = {"profile": profile, "name": name or f"{ds.name}_{profile}", "datasets": [str(Path(spec).resolve())],
+           **({"models": list(models)} if models else {}), **({"objectives": list(objectives)} if objectives else {}), **(overrides or {})}
+    load_config(project_root() / "config" / f"{profile}.yaml", **cfg)   # the Snakefile reads the same files in the same order
+    return cfg
+
+def run_trial(spec: str | Path, profile: str = "quick", cores: int = 2, dry_run: bool = False, **kw) -> dict:
+    "Run the sweep of `trial_config(spec, profile, **kw)` with Snakemake; returns the config and the report/review paths."
+    import subprocess, yaml
+    cfg = trial_config(spec, profile, **kw)
+    root = project_root()
+    cfg_path = results_dir() / "sweep" / cfg["name"] / "trial_config.yaml"
+    cfg_path.parent.mkdir(parents=True, exist_ok=True)
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    snake = Path(sys.executable).parent / "snakemake"
+    cmd = [str(snake), "--scheduler", "greedy", "--cores", str(check_positive_int("cores", cores)), "--rerun-incomplete",
+           "--configfile", str(root / "config" / f"{profile}.yaml"), str(cfg_path)] + (["-n"] if dry_run else [])
+    proc = subprocess.run(cmd, cwd=root)
+    if proc.returncode != 0: raise SynthtrialError(f"the sweep failed (snakemake exit {proc.returncode}); config {cfg_path}")
+    fig = figures_dir() / cfg["name"]
+    return {"config": cfg_path, "report": fig / "index.html", "review": fig / "review" / "review.md"}
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="synthtrial", description="synthtrial: synthetic clinical-trial data compendium")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -91,7 +122,24 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--seed", type=int, default=0); s.add_argument("--n-rows", type=int, default=500)
         s.add_argument("--budget", type=float, default=1.0)
         s.add_argument("--no-progress", action="store_true")
+    t = sub.add_parser("trial", help="the whole study (sweep, figures, report, review) on your own trial's files")
+    t.add_argument("spec", help="dataset spec YAML (data, schema, rules, …; see synthtrial.data.dataset_from_spec)")
+    t.add_argument("--profile", default="quick", choices=["quick", "paper"])
+    t.add_argument("--name", default=None, help="sweep name (default: <dataset>_<profile>)")
+    t.add_argument("--models", nargs="+", default=None); t.add_argument("--objectives", nargs="+", default=None)
+    t.add_argument("--cores", type=int, default=2)
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any sweep-config key, VALUE in YAML (repeatable)")
+    t.add_argument("--dry-run", action="store_true", help="list the jobs only")
     return p
+
+def _settings(pairs: list[str]) -> dict:
+    import yaml
+    out = {}
+    for s in pairs:
+        k, eq, v = s.partition("=")
+        if not eq or not k: raise ParameterError(f"--set {s!r} is not allowed; write KEY=VALUE, e.g. --set n_trials=2")
+        out[k] = yaml.safe_load(v)
+    return out
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of `python -m synthtrial` / `synthtrial`; returns the exit code (2 = bad input, 1 = run failed)."
@@ -99,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "doctor":
             print(format_doctor(doctor_report(deep=args.deep))); return 0
+        if args.cmd == "trial":
+            out = run_trial(args.spec, args.profile, args.cores, args.dry_run, name=args.name, models=args.models,
+                            objectives=args.objectives, overrides=_settings(args.set))
+            if not args.dry_run: print(f"report: {out['report']}\nreview: {out['review']}")
+            return 0
         params = check_skeleton_params(args.dataset, args.model, args.seed, args.n_rows, args.budget)
         from synthtrial.runs import run_notebook
         run_dir = run_notebook("skeleton", params, progress=not args.no_progress)

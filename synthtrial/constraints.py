@@ -14,7 +14,8 @@ from .schema import Schema, SchemaError
 
 # %% auto 0
 __all__ = ['OPS', 'RULE_KINDS', 'RULES_DIR', 'ConstraintError', 'Cond', 'AllOf', 'AnyOf', 'Not', 'parse_condition',
-           'eval_condition', 'Rule', 'ViolationReport', 'RuleSet', 'available_rule_sets', 'rules_for']
+           'eval_condition', 'Rule', 'ViolationReport', 'RuleSet', 'builtin_rule_sets', 'register_rule_set',
+           'available_rule_sets', 'rules_for']
 
 # %% ../nbs/03_constraints.ipynb
 class ConstraintError(SynthtrialError, ValueError):
@@ -151,17 +152,24 @@ def _nullable(values: np.ndarray, unknown: np.ndarray, index) -> pd.Series:
 
 _NP_OPS = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
 
-def eval_condition(c, df: pd.DataFrame) -> pd.Series:
-    "Evaluate condition `c` on `df`: a nullable boolean series (`<NA>` where a compared value is missing)."
+def _tol_op(op: str, x: np.ndarray, y, tol: float) -> np.ndarray:
+    "Numeric comparison in which values within `tol` of each other count as equal."
+    if tol == 0: return _NP_OPS[op](x, y)
+    d = x - y
+    return {"==": np.abs(d) <= tol, "!=": np.abs(d) > tol, "<": d < -tol, "<=": d <= tol, ">": d > tol, ">=": d >= -tol}[op]
+
+def eval_condition(c, df: pd.DataFrame, tol: float = 0.0) -> pd.Series:
+    """Evaluate condition `c` on `df`: a nullable boolean series (`<NA>` where a compared value is missing).
+    Numeric comparisons treat values within `tol` of each other as equal (`==` is `|x − y| ≤ tol`, `<` is `x < y − tol`)."""
     if isinstance(c, AllOf):
-        out = eval_condition(c.items[0], df)
-        for i in c.items[1:]: out = out & eval_condition(i, df)
+        out = eval_condition(c.items[0], df, tol)
+        for i in c.items[1:]: out = out & eval_condition(i, df, tol)
         return out
     if isinstance(c, AnyOf):
-        out = eval_condition(c.items[0], df)
-        for i in c.items[1:]: out = out | eval_condition(i, df)
+        out = eval_condition(c.items[0], df, tol)
+        for i in c.items[1:]: out = out | eval_condition(i, df, tol)
         return out
-    if isinstance(c, Not): return ~eval_condition(c.item, df)
+    if isinstance(c, Not): return ~eval_condition(c.item, df, tol)
     s = df[c.column]
     if c.op == "isna": return pd.Series(s.isna().to_numpy(), index=df.index, dtype="boolean")
     if c.op == "notna": return pd.Series(s.notna().to_numpy(), index=df.index, dtype="boolean")
@@ -170,13 +178,14 @@ def eval_condition(c, df: pd.DataFrame) -> pd.Series:
         x = _num(s)
         if c.other is not None:
             y = _num(df[c.other]); unknown = np.isnan(x) | np.isnan(y)
-            with np.errstate(invalid="ignore"): res = _NP_OPS[c.op](x, y)
+            with np.errstate(invalid="ignore"): res = _tol_op(c.op, x, y, tol)
         elif c.op in ("in", "not in"):
-            res = np.isin(x, np.asarray(c.value, dtype=float)); unknown = np.isnan(x)
+            vals = np.asarray(c.value, dtype=float)
+            res = (np.abs(x[:, None] - vals[None, :]) <= tol).any(axis=1) if len(x) else np.zeros(0, bool); unknown = np.isnan(x)
             if c.op == "not in": res = ~res
         else:
             unknown = np.isnan(x)
-            with np.errstate(invalid="ignore"): res = _NP_OPS[c.op](x, float(c.value))
+            with np.errstate(invalid="ignore"): res = _tol_op(c.op, x, float(c.value), tol)
         return _nullable(res, unknown, df.index)
     x = s.to_numpy(dtype=object); unknown = s.isna().to_numpy()
     if c.other is not None:
@@ -197,9 +206,9 @@ RULE_KINDS = {  # kind -> (required keys, optional keys with defaults)
     "range": (("column",), {"lower": None, "upper": None, "lower_strict": False, "upper_strict": False}),
     "integer": (("column",), {}),
     "categories": (("column", "levels"), {}),
-    "implies": (("if", "then"), {}),
-    "equivalent": (("conditions",), {}),
-    "check": (("condition",), {}),
+    "implies": (("if", "then"), {"tol": 0.0}),
+    "equivalent": (("conditions",), {"tol": 0.0}),
+    "check": (("condition",), {"tol": 0.0}),
 }
 
 @dataclass
@@ -230,6 +239,7 @@ class Rule:
             if k in sp and not isinstance(sp[k], str): raise ConstraintError(f"{where}: '{k}' must be a column name, got {sp[k]!r}")
         for k in ("tol", "lower", "upper"):
             if k in sp and sp[k] is not None and not _is_num_value(sp[k]): raise ConstraintError(f"{where}: '{k}' must be a number, got {sp[k]!r}")
+        if sp.get("tol", 0) < 0: raise ConstraintError(f"{where}: 'tol' must be >= 0, got {sp['tol']!r}")
         if self.kind == "range" and sp["lower"] is None and sp["upper"] is None: raise ConstraintError(f"{where}: a range needs 'lower' and/or 'upper'")
         if self.kind == "categories" and (not isinstance(sp["levels"], list) or not sp["levels"]): raise ConstraintError(f"{where}: 'levels' must be a non-empty list")
         self._conds = {}
@@ -287,9 +297,10 @@ class Rule:
             return f"{lo}{sp['column']}{hi}"
         if self.kind == "integer": return f"{sp['column']} is whole"
         if self.kind == "categories": return f"{sp['column']} in {sp['levels']}"
-        if self.kind == "implies": return f"{self._conds['if']} => {self._conds['then']}"
-        if self.kind == "equivalent": return f"{self._conds['a']} <=> {self._conds['b']}"
-        return str(self._conds["condition"])
+        within = f" (± {sp['tol']})" if sp.get("tol") else ""
+        if self.kind == "implies": return f"{self._conds['if']} => {self._conds['then']}{within}"
+        if self.kind == "equivalent": return f"{self._conds['a']} <=> {self._conds['b']}{within}"
+        return str(self._conds["condition"]) + within
 
     def validate(self, kinds: dict, against: str = "the data") -> "Rule":
         "Check columns, types and categories against `kinds` (column -> (kind, levels)); raise ConstraintError."
@@ -341,11 +352,12 @@ class Rule:
             return _nullable(res, unknown, idx)
         if self.kind == "categories":
             return eval_condition(Cond(sp["column"], "in", value=list(sp["levels"])), df)
-        if self.kind == "implies": return ~eval_condition(self._conds["if"], df) | eval_condition(self._conds["then"], df)
+        tol = sp["tol"]
+        if self.kind == "implies": return ~eval_condition(self._conds["if"], df, tol) | eval_condition(self._conds["then"], df, tol)
         if self.kind == "equivalent":
-            a, b = eval_condition(self._conds["a"], df), eval_condition(self._conds["b"], df)
+            a, b = eval_condition(self._conds["a"], df, tol), eval_condition(self._conds["b"], df, tol)
             return (a & b) | (~a & ~b)
-        return eval_condition(self._conds["condition"], df)
+        return eval_condition(self._conds["condition"], df, tol)
 
     def holds(self, df: pd.DataFrame) -> pd.Series:
         "Plain boolean series: the rule holds in each row, unknown decided by `nan`."
@@ -513,17 +525,32 @@ class RuleSet:
 
 # %% ../nbs/03_constraints.ipynb
 RULES_DIR = Path(__file__).resolve().parent / "rules" if "__file__" in globals() else None
+_FILE_RULES: dict[str, Path | None] = {}   # dataset name -> its rules file (None: a dataset with no rules), see register_rule_set
 
 def _rules_dir() -> Path:
     if RULES_DIR is not None and RULES_DIR.is_dir(): return RULES_DIR
     import synthtrial
     return Path(synthtrial.__file__).resolve().parent / "rules"
 
-def available_rule_sets() -> list[str]:
-    "Names of the built-in rule sets (one YAML file per dataset)."
+def builtin_rule_sets() -> list[str]:
+    "Names of the rule sets shipped with synthtrial (one YAML file per built-in dataset)."
     return sorted(p.stem for p in _rules_dir().glob("*.yaml"))
 
+def register_rule_set(name: str, path: str | Path | None) -> None:
+    "Make `rules_for(name)` read `path` (a user's rules file; `None`: the dataset has no rules). Built-in names are refused."
+    if name in builtin_rule_sets(): raise ParameterError(f"rule set name {name!r} is taken by a built-in rule set; rename your dataset")
+    if path is not None and not Path(path).is_file(): raise ConstraintError(f"rules file not found: {path}")
+    _FILE_RULES[name] = None if path is None else Path(path)
+
+def available_rule_sets() -> list[str]:
+    "Names of the built-in rule sets plus those of datasets described by files (`synthtrial.data.dataset_from_spec`)."
+    import synthtrial.data   # registers the datasets described by files in $SYNTHTRIAL_DATASETS (their rules included)
+    return sorted(set(builtin_rule_sets()) | set(_FILE_RULES))
+
 def rules_for(name: str, schema: Schema | None = None) -> RuleSet:
-    "The built-in clinical `RuleSet` of dataset `name` (validated against `schema` when given)."
+    "The clinical `RuleSet` of dataset `name` — built-in or from the dataset's rules file (validated against `schema` when given)."
     check_choice("rule set", name, available_rule_sets())
+    if name in _FILE_RULES:
+        path = _FILE_RULES[name]
+        return RuleSet([], name, "no rules given", schema) if path is None else RuleSet.from_yaml(path, schema=schema)
     return RuleSet.from_yaml(_rules_dir() / f"{name}.yaml", schema=schema)

@@ -115,9 +115,12 @@ def git_commit(root: str | Path | None = None) -> dict[str, Any]:
 
 def provenance(params: dict | None = None, **extra) -> dict[str, Any]:
     "A provenance record: `params`, package versions, git commit, python, platform, UTC time, plus `extra`."
+    # datasets described by files (synthtrial.data.dataset_from_spec), with their files' SHA-256
+    files = json.loads(os.environ.get("SYNTHTRIAL_DATASETS") or "[]")
     return {"params": dict(params or {}), "packages": package_versions(), "git": git_commit(),
             "python": platform.python_version(), "platform": platform.platform(),
-            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **extra}
+            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            **({"datasets_from_files": files} if files else {}), **extra}
 
 # %% ../nbs/00_core.ipynb
 def _jsonable(o):

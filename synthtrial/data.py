@@ -5,7 +5,7 @@
 # %% ../nbs/02_data.ipynb 3
 from __future__ import annotations
 from dataclasses import dataclass, field
-import os, json, hashlib, shutil, urllib.request, urllib.error
+import os, re, json, hashlib, shutil, warnings, urllib.request, urllib.error
 from pathlib import Path
 from typing import Callable
 import numpy as np, pandas as pd
@@ -13,14 +13,18 @@ from .core import SynthtrialError, ParameterError, check_choice, cache_dir, sha2
 from .schema import Schema, Column, Endpoint, Target, SchemaError, schema_from_yaml
 
 # %% auto 0
-__all__ = ['DATASETS', 'MYELOID_SCHEMA', 'AML_SAL_FILES', 'AML_SAL_URL', 'AML_GENES', 'AML_CYTOGENETICS', 'COLON_SCHEMA',
-           'ACTG320_SCHEMA', 'GBSG2_SCHEMA', 'Dataset', 'register_dataset', 'get_dataset', 'load_dataset',
+__all__ = ['INCONSISTENT', 'DATASETS', 'MYELOID_SCHEMA', 'MIN_SPLIT_ROWS', 'AML_SAL_FILES', 'AML_SAL_URL', 'AML_GENES',
+           'AML_CYTOGENETICS', 'COLON_SCHEMA', 'ACTG320_SCHEMA', 'GBSG2_SCHEMA', 'ENV_DATASETS', 'SPEC_KEYS', 'Dataset',
+           'check_dataset_name', 'register_dataset', 'get_dataset', 'load_dataset', 'handle_inconsistent',
            'load_myeloid_raw', 'prepare_myeloid', 'split_train_test', 'frame_digest', 'load_split', 'fetch_verified',
            'read_aml_sal_csv', 'prepare_aml_sal', 'load_colon_raw', 'prepare_colon', 'load_actg320_raw',
-           'prepare_actg320', 'load_gbsg2_raw', 'prepare_gbsg2', 'read_table', 'dataset_from_files', 'variables_table',
-           'target_signal', 'data_card']
+           'prepare_actg320', 'load_gbsg2_raw', 'prepare_gbsg2', 'read_table', 'dataset_from_files', 'read_spec',
+           'dataset_from_spec', 'register_from_env', 'unregister_dataset', 'variables_table', 'target_signal',
+           'data_card']
 
 # %% ../nbs/02_data.ipynb
+INCONSISTENT = ("flag", "drop", "stop")   # what loading does with real rows that break enforced rules
+
 @dataclass
 class Dataset:
     "A registered dataset: raw loader, preparation, schema and provenance."
@@ -30,15 +34,31 @@ class Dataset:
     prepare: Callable[[pd.DataFrame], pd.DataFrame]
     provenance: dict = field(default_factory=dict)
     stratify: list[str] = field(default_factory=list)  # outcome flags the train/test split is stratified on
+    inconsistent: str | None = None   # real rows breaking enforced rules: flag, drop or stop (None: not checked)
+    inconsistencies: dict | None = None   # what the last load found (per rule: count, example ids)
+    rules_file: str | None = None         # a dataset described by files: its rules YAML (built-ins: synthtrial/rules/)
 
     def load(self) -> pd.DataFrame:
-        "The prepared, validated, canonical frame."
-        return self.schema.validate(self.prepare(self.load_raw()), what=f"dataset {self.name!r}")
+        "The prepared, validated, canonical frame (real rows that break enforced rules handled by `inconsistent`)."
+        df = self.schema.validate(self.prepare(self.load_raw()), what=f"dataset {self.name!r}")
+        return handle_inconsistent(self, df) if self.inconsistent else df
 
 DATASETS: dict[str, Dataset] = {}
+_BUILTIN: frozenset = frozenset()   # the names registered by this module (set after the last built-in below)
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+def check_dataset_name(name) -> str:
+    "`name` if it can name a dataset (it becomes a folder and file name: letters, digits, `_`, `-`), else a `ParameterError`."
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ParameterError(f"dataset name {name!r} is not allowed: use letters, digits, '_' and '-' only "
+                             "(it names folders and files, so no path separators, dots or spaces)")
+    return name
 
 def register_dataset(ds: Dataset) -> Dataset:
-    "Add `ds` to the registry (replacing an entry of the same name) and return it."
+    "Add `ds` to the registry and return it; a bad name or a built-in dataset's name is refused (a user's own may be replaced)."
+    check_dataset_name(ds.name)
+    if ds.name in _BUILTIN and DATASETS.get(ds.name) is not ds:
+        raise ParameterError(f"dataset name {ds.name!r} belongs to a built-in dataset; give your trial another name (its schema's 'name')")
     DATASETS[ds.name] = ds
     return ds
 
@@ -50,6 +70,41 @@ def load_dataset(name: str) -> tuple[pd.DataFrame, Schema]:
     "Load dataset `name` in canonical form; returns `(frame, schema)`."
     ds = get_dataset(name)
     return ds.load(), ds.schema
+
+# %% ../nbs/02_data.ipynb
+_WARNED: set = set()
+
+def _row_ids(ds: Dataset, df: pd.DataFrame, mask: pd.Series, k: int = 5) -> list:
+    ids = ds.schema.of_kind("identifier")
+    rows = df.loc[mask[mask].index[:k]]
+    return [str(v) for v in (rows[ids[0]] if ids else rows.index)]
+
+def handle_inconsistent(ds: Dataset, df: pd.DataFrame) -> pd.DataFrame:
+    "Check `df` (dataset `ds`'s real rows) against its enforced rules and flag, drop or stop as `ds.inconsistent` says."
+    from synthtrial.constraints import RuleSet, rules_for, ConstraintError
+    policy = check_choice("inconsistent", ds.inconsistent, INCONSISTENT)
+    if ds.rules_file: rules = RuleSet.from_yaml(ds.rules_file, schema=ds.schema)
+    elif ds.name in _BUILTIN: rules = rules_for(ds.name, ds.schema)
+    else: rules = RuleSet([], ds.name)      # a dataset described by files without rules
+    rules = rules.enforced
+    ok = rules.check(df) if len(rules) and len(df) else pd.DataFrame(index=df.index)
+    bad_any = ~ok.all(axis=1) if len(ok.columns) else pd.Series(False, index=df.index)
+    per_rule = {r: {"n": int((~ok[r]).sum()), "examples": _row_ids(ds, df, ~ok[r])} for r in ok.columns if (~ok[r]).any()}
+    n_bad = int(bad_any.sum())
+    ds.inconsistencies = {"policy": policy, "n_rows": len(df), "n_inconsistent": n_bad, "rules": per_rule}
+    if n_bad == 0:
+        ds.provenance["inconsistent rows"] = "none (every real row obeys the enforced rules)"
+        return df
+    listing = "; ".join(f"{r} {v['n']} (e.g. {', '.join(v['examples'][:3])})" for r, v in per_rule.items())
+    what = f"dataset {ds.name!r}: {n_bad} of {len(df)} real rows break enforced rules: {listing}"
+    if policy == "stop":
+        raise ConstraintError(f"{what}. Choose what to do with them: inconsistent: flag (keep them, reported) or "
+                              "drop (train without them) — or correct the data or the rules")
+    ds.provenance["inconsistent rows"] = f"{n_bad} of {len(df)} ({'kept and flagged' if policy == 'flag' else 'dropped'}): {listing}"
+    if (ds.name, n_bad, policy) not in _WARNED:
+        _WARNED.add((ds.name, n_bad, policy))
+        warnings.warn(f"{what} — {'kept (inconsistent: flag)' if policy == 'flag' else 'dropped (inconsistent: drop)'}", stacklevel=2)
+    return df if policy == "flag" else df[~bad_any.to_numpy()]
 
 # %% ../nbs/02_data.ipynb
 def load_myeloid_raw() -> pd.DataFrame:
@@ -115,11 +170,16 @@ register_dataset(Dataset(
     stratify=["CR1", "OSSTAT", "EFSSTAT"]))
 
 # %% ../nbs/02_data.ipynb
+MIN_SPLIT_ROWS = 20
+
 def split_train_test(df: pd.DataFrame, stratify: list[str] | None = None, test_size: float = 0.2,
                      seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Stratified train/test split (the study's rule): singleton strata go to train. Returns `(train, test)`."
     from sklearn.model_selection import train_test_split
     if not 0 < test_size < 1: raise ParameterError(f"test_size={test_size!r} is not allowed; it must be between 0 and 1")
+    if len(df) < MIN_SPLIT_ROWS:
+        raise ParameterError(f"the data has {len(df)} rows; a train/test split needs at least {MIN_SPLIT_ROWS} "
+                             "(a test set of a few patients and a training set that k-fold tuning can divide)")
     miss = [c for c in (stratify or []) if c not in df.columns]
     if miss: raise ParameterError(f"stratify columns {miss} are not in the data")
     if stratify:
@@ -129,8 +189,12 @@ def split_train_test(df: pd.DataFrame, stratify: list[str] | None = None, test_s
     else:
         strata, single = None, pd.Series(False, index=df.index)
     rest = df[~single]
-    tr, te = train_test_split(rest, test_size=test_size, random_state=seed,
-                              stratify=None if strata is None else strata[~single])
+    try:
+        tr, te = train_test_split(rest, test_size=test_size, random_state=seed,
+                                  stratify=None if strata is None else strata[~single])
+    except ValueError as e:   # e.g. fewer test rows than strata
+        raise ParameterError(f"cannot split {len(df)} rows with test_size={test_size} stratified on {stratify} "
+                             f"({0 if strata is None else strata.nunique()} strata): {e}. Stratify on fewer columns or use more rows") from None
     train = pd.concat([tr, df[single]]).loc[lambda d: df.index[df.index.isin(d.index)]]
     return train, te.loc[df.index[df.index.isin(te.index)]]
 
@@ -412,27 +476,143 @@ register_dataset(Dataset("gbsg2", GBSG2_SCHEMA, load_gbsg2_raw, prepare_gbsg2,
     stratify=["RFSSTAT", "OSSTAT"]))
 
 # %% ../nbs/02_data.ipynb
+_BUILTIN = frozenset(DATASETS)           # sealed: these names cannot be taken over by a user's dataset
+for _ds in DATASETS.values(): _ds.inconsistent = _ds.inconsistent or "flag"   # built-ins: keep and report their real inconsistencies
+ENV_DATASETS = "SYNTHTRIAL_DATASETS"     # JSON list of the datasets described by files, inherited by every child process
+
 def read_table(path: str | Path, sep: str = ",", decimal: str = ".", sheet: str | int = 0) -> pd.DataFrame:
     "Read a CSV (`sep`, `decimal`, BOM tolerated) or XLSX/XLS (`sheet`) file with a clear error when it can't."
     path = Path(path)
     if not path.is_file(): raise SynthtrialError(f"data file not found: {path}")
     try:
-        if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"): return pd.read_excel(path, sheet_name=sheet)
+        if _is_excel(path): return pd.read_excel(path, sheet_name=sheet)
         return pd.read_csv(path, sep=sep, decimal=decimal, encoding="utf-8-sig")
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError, ImportError) as e:
         raise SynthtrialError(f"{path}: cannot read the table ({type(e).__name__}: {str(e).splitlines()[0]})") from None
 
+def _is_excel(path: Path) -> bool: return path.suffix.lower() in (".xlsx", ".xlsm", ".xls")
+
+def _read_hint(path: Path, raw: pd.DataFrame, missing: list[str], sep: str = ",", sheet: str | int = 0, **_) -> str:
+    "Why the columns may be missing: another separator, another sheet — a sentence for the error message."
+    if _is_excel(path):
+        sheets = pd.ExcelFile(path).sheet_names
+        for s in sheets:
+            if s != sheet and sheets.index(s) != sheet and set(missing) <= set(pd.read_excel(path, sheet_name=s, nrows=0).columns):
+                return f" — sheet {s!r} has them: set sheet: {s!r} (the file's sheets: {sheets})"
+        return f" — the file's sheets are {sheets}; set sheet: to the one with the data"
+    header = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()[0] if path.stat().st_size else ""
+    for cand in (";", "\t", "|", ","):
+        if cand != sep and header.count(cand) >= max(1, len(raw.columns)):
+            return f" — the header is separated by {cand!r}, not {sep!r}: set sep: {cand!r}"
+    return ""
+
+def _file_dataset(name, schema, data_path, read_kw, rules_path, stratify, inconsistent, provenance) -> Dataset:
+    from synthtrial.constraints import register_rule_set
+    if inconsistent is not None: check_choice("inconsistent", inconsistent, INCONSISTENT)
+    ds = Dataset(name, schema, lambda: read_table(data_path, **read_kw), lambda df: df, provenance=provenance,
+                 stratify=stratify if stratify is not None else [e.event for e in schema.endpoints], inconsistent=inconsistent,
+                 rules_file=str(rules_path) if rules_path else None)
+    return ds, (lambda: register_rule_set(name, rules_path))
+
 def dataset_from_files(data_path: str | Path, schema_path: str | Path, register: bool = True,
-                       stratify: list[str] | None = None, **read_kw) -> Dataset:
-    "A `Dataset` from a table file + YAML schema; validated now, registered under the schema's name."
-    data_path = Path(data_path)
+                       stratify: list[str] | None = None, rules: str | Path | None = None, inconsistent: str = "stop",
+                       name: str | None = None, check: bool = True, spec: str | Path | None = None, **read_kw) -> Dataset:
+    """A `Dataset` from a table file + YAML schema (+ YAML rules), validated now. Registered (`register=True`)
+    under `name` (default: the schema's name) with its rule set, and exported in `$SYNTHTRIAL_DATASETS` so that
+    every process started from this one (a notebook kernel, a Snakemake job) knows it too. `inconsistent` says what
+    loading does with real rows that break enforced rules (`flag`, `drop`, `stop`)."""
+    data_path, schema_path = Path(data_path).resolve(), Path(schema_path).resolve()
     if not data_path.is_file(): raise SynthtrialError(f"data file not found: {data_path}")
     schema = schema_from_yaml(schema_path)
-    ds = Dataset(schema.name, schema, lambda: read_table(data_path, **read_kw), lambda df: df,
-                 provenance={"source": str(data_path), "schema": str(schema_path), "sha256": sha256_file(data_path)},
-                 stratify=stratify if stratify is not None else [e.event for e in schema.endpoints])
-    ds.load()  # fail now, with the column named, rather than deep inside a sweep
-    return register_dataset(ds) if register else ds
+    if name is not None and name != schema.name: schema = Schema(name, schema.columns, schema.endpoints, schema.targets, schema.description)
+    check_dataset_name(schema.name)
+    if schema.name in _BUILTIN: raise ParameterError(f"dataset name {schema.name!r} belongs to a built-in dataset; give your trial another name (its schema's 'name')")
+    rules_path = Path(rules).resolve() if rules is not None else None
+    if rules_path is not None and not rules_path.is_file(): raise SynthtrialError(f"rules file not found: {rules_path}")
+    files = {"data": data_path, "schema": schema_path, **({"rules": rules_path} if rules_path else {}), **({"spec": Path(spec).resolve()} if spec else {})}
+    sha = {k: sha256_file(p) for k, p in files.items()}
+    prov = {"source": f"files: {data_path.name}", **{k: str(p) for k, p in files.items()}, "sha256": sha, "inconsistent": inconsistent}
+    ds, reg_rules = _file_dataset(schema.name, schema, data_path, read_kw, rules_path, stratify, inconsistent, prov)
+    if check:
+        raw = read_table(data_path, **read_kw)
+        miss = [c for c in schema.names if c not in raw.columns]
+        if miss: raise SchemaError(f"{data_path}: missing columns {miss} required by schema {schema.name!r}{_read_hint(data_path, raw, miss, **read_kw)}")
+        if rules_path is not None:
+            from synthtrial.constraints import RuleSet
+            RuleSet.from_yaml(rules_path, schema=schema)      # a rules file that does not fit the schema fails now
+    if not register:
+        if check: schema.validate(raw, what=f"dataset {schema.name!r}")
+        return ds
+    reg_rules(); register_dataset(ds)
+    if check: ds.load()   # fail now, with the column or rule named, rather than deep inside a sweep
+    _export(dict(name=schema.name, data=str(data_path), schema=str(schema_path), rules=str(rules_path) if rules_path else None,
+                 read=read_kw, stratify=stratify, inconsistent=inconsistent, spec=str(files["spec"]) if spec else None, sha256=sha))
+    return ds
+
+def _export(entry: dict) -> None:
+    "Put `entry` into `$SYNTHTRIAL_DATASETS` (replacing an entry of the same name)."
+    have = [e for e in json.loads(os.environ.get(ENV_DATASETS) or "[]") if e["name"] != entry["name"]]
+    os.environ[ENV_DATASETS] = json.dumps(have + [entry])
+
+# %% ../nbs/02_data.ipynb
+SPEC_KEYS = ("name", "data", "schema", "rules", "sep", "decimal", "sheet", "inconsistent", "stratify")
+
+def read_spec(spec: str | Path | dict, base: str | Path | None = None) -> dict:
+    "A dataset spec (YAML file or mapping) checked, with its paths made absolute (relative to the spec file, or `base`)."
+    import yaml
+    path = None
+    if not isinstance(spec, dict):
+        path = Path(spec)
+        if not path.is_file(): raise SynthtrialError(f"dataset spec file not found: {path}")
+        try: spec = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e: raise SynthtrialError(f"{path}: malformed YAML: {str(e).splitlines()[0]}") from None
+        base = path.resolve().parent
+    where = str(path) if path else "dataset spec"
+    if not isinstance(spec, dict): raise SynthtrialError(f"{where}: must be a mapping with at least 'data' and 'schema'")
+    bad = sorted(set(spec) - set(SPEC_KEYS))
+    if bad: raise ParameterError(f"{where}: unknown keys {bad}; allowed: {', '.join(SPEC_KEYS)}")
+    miss = [k for k in ("data", "schema") if not spec.get(k)]
+    if miss: raise ParameterError(f"{where}: needs {miss} (the data table and its schema YAML)")
+    base = Path(base) if base is not None else Path.cwd()
+    out = {k: v for k, v in spec.items() if v is not None}
+    for k in ("data", "schema", "rules"):
+        if k in out: out[k] = str((base / out[k]).resolve())
+    if path: out["spec"] = str(path.resolve())
+    return out
+
+def dataset_from_spec(spec: str | Path | dict, register: bool = True, check: bool = True) -> Dataset:
+    "Register (and check) the dataset a spec describes; see `read_spec` for the keys."
+    s = read_spec(spec)
+    read_kw = {k: s[k] for k in ("sep", "decimal", "sheet") if k in s}
+    return dataset_from_files(s["data"], s["schema"], register=register, stratify=s.get("stratify"), rules=s.get("rules"),
+                              inconsistent=s.get("inconsistent", "stop"), name=s.get("name"), check=check, spec=s.get("spec"), **read_kw)
+
+def register_from_env() -> list[str]:
+    "Register the datasets `$SYNTHTRIAL_DATASETS` lists (a parent process described them); a changed file is an error."
+    try: entries = json.loads(os.environ.get(ENV_DATASETS) or "[]")
+    except json.JSONDecodeError as e: raise SynthtrialError(f"${ENV_DATASETS} is not valid JSON ({e})") from None
+    names = []
+    for e in entries:
+        for k, digest in e["sha256"].items():
+            if not Path(e[k]).is_file(): raise SynthtrialError(f"dataset {e['name']!r}: its {k} file {e[k]} is gone (listed in ${ENV_DATASETS})")
+            if sha256_file(e[k]) != digest:
+                raise SynthtrialError(f"dataset {e['name']!r}: {e[k]} changed since it was registered (SHA-256 {digest[:12]}…); "
+                                      "results would mix two versions of the data — register it again")
+        if e["name"] not in DATASETS:
+            dataset_from_files(e["data"], e["schema"], stratify=e.get("stratify"), rules=e.get("rules"), inconsistent=e.get("inconsistent"),
+                               name=e["name"], check=False, spec=e.get("spec"), **e.get("read", {}))
+        names.append(e["name"])
+    return names
+
+def unregister_dataset(name: str) -> None:
+    "Forget a dataset described by files (registry, rule set, `$SYNTHTRIAL_DATASETS`); built-ins cannot be removed."
+    from synthtrial.constraints import _FILE_RULES
+    if name in _BUILTIN: raise ParameterError(f"dataset {name!r} is built in; it cannot be unregistered")
+    get_dataset(name)
+    DATASETS.pop(name); _FILE_RULES.pop(name, None)
+    os.environ[ENV_DATASETS] = json.dumps([e for e in json.loads(os.environ.get(ENV_DATASETS) or "[]") if e["name"] != name])
+
+register_from_env()
 
 # %% ../nbs/02_data.ipynb
 def variables_table(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03a_enforce.ipynb 3
 from __future__ import annotations
-import math
+import math, warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 import numpy as np, pandas as pd
@@ -13,8 +13,9 @@ from .schema import Schema, Column, SchemaError, fresh_ids
 from .constraints import RuleSet, ConstraintError, rules_for
 
 # %% auto 0
-__all__ = ['STRATEGIES', 'EnforcementError', 'independent_columns_sampler', 'Reparam', 'repair', 'rejection_sample',
-           'mixed_distance', 'nearest_valid_replace', 'EnforcementReport', 'Enforcer']
+__all__ = ['STRATEGIES', 'RATE_TOLERANCE', 'EnforcementError', 'independent_columns_sampler', 'Reparam', 'repair',
+           'rejection_sample', 'mixed_distance', 'nearest_valid_replace', 'outcome_rates', 'EnforcementReport',
+           'Enforcer']
 
 # %% ../nbs/03a_enforce.ipynb
 class EnforcementError(SynthtrialError, RuntimeError):
@@ -212,6 +213,13 @@ def nearest_valid_replace(df: pd.DataFrame, sample_fn: Callable, ruleset: RuleSe
 
 # %% ../nbs/03a_enforce.ipynb
 STRATEGIES = ("none", "reparam", "repair", "rejection", "nearest")
+RATE_TOLERANCE = 0.05   # enforcement may move an outcome's rate by up to 5 percentage points before it warns
+
+def outcome_rates(df: pd.DataFrame, schema: Schema | None) -> pd.Series:
+    "The marginal rate of each boolean outcome of `schema` in `df` (events, CR, …; missing values skipped)."
+    if schema is None: return pd.Series(dtype=float)
+    cols = [c for c in schema.outcomes if schema[c].kind == "boolean" and c in df.columns]
+    return pd.Series({c: float(pd.to_numeric(df[c], errors="coerce").mean()) for c in cols}, dtype=float)
 
 @dataclass
 class EnforcementReport:
@@ -230,6 +238,16 @@ class EnforcementReport:
     invalid_rate_after: float = 0.0
     enforced_invalid_rate_before: float = 0.0  # rows violating an enforced rule
     enforced_invalid_rate_after: float = 0.0
+    outcomes: pd.DataFrame | None = None       # per boolean outcome: rate in the real training data, before and after enforcement
+    rate_tol: float = RATE_TOLERANCE
+
+    @property
+    def rate_warnings(self) -> list[str]:
+        "One line per outcome whose rate enforcement moved by more than `rate_tol`."
+        if self.outcomes is None: return []
+        t = self.outcomes
+        return [f"enforcement moved {o}'s rate from {t.loc[o, 'before']:.1%} to {t.loc[o, 'after']:.1%} (real {t.loc[o, 'real']:.1%}; "
+                f"tolerance ±{self.rate_tol:.0%}): check the repairs that set {o}" for o in t.index if abs(t.loc[o, "shift"]) > self.rate_tol]
 
     def to_frame(self) -> pd.DataFrame:
         "One row per rule: enforce flag, violation rate before/after, rows repaired."
@@ -243,7 +261,8 @@ class EnforcementReport:
                 "n_sampled": self.n_sampled, "n_replaced": self.n_replaced, "mean_replacement_distance": self.mean_replacement_distance,
                 "repaired": self.repaired, "invalid_rate_before": self.invalid_rate_before, "invalid_rate_after": self.invalid_rate_after,
                 "enforced_invalid_rate_before": self.enforced_invalid_rate_before, "enforced_invalid_rate_after": self.enforced_invalid_rate_after,
-                "violations_after": {k: int(v) for k, v in self.after["n_violations"].items()}}
+                "violations_after": {k: int(v) for k, v in self.after["n_violations"].items()},
+                "outcome_rates": None if self.outcomes is None else self.outcomes.to_dict(orient="index"), "rate_warnings": self.rate_warnings}
     def __repr__(self):
         acc = f", acceptance {self.acceptance_rate:.1%}" if self.acceptance_rate is not None else ""
         rep = f", replaced {self.n_replaced}" if "nearest" in self.strategies else ""
@@ -251,19 +270,23 @@ class EnforcementReport:
                 f"{self.invalid_rate_before:.1%} -> {self.invalid_rate_after:.1%} (enforced rules {self.enforced_invalid_rate_before:.1%} -> "
                 f"{self.enforced_invalid_rate_after:.1%}){acc}{rep}, repaired {sum(self.repaired.values())} rows")
         t = self.to_frame(); t["rate_before"] = t["rate_before"].map("{:.1%}".format); t["rate_after"] = t["rate_after"].map("{:.1%}".format)
-        return head + "\n" + t.to_string()
+        text = head + "\n" + t.to_string()
+        if self.outcomes is not None and len(self.outcomes):
+            text += "\noutcome rates (real / before / after enforcement):\n" + self.outcomes.map("{:.1%}".format).to_string()
+        return text + "".join(f"\nWARNING: {w}" for w in self.rate_warnings)
 
 class Enforcer:
     "Combine enforcement strategies around any generator: `prepare_training` before fitting, `postprocess` after."
     def __init__(self, ruleset: RuleSet, strategies: Iterable[str] | str = ("none",), log1p: bool = False, oversample: float = 2.0,
-                 max_rounds: int = 10, max_passes: int = 5):
+                 max_rounds: int = 10, max_passes: int = 5, rate_tol: float = RATE_TOLERANCE):
         strategies = [strategies] if isinstance(strategies, str) else list(strategies)
         for s in strategies: check_choice("strategy", s, STRATEGIES)
         if "rejection" in strategies and "nearest" in strategies:
             raise ParameterError("strategies 'rejection' and 'nearest' are alternatives (both handle rows that are still invalid); pick one")
         if "none" in strategies and len(strategies) > 1: raise ParameterError(f"strategy 'none' cannot be combined with {[s for s in strategies if s != 'none']}")
         self.ruleset, self.strategies = ruleset, [s for s in STRATEGIES if s in strategies]   # canonical order
-        self.oversample, self.max_rounds, self.max_passes = oversample, max_rounds, max_passes
+        self.oversample, self.max_rounds, self.max_passes, self.rate_tol = oversample, max_rounds, max_passes, rate_tol
+        self.real_rates = pd.Series(dtype=float)
         self.reparam = Reparam.from_rules(ruleset, log1p) if "reparam" in self.strategies else None
         if self.reparam is not None and not self.reparam.pairs:
             raise ParameterError(f"strategy 'reparam': rule set {ruleset.name!r} has no enforced 'le' rule marked reparam: true")
@@ -282,6 +305,7 @@ class Enforcer:
             ok = self.ruleset.subset([r.name for r in self.ruleset if r.kind == "le" and r.spec.get("reparam") and r.enforce]).is_valid(df)
             n_drop = int((~ok).sum()); df = df[ok.to_numpy()]
         self.training_info = {"n_rows": len(df), "n_dropped_invalid": n_drop}
+        self.real_rates = outcome_rates(df, schema)
         if self.reparam is None: return df, schema
         return self.reparam.forward(df), (self.reparam.forward_schema(schema) if schema is not None else None)
 
@@ -327,5 +351,14 @@ class Enforcer:
         tb, rb, eb = self._table(before)
         ta, ra, ea = self._table(out)
         rep = EnforcementReport(self.strategies, n, seed, tb, ta, counts, info.get("acceptance_rate"), info.get("n_sampled", len(first)),
-                                info.get("n_replaced", 0), info.get("mean_distance"), rb, ra, eb, ea)
+                                info.get("n_replaced", 0), info.get("mean_distance"), rb, ra, eb, ea,
+                                self._outcomes(before, out), self.rate_tol)
+        for w in rep.rate_warnings: warnings.warn(w, stacklevel=2)
         return out.reset_index(drop=True), rep
+
+    def _outcomes(self, before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame | None:
+        "Each boolean outcome's rate: real (training data), before and after enforcement, and the shift after − before."
+        if self.schema is None or not len(self.real_rates): return None
+        t = pd.DataFrame({"real": self.real_rates, "before": outcome_rates(before, self.schema), "after": outcome_rates(after, self.schema)})
+        t["shift"] = t["after"] - t["before"]
+        return t

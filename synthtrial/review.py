@@ -98,7 +98,7 @@ def read_review_folder(folder: str | Path) -> ReviewInput:
         if bad: raise SynthtrialError(f"review: {folder / 'review.yaml'}: unknown keys {bad}; allowed: {sorted(REVIEW_KEYS)}")
     dataset, notes = cfg.get("dataset"), []
     if dataset is not None and dataset not in DATASETS:
-        raise ParameterError(f"review: {folder / 'review.yaml'}: dataset={dataset!r} is not a built-in dataset; choose one of: {', '.join(sorted(DATASETS))}")
+        raise ParameterError(f"review: {folder / 'review.yaml'}: dataset={dataset!r} is not a registered dataset (built in, or described by files in this process or a parent); choose one of: {', '.join(sorted(DATASETS))}")
     have_real = (folder / "real_train.csv").is_file() or (folder / "real_test.csv").is_file()
     if dataset and not have_real:
         train, test, schema = load_split(dataset, test_size=cfg.get("test_size", 0.2), seed=cfg.get("split_seed", 1))

@@ -161,9 +161,15 @@ def schema_to_yaml(s: Schema, path: str | Path | None = None) -> str:
     if path is not None: Path(path).write_text(text)
     return text
 
+def _is_yaml_text(v) -> bool:
+    "A string is YAML text (not a path) when it spans lines, or opens a mapping, or starts with a comment."
+    if isinstance(v, Path): return False
+    s = str(v).lstrip()
+    return "\n" in s or s.startswith(("name:", "{", "#"))
+
 def schema_from_yaml(path_or_text: str | Path) -> Schema:
-    "Read a schema from a YAML file path (or YAML text)."
-    p = Path(path_or_text) if not str(path_or_text).lstrip().startswith(("name:", "{")) else None
+    "Read a schema from a YAML file path (or YAML text: several lines, or one starting with `name:`, `{` or `#`)."
+    p = None if _is_yaml_text(path_or_text) else Path(path_or_text)
     if p is not None and not p.is_file(): raise SchemaError(f"schema file not found: {p}")
     source = str(p) if p else "schema text"
     try: d = yaml.safe_load(p.read_text() if p else str(path_or_text))

@@ -88,6 +88,14 @@ def missing_offline_data(dataset: str) -> str | None:
     return (f"dataset {dataset!r} needs {fname}, which is not in the offline cache ({' or '.join(map(str, places))}); "
             f"fetch it once with network access: python -c \"from synthtrial.data import load_dataset; load_dataset('{dataset}')\"")
 
+def _dataset_entry(e) -> str:
+    "A `datasets:` entry as a name: a built-in name stays; a mapping (data/schema/rules…) or a spec file is registered."
+    from synthtrial.data import dataset_from_spec
+    if isinstance(e, dict) or (isinstance(e, str) and e.endswith((".yaml", ".yml"))):
+        try: return dataset_from_spec(e).name      # also exported to every job through $SYNTHTRIAL_DATASETS
+        except SynthtrialError as err: raise ParameterError(f"sweep config: datasets entry {e!r}: {err}") from None
+    return e
+
 def validate_config(cfg: dict, check_data: bool = True) -> dict:
     "The full sweep config (profile defaults filled in); one-line `ParameterError` naming the first problem."
     from synthtrial.data import DATASETS
@@ -101,6 +109,7 @@ def validate_config(cfg: dict, check_data: bool = True) -> dict:
            "violation_strategies": ["none", "repair", "rejection", "reparam", "default"], "n_violation_rows": None}
     out.update({k: v for k, v in cfg.items() if v is not None or k == "storage"})
     out["name"] = str(cfg.get("name", out["profile"]))
+    if isinstance(out.get("datasets"), list): out["datasets"] = [_dataset_entry(e) for e in out["datasets"]]
     for key, known in (("datasets", DATASETS), ("models", GENERATORS), ("objectives", OBJECTIVES),
                        ("violation_strategies", VIOLATION_STRATEGIES)):
         out[key] = _names(out, key); _unknown(key if key != "violation_strategies" else "enforcement strategies", out[key], known)

@@ -8,8 +8,6 @@ from synthtrial.constraints import ConstraintError, Rule, RuleSet, available_rul
 from synthtrial.enforce import (Enforcer, EnforcementError, Reparam, independent_columns_sampler, nearest_valid_replace,
                                 rejection_sample, repair)
 
-AML_CSV = Path("/work/shared/data/aml_synthetic_zenodo_8334265/synthetic_aml_data_ctab.csv")
-
 @pytest.fixture(scope="module")
 def myeloid():
     df, schema = load_dataset("myeloid")
@@ -67,7 +65,6 @@ SURV = {  # dataset -> (le rule, time, reference time, death rule, death, event)
 
 @pytest.mark.parametrize("name", sorted(SURV))
 def test_other_datasets_real_violations(name):
-    if name not in DATASETS: pytest.skip(f"dataset {name!r} is not registered in synthtrial.data yet")
     df, schema = load_dataset(name)
     rs = rules_for(name, schema=schema)
     le, t, ref, death, d, e = SURV[name]
@@ -79,11 +76,14 @@ def test_other_datasets_real_violations(name):
         known = df.nodes.notna()
         assert rep.counts()["nodes_gt4_iff_node4"] == int(((df.nodes > 4) != (df.node4 == 1))[known].sum())
 
-@pytest.mark.skipif(not AML_CSV.is_file(), reason="public SAL AML CSV not available")
 def test_aml_sal_raw_csv_counts():
-    aml = pd.read_csv(AML_CSV, sep=";", decimal=",", encoding="utf-8-sig")
+    "The CTAB-GAN+ release through the library (verified cache, $SYNTHTRIAL_AML_SAL_DIR or download): no skip, the loader's error if absent."
+    from synthtrial.data import get_dataset
+    aml = get_dataset("aml_sal").load_raw()       # the raw file exactly as published
+    assert len(aml) == 1606 and len(load_dataset("aml_sal")[0]) == 1606
     rep = rules_for("aml_sal").violation_report(aml)
     c = rep.counts()
+    assert [c[k] for k in ("os_death_implies_efs_event", "efs_censored_implies_efs_eq_os", "no_cr_implies_efs_event")] == [13, 17, 7]
     assert c["efs_le_os"] == int((aml.EFSTM > aml.OSTM).sum()) == 0        # the study enforced this one ...
     assert c["os_death_implies_efs_event"] == int(((aml.OSSTAT == 1) & (aml.EFSSTAT == 0)).sum()) > 0   # ... not these
     assert c["efs_censored_implies_efs_eq_os"] == int(((aml.EFSSTAT == 0) & (aml.EFSTM != aml.OSTM)).sum())
@@ -237,3 +237,33 @@ def test_repair_counts_match(myeloid, shuffled):
     assert counts["os_death_implies_efs_event"] == int(((fake.OSSTAT == 1) & (fake.EFSSTAT == 0)).sum()) > 0
     assert (fixed.loc[fake.CR1 == 0, "EFSSTAT"] == 1).all()
     assert (fixed.EFSTM <= fixed.OSTM).all() and ((fixed.EFSSTAT == 1) | (fixed.EFSTM == fixed.OSTM)).all()
+
+def test_implies_tolerance_on_real_times():
+    "AML times are stored with seven decimals: the stated tol (0.001 months) changes no real count, a tiny shift passes only with it."
+    aml, schema = load_dataset("aml_sal")
+    rule = rules_for("aml_sal", schema)["efs_censored_implies_efs_eq_os"]
+    assert rule.spec["tol"] == 0.001 and rules_for("aml_sal")["efs_le_os"].spec["tol"] == 0.001
+    cens = aml[aml.EFSSTAT == 0]
+    assert int((~rule.holds(aml)).sum()) == int((cens.EFSTM - cens.OSTM).abs().gt(0.001).sum()) == 17
+    nudged = cens.assign(EFSTM=cens.OSTM + 0.0004)
+    assert rule.holds(nudged).all()
+    strict = Rule.from_dict({**rule.to_dict(), "tol": 0.0})
+    assert not strict.holds(nudged).any()
+
+def test_enforcement_warns_when_a_repair_moves_an_outcome_rate(myeloid):
+    import warnings
+    from synthtrial.enforce import RATE_TOLERANCE
+    df, schema, _ = myeloid
+    bad = RuleSet.from_dict({"name": "bad", "rules": [{"name": "efs_event_is_death", "kind": "implies",
+        "if": {"column": "EFSSTAT", "op": "==", "value": 1}, "then": {"column": "OSSTAT", "op": "==", "value": 1},
+        "repair": [{"set": "OSSTAT", "value": 1}]}]}, schema=schema)
+    enf = Enforcer(bad, ["repair"]); enf.prepare_training(df, schema)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, rep = enf.postprocess(independent_columns_sampler(df, id_column="id"), 400, seed=1)
+    t = rep.outcomes
+    assert abs(t.loc["OSSTAT", "real"] - df.OSSTAT.mean()) < 1e-12 and abs(t.loc["OSSTAT", "after"] - out.OSSTAT.mean()) < 1e-12
+    assert t.loc["OSSTAT", "after"] - t.loc["OSSTAT", "before"] > RATE_TOLERANCE
+    assert any("OSSTAT's rate" in str(w.message) for w in caught) and rep.to_dict()["rate_warnings"]
+    good = Enforcer(rules_for("myeloid", schema), ["none"]); good.prepare_training(df, schema)
+    assert good.postprocess(independent_columns_sampler(df, id_column="id"), 400, seed=1)[1].rate_warnings == []
