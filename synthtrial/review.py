@@ -264,6 +264,7 @@ def _seed(meta: dict, key: str):
 def _scores_from_results(res: pd.DataFrame, run: str) -> dict | None:
     from synthtrial.scores import FIDELITY_METRICS
     r = res[res["run"] == run]
+    if "split" in r: r = r[r["split"] == "train"]   # in-sample, like the scores computed below when there are none
     if not len(r): return None
     keys = [k for k in ("train_seed", "sample_seed") if k in r]
     g = r.groupby(keys) if keys else [((), r)]
