@@ -205,3 +205,105 @@ def test_a_worker_killed_mid_trial_loses_nothing(pg, tmp_path):
     held, released = check_exact(load(url, "pgkill"), 9)
     killed = [t for t in released if t.user_attrs.get("worker", {}).get("pid") == victim.pid]
     assert killed and all("has ended" in t.user_attrs["recovered"] for t in killed)
+
+
+def test_saved_generators_and_fold_caches_are_signed(tmp_path):
+    "A saved generator loads only under its results folder's key; a plain pickle is refused before it is unpickled."
+    import pickle
+    from synthtrial.data import load_split
+    from synthtrial.gate import IntegrityError
+    from synthtrial.generators import Generator, GaussianCopula
+    train, _, schema = load_split("myeloid")
+    g = GaussianCopula().fit(train, schema, seed=0)
+    p = g.save(tmp_path / "g.pkl", key_dir=tmp_path / "results_a")
+    assert Generator.load(p, key_dir=tmp_path / "results_a").sample(20, seed=1).equals(g.sample(20, seed=1))
+    with pytest.raises(IntegrityError, match="signature mismatch"):
+        Generator.load(p, key_dir=tmp_path / "results_b")
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(g))
+    with pytest.raises(IntegrityError, match="not a signed synthtrial file"):
+        Generator.load(tmp_path / "evil.pkl", key_dir=tmp_path / "results_a")
+
+
+# --- the sweep on PostgreSQL: --cores 3, killed mid-sweep, rerun ------------------------------------------------------
+BIN = Path(sys.executable).parent
+
+def sweep(pg, tmp, name, wait=True, unlock=False):
+    cmd = [str(BIN / "snakemake"), "--scheduler", "greedy", "--cores", "3", *(["--unlock"] if unlock else ["--rerun-incomplete"]), "--config",
+           "models=[gaussian_copula]", "objectives=[compound,fidelity]", "datasets=[myeloid]", f"name={name}", "n_trials=4",
+           f"storage={pg['url']}", "--", str(tmp / "results" / "sweep" / name / "eval" / "myeloid" / "gaussian_copula" / "results.csv")]
+    env = {**ENV, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "SYNTHTRIAL_RESULTS": str(tmp / "results"),
+           "SYNTHTRIAL_FIGURES": str(tmp / "figures"), "PGPASSFILE": pg["passfile"]}
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    if not wait: return p
+    out, _ = p.communicate(timeout=1500)
+    assert p.returncode == 0, out[-3000:]
+    return out
+
+def outcome(tmp, name):
+    import pandas as pd
+    R = tmp / "results" / "sweep" / name
+    best = {o: {k: json.loads((R / "hpo" / "myeloid" / "gaussian_copula" / o / "study" / "best.json").read_text())[k]
+                for k in ("best_params", "best_value", "n_finished")} for o in ("compound", "fidelity")}
+    res = pd.read_csv(R / "eval" / "myeloid" / "gaussian_copula" / "results.csv")
+    res = res[[c for c in res.columns if "seconds" not in c]].sort_values(list(res.columns[:4])).reset_index(drop=True)
+    return best, res
+
+@pytest.mark.slow
+def test_a_killed_sweep_on_postgres_reruns_to_the_same_results_and_leaves_no_orphan(pg, tmp_path):
+    import psutil
+    t0 = time.time()
+    sweep(pg, tmp_path, "plain")                                          # the uninterrupted reference, --cores 3
+    t_plain = time.time() - t0
+    p = sweep(pg, tmp_path, "killed", wait=False)
+    st = open_storage(pg["url"], tmp_path / "x")
+    deadline = time.time() + 600
+    while time.time() < deadline:           # kill when a study has a finished trial and a running one
+        time.sleep(1)
+        names = [n for n in optuna.get_all_study_names(st) if n.startswith("killed__")]
+        ts = [t for n in names for t in optuna.load_study(study_name=n, storage=st).get_trials(deepcopy=False)]
+        if any(t.state == S.COMPLETE for t in ts) and any(t.state == S.RUNNING for t in ts): break
+        assert p.poll() is None, p.stdout.read()[-3000:]
+    else: pytest.fail("the sweep never reached a running trial")
+    tree = psutil.Process(p.pid).children(recursive=True)
+    assert any("ipykernel" in " ".join(c.cmdline()) for c in tree if c.is_running()), "no kernel was running"
+    p.send_signal(signal.SIGKILL); p.wait(30)                            # only Snakemake itself: its jobs must follow it
+    _, alive = psutil.wait_procs(tree, timeout=20)
+    assert not alive, f"orphans of the killed sweep: {[(c.pid, c.cmdline()[:4]) for c in alive]}"
+    sweep(pg, tmp_path, "killed", unlock=True)                            # a SIGKILLed Snakemake leaves its lock behind
+    sweep(pg, tmp_path, "killed")                                         # the rerun resumes the studies
+    b_plain, r_plain = outcome(tmp_path, "plain")
+    b_killed, r_killed = outcome(tmp_path, "killed")
+    assert b_killed == b_plain
+    import pandas as pd
+    pd.testing.assert_frame_equal(r_killed, r_plain)
+    released = [t for n in optuna.get_all_study_names(st) if n.startswith("killed__")
+                for t in optuna.load_study(study_name=n, storage=st).get_trials() if t.user_attrs.get("fail_reason") == "interrupted"]
+    assert released and all("has ended" in t.user_attrs["recovered"] for t in released)
+    print(f"reduced sweep on PostgreSQL, --cores 3: {t_plain:.0f} s uninterrupted; killed and rerun in {time.time() - t0 - t_plain:.0f} s; "
+          f"{len(released)} interrupted trial(s) recovered")
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_sweep_leaves_no_orphan(tmp_path):
+    "Ctrl-C (SIGINT to the terminal's process group) while notebooks run: Snakemake, its jobs and their kernels all end."
+    import psutil
+    env = {**ENV, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "SYNTHTRIAL_RESULTS": str(tmp_path / "results"),
+           "SYNTHTRIAL_FIGURES": str(tmp_path / "figures")}
+    target = tmp_path / "results" / "sweep" / "ctrlc" / "eval" / "myeloid" / "gaussian_copula" / "results.csv"
+    p = subprocess.Popen([str(BIN / "snakemake"), "--scheduler", "greedy", "--cores", "2", "--rerun-incomplete", "--config",
+                          "models=[gaussian_copula]", "objectives=[compound,fidelity]", "datasets=[myeloid]", "name=ctrlc",
+                          "--", str(target)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)      # its own process group, as a terminal gives `make quick`
+    deadline, tree = time.time() + 300, []
+    while time.time() < deadline:
+        time.sleep(1)
+        tree = psutil.Process(p.pid).children(recursive=True)
+        if any("ipykernel" in " ".join(c.cmdline()) for c in tree if c.is_running()): break
+        assert p.poll() is None
+    else: pytest.fail("no kernel started")
+    time.sleep(3)
+    tree = psutil.Process(p.pid).children(recursive=True)
+    os.killpg(p.pid, signal.SIGINT)
+    p.wait(120)
+    _, alive = psutil.wait_procs(tree, timeout=20)
+    assert not alive, f"orphans after Ctrl-C: {[(c.pid, c.cmdline()[:4]) for c in alive]}"
