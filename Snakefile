@@ -22,6 +22,11 @@ from synthtrial.sweep import validate_config, fix_snakemake_single_job_selection
 # --cores (snakemake/snakemake#3913; see nbs/11_sweep.ipynb). Patched here so every run of this workflow has it.
 fix_snakemake_single_job_selection()
 
+# Every job ends itself and its kernel when this Snakemake process is gone (synthtrial.runs), so a killed sweep
+# leaves no orphan that a rerun could collide with. Cluster jobs (another host) ignore it.
+import socket, psutil
+os.environ.setdefault("SYNTHTRIAL_SWEEP_PID", f"{socket.gethostname()}:{os.getpid()}:{psutil.Process().create_time()}")
+
 configfile: "config/quick.yaml"
 C = validate_config(dict(config))
 NAME = C["name"]
@@ -32,6 +37,10 @@ RUN = f"{PY} -m synthtrial.sweep run"
 DS, MODELS, OBJS = C["datasets"], C["models"], C["objectives"]
 def q(v): return "'" + json.dumps(v) + "'"     # a YAML/JSON literal for key=value, shell-quoted
 STUDY = {k: C[k] for k in ("n_trials", "hpo_seed", "k_folds", "budget", "utility_trials", "enforcement", "trial_timeout")}
+# storage: an RDB URL without a password (validate_config refuses one); libpq reads it from PGPASSWORD or a .pgpass
+# file in each job's environment. The sweep's name is part of every study's name: sweeps sharing a database never
+# share a study. Every rule that executes a notebook lists it as an input (`nb`): editing the notebook re-runs
+# exactly what it made and what depends on that.
 
 wildcard_constraints:
     dataset="[^/]+", model="[^/]+", objective="[^/]+"
@@ -67,24 +76,24 @@ rule utility:
     shell: "{PY} -m synthtrial.sweep utility {wildcards.dataset} {C[utility_trials]} {output}"
 
 rule hpo:
-    input: f"{R}/utility/{{dataset}}.json"
+    input: f"{R}/utility/{{dataset}}.json", nb="nbs/experiments/hpo.ipynb"
     output: f"{R}/hpo/{{dataset}}/{{model}}/{{objective}}/study/best.json"
     params: run_dir=lambda w: f"{R}/hpo/{w.dataset}/{w.model}/{w.objective}",
             shared=lambda w: f"{R}/hpo/{w.dataset}/{w.model}/shared_folds",
-            settings=" ".join(f"{k}={q(v)}" for k, v in STUDY.items()) + f" storage={q(C['storage'])} profile={C['profile']}"
+            settings=" ".join(f"{k}={q(v)}" for k, v in STUDY.items()) + f" storage={q(C['storage'])} profile={C['profile']} sweep={q(NAME)}"
     threads: 1
-    shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/hpo.ipynb {params.run_dir} dataset={wildcards.dataset} "
+    shell: "OMP_NUM_THREADS={threads} {RUN} {input.nb} {params.run_dir} dataset={wildcards.dataset} "
            "model={wildcards.model} objective={wildcards.objective} fold_cache={params.shared} {params.settings}"
 
 rule evaluate:
     input: lambda w: expand(f"{R}/hpo/{w.dataset}/{w.model}/{{objective}}/study/best.json", objective=OBJS),
-           lambda w: f"{R}/utility/{w.dataset}.json"
+           lambda w: f"{R}/utility/{w.dataset}.json", nb="nbs/experiments/evaluate.ipynb"
     output: f"{R}/eval/{{dataset}}/{{model}}/results.csv"
     params: run_dir=lambda w: f"{R}/eval/{w.dataset}/{w.model}", hpo_dir=lambda w: f"{R}/hpo/{w.dataset}/{w.model}",
             settings=" ".join(f"{k}={q(C[k])}" for k in ("train_seeds", "sample_seeds", "budget", "utility_trials", "enforcement", "cohorts"))
                      + f" objectives={q(OBJS)} profile={C['profile']}"
     threads: 1
-    shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/evaluate.ipynb {params.run_dir} dataset={wildcards.dataset} "
+    shell: "OMP_NUM_THREADS={threads} {RUN} {input.nb} {params.run_dir} dataset={wildcards.dataset} "
            "model={wildcards.model} hpo_dir={params.hpo_dir} {params.settings}"
 
 # Defaults AND the tuned configurations of the cohorts (does HPO alone prevent violations?), each sampled without
@@ -92,13 +101,14 @@ rule evaluate:
 VIOL_CONFIGS = ["default"] + [c for c in C["cohorts"] if c in OBJS]
 
 rule violations:
-    input: lambda w: expand(f"{R}/hpo/{w.dataset}/{w.model}/{{objective}}/study/best.json", objective=VIOL_CONFIGS[1:])
+    input: nb="nbs/experiments/violations.ipynb",
+           tuned=lambda w: expand(f"{R}/hpo/{w.dataset}/{w.model}/{{objective}}/study/best.json", objective=VIOL_CONFIGS[1:])
     output: f"{R}/violations/{{dataset}}/{{model}}/violations.csv"
     params: run_dir=lambda w: f"{R}/violations/{w.dataset}/{w.model}", hpo_dir=lambda w: f"{R}/hpo/{w.dataset}/{w.model}",
             settings=f"strategies={q(C['violation_strategies'])} profile={C['profile']} budget={C['budget']} n_rows={q(C['n_violation_rows'])} "
                      f"configs={q(VIOL_CONFIGS)}"
     threads: 1
-    shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/violations.ipynb {params.run_dir} dataset={wildcards.dataset} "
+    shell: "OMP_NUM_THREADS={threads} {RUN} {input.nb} {params.run_dir} dataset={wildcards.dataset} "
            "model={wildcards.model} hpo_dir={params.hpo_dir} {params.settings}"
 
 rule collect:
@@ -112,33 +122,34 @@ rule collect:
 # every model's cohorts: they share the tuning on real data) and the synthetic-to-real gap with domain adaptation (adapt.ipynb: one
 # job per model's cohorts plus one for the controls, which need no generator run and start at once).
 rule transfer:
-    input: lambda w: expand(f"{R}/eval/{w.dataset}/{{model}}/results.csv", model=MODELS)
+    input: lambda w: expand(f"{R}/eval/{w.dataset}/{{model}}/results.csv", model=MODELS), nb="nbs/experiments/transfer.ipynb"
     output: f"{R}/transfer/{{dataset}}/divergence.csv"
     params: run_dir=lambda w: f"{R}/transfer/{w.dataset}", eval_dir=lambda w: f"{R}/eval/{w.dataset}",
             target=lambda w: q(C["transfer"]["targets"].get(w.dataset)),
             settings=" ".join(f"{k}={q(v)}" for k, v in C["transfer"].items() if k != "targets") + f" models={q(MODELS)} configs={q(C['cohorts'])}"
     threads: 1
-    shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/transfer.ipynb {params.run_dir} dataset={wildcards.dataset} "
+    shell: "OMP_NUM_THREADS={threads} {RUN} {input.nb} {params.run_dir} dataset={wildcards.dataset} "
            "eval_dir={params.eval_dir} target={params.target} {params.settings}"
 
 rule adapt:
-    input: f"{R}/eval/{{dataset}}/{{model}}/results.csv"
+    input: f"{R}/eval/{{dataset}}/{{model}}/results.csv", nb="nbs/experiments/adapt.ipynb"
     output: f"{R}/adapt/{{dataset}}/{{model}}/adapt.csv"
     params: run_dir=lambda w: f"{R}/adapt/{w.dataset}/{w.model}", eval_dir=lambda w: f"{R}/eval/{w.dataset}",
             settings=ADAPT_SETTINGS
     threads: 1
-    shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/adapt.ipynb {params.run_dir} dataset={wildcards.dataset} "
+    shell: "OMP_NUM_THREADS={threads} {RUN} {input.nb} {params.run_dir} dataset={wildcards.dataset} "
            "eval_dir={params.eval_dir} models='[\"{wildcards.model}\"]' controls=false {params.settings}"
 
 # The controls need no generator run: a high priority starts them among the first jobs instead of leaving
 # them for the end of the sweep, where they would run alone.
 rule adapt_controls:
+    input: nb="nbs/experiments/adapt.ipynb"
     output: f"{R}/adapt/{{dataset}}/controls/adapt.csv"
     params: run_dir=lambda w: f"{R}/adapt/{w.dataset}/controls", eval_dir=lambda w: f"{R}/eval/{w.dataset}",
             settings=ADAPT_SETTINGS
     priority: 50
     threads: 1
-    shell: "OMP_NUM_THREADS={threads} {RUN} nbs/experiments/adapt.ipynb {params.run_dir} dataset={wildcards.dataset} "
+    shell: "OMP_NUM_THREADS={threads} {RUN} {input.nb} {params.run_dir} dataset={wildcards.dataset} "
            "eval_dir={params.eval_dir} models='[]' controls=true {params.settings}"
 
 ruleorder: adapt_controls > adapt
@@ -146,32 +157,32 @@ ruleorder: adapt_controls > adapt
 SWEEP_PARAMS = f"sweep_dir={R} out_dir={F} datasets={q(DS)} models={q(MODELS)} objectives={q(OBJS)}"
 
 rule transfer_figures:
-    input: expand(f"{R}/transfer/{{dataset}}/divergence.csv", dataset=DS)
+    input: expand(f"{R}/transfer/{{dataset}}/divergence.csv", dataset=DS), nb="nbs/figures/transfer.ipynb"
     output: [f"{F}/{n}.{ext}" for n in TRANSFER_FIGS for ext in ("png", "pdf", "json")],
             [f"{F}/tables/transfer.{ext}" for ext in ("csv", "md", "tex", "json")]
-    shell: "{RUN} nbs/figures/transfer.ipynb {R}/runs/transfer_figures {SWEEP_PARAMS}"
+    shell: "{RUN} {input.nb} {R}/runs/transfer_figures {SWEEP_PARAMS}"
 
 rule adapt_figures:
-    input: expand(f"{R}/adapt/{{dataset}}/{{part}}/adapt.csv", dataset=DS, part=ADAPT_PARTS)
+    input: expand(f"{R}/adapt/{{dataset}}/{{part}}/adapt.csv", dataset=DS, part=ADAPT_PARTS), nb="nbs/figures/adapt.ipynb"
     output: [f"{F}/{n}.{ext}" for n in ADAPT_FIGS for ext in ("png", "pdf", "json")],
             [f"{F}/tables/adaptation.{ext}" for ext in ("csv", "md", "tex", "json")]
-    shell: "{RUN} nbs/figures/adapt.ipynb {R}/runs/adapt_figures {SWEEP_PARAMS}"
+    shell: "{RUN} {input.nb} {R}/runs/adapt_figures {SWEEP_PARAMS}"
 
 rule figures:
-    input: f"{R}/results.csv", expand(f"{R}/violations/{{dataset}}/{{model}}/violations.csv", dataset=DS, model=MODELS)
+    input: f"{R}/results.csv", expand(f"{R}/violations/{{dataset}}/{{model}}/violations.csv", dataset=DS, model=MODELS), nb="nbs/figures/figures.ipynb"
     output: [f"{F}/{n}.{ext}" for n in FIGS for ext in ("png", "pdf", "json")]
-    shell: "{RUN} nbs/figures/figures.ipynb {R}/runs/figures {SWEEP_PARAMS}"
+    shell: "{RUN} {input.nb} {R}/runs/figures {SWEEP_PARAMS}"
 
 rule tables:
-    input: f"{R}/results.csv", expand(f"{R}/violations/{{dataset}}/{{model}}/violations.csv", dataset=DS, model=MODELS)
+    input: f"{R}/results.csv", expand(f"{R}/violations/{{dataset}}/{{model}}/violations.csv", dataset=DS, model=MODELS), nb="nbs/figures/tables.ipynb"
     output: [f"{F}/tables/{n}.{ext}" for n in TABLES for ext in ("csv", "md", "tex", "json")]
-    shell: "{RUN} nbs/figures/tables.ipynb {R}/runs/tables {SWEEP_PARAMS}"
+    shell: "{RUN} {input.nb} {R}/runs/tables {SWEEP_PARAMS}"
 
 # The methods review (nbs/review/review.ipynb): the checks a reviewer asks for, over every cohort of the sweep.
 rule review:
-    input: f"{R}/results.csv"
+    input: f"{R}/results.csv", nb="nbs/review/review.ipynb"
     output: f"{F}/review/review.md", f"{F}/review/review.csv", [f"{F}/tables/methods_review.{ext}" for ext in ("csv", "md", "tex", "json")]
-    shell: "{RUN} nbs/review/review.ipynb {R}/runs/review folder={R} out_dir={F}/review table_dir={F}/tables"
+    shell: "{RUN} {input.nb} {R}/runs/review folder={R} out_dir={F}/review table_dir={F}/tables"
 
 rule report:
     input: rules.figures.output, rules.tables.output, rules.transfer_figures.output, rules.adapt_figures.output, rules.review.output

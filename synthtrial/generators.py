@@ -103,21 +103,23 @@ class Generator:
     def _fit(self, data: pd.DataFrame, seed: int): raise NotImplementedError
     def _sample(self, n: int, seed: int) -> pd.DataFrame: raise NotImplementedError
 
-    def save(self, path: str | Path) -> Path:
-        "Pickle the fitted generator to `path` (cloudpickle where installed: synthcity builds some layer classes at run time)."
+    def save(self, path: str | Path, key_dir: str | Path | None = None) -> Path:
+        """Pickle the fitted generator to `path` (cloudpickle where installed: synthcity builds some layer classes at run
+        time), signed with the key of results folder `key_dir` (default `results_dir()`; `synthtrial.gate`)."""
+        from synthtrial.gate import integrity_key, signed_dump
         try: import cloudpickle as dumper
         except ImportError: dumper = pickle
         path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
         try: blob = dumper.dumps(self)
         except Exception as e:
             raise GeneratorError(self.name, f"cannot be saved to {path}: {type(e).__name__}: {e}") from e
-        path.write_bytes(blob)
-        return path
+        return signed_dump(blob, path, integrity_key(key_dir), dumps=lambda b: b)
 
     @staticmethod
-    def load(path: str | Path) -> "Generator":
-        "Load a generator saved with `save`."
-        with open(path, "rb") as f: obj = pickle.load(f)
+    def load(path: str | Path, key_dir: str | Path | None = None) -> "Generator":
+        "Load a generator saved with `save` — only if its signature matches the key of results folder `key_dir` (`IntegrityError` otherwise)."
+        from synthtrial.gate import integrity_key, signed_load
+        obj = signed_load(path, integrity_key(key_dir))      # checked before anything is unpickled
         if not isinstance(obj, Generator): raise SynthtrialError(f"{path}: not a saved synthtrial generator")
         return obj
 

@@ -13,8 +13,9 @@ from .core import SynthtrialError, ParameterError, check_choice, check_positive_
 from .schema import Schema
 
 # %% auto 0
-__all__ = ['OBJECTIVES', 'Objective', 'register_objective', 'get_objective', 'open_storage', 'suite_metric_fn', 'TrialTimeout',
-           'time_limit', 'StudyResult', 'study_name', 'code_fingerprint', 'FoldCache', 'run_study']
+__all__ = ['OBJECTIVES', 'Objective', 'register_objective', 'get_objective', 'redact_url', 'url_has_password', 'open_storage',
+           'suite_metric_fn', 'TrialTimeout', 'time_limit', 'StudyResult', 'worker_id', 'worker_gone', 'study_name',
+           'check_study_settings', 'code_fingerprint', 'FoldCache', 'run_study']
 
 # %% ../nbs/06_hpo.ipynb
 import fnmatch
@@ -70,8 +71,42 @@ register_objective(Objective("utility", {"ml_efficiency_{target}": 1}, "single m
 register_objective(Objective("survival", {"survival_auc_abs_opt": 1}, "single metric: KM absolute optimism on the primary endpoint"))
 
 # %% ../nbs/06_hpo.ipynb
-def open_storage(storage: str | Path | None, default_path: Path):
-    "An optuna storage: journal file at `default_path` (None), a `*.journal` path, or an RDB URL (checked now)."
+import re
+
+def redact_url(url: str | Path | None) -> str | None:
+    "`url` with any password replaced by `***` (in `user:password@` and in a `password=` query): safe to record or print."
+    if url is None: return None
+    s = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", str(url))
+    return re.sub(r"(?i)([?&]password=)[^&\s]*", r"\1***", s)
+
+def url_has_password(url: str | Path | None) -> bool:
+    "True if `url` carries a password (which synthtrial refuses to pass on: use PGPASSWORD or a .pgpass file)."
+    return url is not None and redact_url(url) != str(url)
+
+def _storage_error(safe: str, e: Exception) -> str:
+    "A one-line reason naming the real cause of a failed connection (driver, host, authentication, database)."
+    msg = " ".join(str(e).split("(Background on this error")[0].split()).replace('"', "")
+    cause = e
+    while cause is not None and not isinstance(cause, ModuleNotFoundError): cause = cause.__cause__ or cause.__context__
+    if cause is not None: e, msg = cause, str(cause)          # optuna hides a missing driver behind a generic ImportError
+    low = msg.lower()
+    if isinstance(e, ModuleNotFoundError) or "no module named" in low:
+        return (f"storage {safe!r}: the database driver is not installed ({msg[:120]}); PostgreSQL needs psycopg2 "
+                f"(psycopg2-binary is in requirements-lock.txt: pip install --no-deps psycopg2-binary==2.9.10)")
+    if "password authentication failed" in low or "no password supplied" in low or "authentication failed" in low:
+        return (f"storage {safe!r}: authentication failed; give the password in the environment (PGPASSWORD) or a "
+                f".pgpass file (~/.pgpass or PGPASSFILE), never in the URL")
+    if "does not exist" in low and "database" in low:
+        return f"storage {safe!r}: the database does not exist on that server (create it first: createdb)"
+    if any(s in low for s in ("connection refused", "could not translate host name", "timeout expired", "could not connect",
+                              "no route to host", "network is unreachable", "name or service not known", "unable to open database")):
+        return f"storage {safe!r} is unreachable: {redact_url(msg)[:200]}"
+    return f"storage {safe!r} could not be opened: {type(e).__name__}: {redact_url(msg)[:200]}"
+
+def open_storage(storage: str | Path | None, # None, a `*.journal` path or an RDB URL (`postgresql://user@host/db`)
+                 default_path: Path, # the journal file used when `storage` is None
+                ):
+    "An optuna storage: journal file at `default_path` (None), a `*.journal` path, or an RDB URL (connected now)."
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
@@ -79,14 +114,25 @@ def open_storage(storage: str | Path | None, default_path: Path):
         path = Path(storage) if storage is not None else default_path
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
-    url = str(storage)
-    if "://" not in url: raise ParameterError(f"storage={url!r} is not allowed; give a *.journal path or an RDB URL like postgresql://host/db")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-    except Exception as e:
-        raise SynthtrialError(f"storage {url!r} is unreachable: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+    url, safe = str(storage), redact_url(storage)
+    if "://" not in url: raise ParameterError(f"storage={safe!r} is not allowed; give a *.journal path or an RDB URL like postgresql://host/db")
+    # postgres:// is libpq's short form; a bare postgresql:// means psycopg (3) to SQLAlchemy 2.1, and the lock has psycopg2
+    for short in ("postgres://", "postgresql://"):
+        if url.startswith(short): url = "postgresql+psycopg2://" + url[len(short):]
+    kw = {"pool_pre_ping": True}
+    if url.startswith("postgresql+psycopg2://"):
+        try: import psycopg2  # noqa: F401 -- checked here so the message names the driver, not SQLAlchemy's plugin loader
+        except ImportError as e: raise SynthtrialError(_storage_error(safe, e)) from None
+        kw["connect_args"] = {"connect_timeout": 10}    # an unreachable host fails in seconds, not minutes
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return optuna.storages.RDBStorage(url, engine_kwargs=kw)
+        except Exception as e:
+            # workers that create optuna's tables in a fresh database at the same moment collide once; the next try finds them
+            if attempt < 2 and ("already exists" in str(e) or "duplicate key" in str(e)): time.sleep(0.5 + attempt); continue
+            raise SynthtrialError(_storage_error(safe, e)) from None
 
 # %% ../nbs/06_hpo.ipynb
 def suite_metric_fn(utility_params: dict[str, dict] | None = None) -> Callable:
@@ -136,23 +182,175 @@ class StudyResult:
     storage_path: str | None
     out_dir: Path
 
-def _finished(study) -> list:
-    import optuna
-    S = optuna.trial.TrialState
-    return [t for t in study.get_trials(deepcopy=False)
-            if t.state in (S.COMPLETE, S.PRUNED) or (t.state == S.FAIL and t.user_attrs.get("fail_reason") != "interrupted")]
+# %% ../nbs/06_hpo.ipynb
+_RELEASED = ("interrupted", "surplus")
 
-def _mark_interrupted(study) -> int:
+def _released(t) -> bool:
+    import optuna
+    return t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("fail_reason") in _RELEASED
+
+def _holders(study) -> list:
+    "The trials holding one of the study's slots, in creation order."
+    return sorted((t for t in study.get_trials(deepcopy=False) if not _released(t)), key=lambda t: t._trial_id)
+
+def _finished(study) -> list:
+    return [t for t in _holders(study) if t.state.is_finished()]
+
+_BOOT_ID = None
+def _boot_id() -> str:
+    global _BOOT_ID
+    if _BOOT_ID is None:
+        try: _BOOT_ID = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        except OSError: _BOOT_ID = ""
+    return _BOOT_ID
+
+def worker_id() -> dict:
+    "This process as a study sees it: host name, boot id, pid and process start time (a reused pid is another process)."
+    import socket, psutil
+    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": os.getpid(), "started": round(psutil.Process().create_time(), 2)}
+
+def worker_gone(worker: dict | None, # the `worker` attribute of a running trial
+                last_beat: float, # its latest heartbeat (epoch seconds)
+                grace: float, # seconds without a heartbeat after which a worker on another machine counts as gone
+                now: float | None = None) -> str | None:
+    "Why the worker of a running trial is gone, or None while it may be alive (a live process on this machine: always None)."
+    import socket, psutil
+    now = time.time() if now is None else now
+    if worker and worker.get("host") == socket.gethostname() and worker.get("boot") == _boot_id():
+        try:
+            p = psutil.Process(worker["pid"])
+            alive = abs(p.create_time() - worker["started"]) < 1 and p.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error: alive = False
+        return None if alive else f"its process {worker['host']}:{worker['pid']} has ended"
+    if now - last_beat > grace:
+        who = f"{worker['host']}:{worker['pid']}" if worker else "a worker that did not record itself"
+        return f"no heartbeat from {who} for {now - last_beat:.0f} s (grace {grace:g} s)"
+    return None
+
+def _recover_stale(study, grace: float) -> int:
+    "Release every running trial whose worker is gone; returns how many this call released."
     import optuna
     n = 0
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study._storage.set_trial_user_attr(t._trial_id, "fail_reason", "interrupted")
-        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-        n += 1
+        beat = t.user_attrs.get("heartbeat") or (t.datetime_start.timestamp() if t.datetime_start else 0.0)
+        why = worker_gone(t.user_attrs.get("worker"), beat, grace)
+        if why is None: continue
+        try:   # the reason first: a trial that finishes in between keeps its state and is still counted
+            study._storage.set_trial_user_attr(t._trial_id, "recovered", why)
+            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", "interrupted")
+            study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            n += 1
+        except Exception: pass      # finished meanwhile, or another worker released it first
     return n
 
-def study_name(dataset: str, model: str, objective: str, hpo_seed: int) -> str:
-    return f"{dataset}__{model}__{objective}__seed{hpo_seed}"
+class _Heartbeat:
+    "Refresh a running trial's `heartbeat` every `interval` seconds from a daemon thread while the block runs."
+    def __init__(self, storage, trial_id: int, interval: float):
+        self.storage, self.trial_id, self.interval, self._stop = storage, trial_id, interval, threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{trial_id}", daemon=True)
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            try: self.storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
+            except Exception: return      # the trial is finished (or was released): nothing left to keep alive
+    def __enter__(self): self._thread.start(); return self
+    def __exit__(self, *exc): self._stop.set(); self._thread.join()
+
+def study_name(dataset: str, model: str, objective: str, hpo_seed: int, sweep: str | None = None) -> str:
+    "The study's name in its storage; `sweep` (the sweep's name) keeps sweeps sharing one database apart."
+    return f"{sweep + '__' if sweep else ''}{dataset}__{model}__{objective}__seed{hpo_seed}"
+
+def check_study_settings(study, settings: dict, where: str) -> dict:
+    "Store `settings` in a new study; refuse (ParameterError naming the differences) a study run with other ones."
+    settings = json.loads(json.dumps(settings, sort_keys=True, default=str))
+    old = study.user_attrs.get("settings")
+    if old is None:
+        if study.get_trials(deepcopy=False):
+            warnings.warn(f"study {study.study_name!r} in {where} records no settings (made by an older synthtrial); adopting {settings}")
+        study.set_user_attr("settings", settings)
+        return settings
+    diff = [f"{k}: stored {old.get(k)!r}, now {settings.get(k)!r}" for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
+    if diff:
+        raise ParameterError(f"study {study.study_name!r} in {where} was run with other settings ({'; '.join(diff)}); "
+                             f"resuming it would mix experiments: give the sweep another name, use another storage, or delete the study")
+    return settings
+
+def _state(study, trial_id: int):
+    return study._storage.get_trial(trial_id).state
+
+def _slots(study) -> dict[int, int]:
+    "Slot of every holder: the one it recorded (the first holder to record a slot keeps it), else the lowest free one."
+    out, pending = {}, []
+    for t in _holders(study):
+        s = t.user_attrs.get("slot")
+        if s is not None and s not in out.values(): out[t._trial_id] = s
+        else: pending.append(t._trial_id)
+    free = (k for k in range(10**9) if k not in set(out.values()))
+    out.update({tid: next(free) for tid in pending})
+    return out
+
+def _release(study, trial_id: int, why: str, **attrs) -> bool:
+    "Mark a running trial FAIL with `fail_reason=why` so that it frees its slot; False if it had already finished."
+    import optuna
+    try:
+        for k, v in attrs.items(): study._storage.set_trial_user_attr(trial_id, k, v)
+        study._storage.set_trial_user_attr(trial_id, "fail_reason", why)
+        study._storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+        return True
+    except Exception: return False
+
+def _work(study, trial_fn: Callable, n_trials: int, hpo_seed: int, heartbeat: float, grace: float,
+          timeout: float | None = None, progress: bool = False) -> int:
+    "This worker's share of `study`: trials in free slots until `n_trials` are finished (all workers together); returns how many it recovered."
+    import optuna
+    S = optuna.trial.TrialState
+    t_end = time.monotonic() + timeout if timeout else None
+    me, recovered, poll = worker_id(), 0, min(2.0, heartbeat)
+    while True:
+        recovered += _recover_stale(study, grace)
+        holders = _holders(study)
+        if sum(t.state.is_finished() for t in holders) >= n_trials or (t_end and time.monotonic() > t_end): return recovered
+        if len(holders) >= n_trials:       # every slot is held; some are running elsewhere: wait for them (or their death)
+            time.sleep(poll); continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
+            trial = study.ask()
+        tid = trial._trial_id
+        study._storage.set_trial_user_attr(tid, "worker", me)
+        study._storage.set_trial_user_attr(tid, "heartbeat", time.time())
+        slot = _slots(study).get(tid)
+        if slot is None or slot >= n_trials:
+            _release(study, tid, "surplus"); continue
+        # the sampler draws when the search space is suggested (inside trial_fn): seeded by the slot, not the trial number
+        study.sampler = optuna.samplers.TPESampler(seed=hpo_seed + slot)
+        trial.set_user_attr("slot", slot)
+        value, state = None, S.FAIL
+        try:
+            with _Heartbeat(study._storage, tid, heartbeat):
+                value = trial_fn(trial, slot); state = S.COMPLETE
+        except optuna.TrialPruned: state = S.PRUNED
+        except SynthtrialError: state = S.FAIL             # the reason is in the trial's fail_reason; it counts as finished
+        except BaseException as e:
+            if isinstance(e, Exception) and _state(study, tid) != S.RUNNING:
+                warnings.warn(f"trial {trial.number} (slot {slot}) was released by another worker while it ran; the slot runs again")
+                continue
+            _release(study, tid, "interrupted", recovered=f"{type(e).__name__} in its worker {me['host']}:{me['pid']}")
+            raise
+        if _state(study, tid) != S.RUNNING:
+            warnings.warn(f"trial {trial.number} (slot {slot}) was released by another worker while it ran; its result is dropped")
+            continue
+        if _slots(study).get(tid) != slot:    # created in the same instant as another trial on the same slot: the later one yields
+            _release(study, tid, "surplus", surplus_value=value); continue
+        try: study.tell(trial, value if state == S.COMPLETE else None, state=state)
+        except Exception as e:
+            warnings.warn(f"trial {trial.number} (slot {slot}) could not be recorded ({type(e).__name__}: {e}); the slot runs again")
+            continue
+        if progress: print(f"{study.study_name}: slot {slot} (trial {trial.number}) {state.name}" + (f" {value:.4f}" if value is not None else ""), flush=True)
+
+def _write_json_atomic(obj, path: Path) -> Path:
+    "`write_json` through a temporary file of this process: several workers may write the same record at once."
+    tmp = write_json(obj, path.with_name(f".{path.name}.{os.getpid()}"))
+    os.replace(tmp, path)
+    return path
 
 # %% ../nbs/06_hpo.ipynb
 _CODE_FINGERPRINT = None
@@ -173,14 +371,16 @@ def code_fingerprint() -> str:
     return _CODE_FINGERPRINT + f"/threads={torch.get_num_threads()}"
 
 class FoldCache:
-    "A folder of synthetic folds (rows + metric values) shared by studies that fit the same configuration on the same fold."
-    def __init__(self, folder: str | Path):
+    "A folder of synthetic folds (rows + metric values) shared by studies that fit the same configuration on the same fold; entries are signed."
+    def __init__(self, folder: str | Path, key_dir: str | Path | None = None):
         if isinstance(folder, bool) or not isinstance(folder, (str, os.PathLike)) or str(folder) == "":
             raise ParameterError(f"fold_cache={folder!r} is not allowed; give a folder path (or None for no shared folds)")
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise ParameterError(f"fold_cache={str(folder)!r} is not allowed: it exists and is not a folder")
         self.folder.mkdir(parents=True, exist_ok=True)
+        from synthtrial.gate import integrity_key
+        self._secret = integrity_key(key_dir)        # the results folder's signing key (synthtrial.gate)
     def __repr__(self): return f"FoldCache({str(self.folder)!r}, {len(list(self.folder.glob('*.pkl')))} folds)"
 
     def key(self, **parts) -> str:
@@ -190,12 +390,13 @@ class FoldCache:
         return hashlib.sha256(blob.encode()).hexdigest()[:40]
 
     def load(self, key: str) -> dict | None:
-        "The stored entry (`syn`: the frame, `scores`: {token: {metric: value}}) or None; an unreadable file counts as missing."
+        "The stored entry (`syn`: the frame, `scores`: {token: {metric: value}}) or None; an unsigned, altered or unreadable file counts as missing."
+        from synthtrial.gate import signed_load
         path = self.folder / f"{key}.pkl"
         if not path.is_file(): return None
-        try: entry = pd.read_pickle(path)
+        try: entry = signed_load(path, self._secret)     # the signature is checked before a byte is unpickled
         except Exception as e:
-            warnings.warn(f"FoldCache: ignoring unreadable entry {path} ({type(e).__name__}: {e})")
+            warnings.warn(f"FoldCache: ignoring entry {path} ({type(e).__name__}: {e})")
             return None
         return entry if isinstance(entry, dict) and isinstance(entry.get("syn"), pd.DataFrame) else None
 
@@ -204,9 +405,10 @@ class FoldCache:
         old = self.load(key)
         merged = {tok: dict(v) for tok, v in (old or {}).get("scores", {}).items()}
         for tok, vals in (scores or {}).items(): merged.setdefault(tok, {}).update(vals)
+        from synthtrial.gate import signed_dump
         path = self.folder / f"{key}.pkl"
         tmp = path.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
-        pd.to_pickle({"syn": syn, "scores": merged}, tmp)
+        signed_dump({"syn": syn, "scores": merged}, tmp, self._secret)
         os.replace(tmp, path)
         return path
 
@@ -217,10 +419,13 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
               enforcement: str | list[str] | None = "default", metric_fn: Callable | None = None,
               utility_trials: int = 0, out_dir: str | Path | None = None,
               progress: bool = True, timeout: float | None = None, trial_timeout: float | None = None,
-              fold_cache: str | Path | FoldCache | None = None) -> StudyResult:
-    "Run (or resume) the optuna study for (dataset, model, objective, hpo_seed) until `n_trials` trials have finished."
+              fold_cache: str | Path | FoldCache | None = None, sweep: str | None = None,
+              heartbeat: float = 10.0, grace: float | None = None) -> StudyResult:
+    """Run (or resume, or join) the optuna study for (sweep, dataset, model, objective, hpo_seed) until `n_trials` trials
+    have finished — counted over every worker on the study; `heartbeat`/`grace` (seconds) tell a dead worker's trial."""
     import optuna
     from sklearn.model_selection import KFold
+    import hashlib
     from synthtrial.data import load_split, frame_digest
     from synthtrial.generators import GENERATORS
     from synthtrial.constraints import rules_for
@@ -232,6 +437,12 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
     if k_folds < 2: raise ParameterError(f"k_folds={k_folds!r} is not allowed; it must be >= 2")
     if trial_timeout is not None and (isinstance(trial_timeout, bool) or not isinstance(trial_timeout, (int, float)) or trial_timeout <= 0):
         raise ParameterError(f"trial_timeout={trial_timeout!r} is not allowed; it must be a number of seconds > 0, or None for no limit")
+    for k, v in (("heartbeat", heartbeat), ("grace", grace)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+            raise ParameterError(f"{k}={v!r} is not allowed; it must be a number of seconds > 0")
+    grace = float(grace) if grace is not None else 6.0 * heartbeat
+    if sweep is not None and not (isinstance(sweep, str) and sweep and "/" not in sweep and ".." not in sweep):
+        raise ParameterError(f"sweep={sweep!r} is not allowed; give a plain name (no '/' or '..')")
     train, _test, schema = load_split(dataset)
     del _test  # the test split never enters HPO
     weights = obj.resolve(schema)
@@ -244,18 +455,22 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
     strategies = resolve_strategies(enforcement)
     ruleset = rules_for(dataset, schema)
     SynthesisPipeline(model, ruleset, strategies, budget=budget)   # checks the strategies now, before training
-    name = study_name(dataset, model, objective, hpo_seed)
+    name = study_name(dataset, model, objective, hpo_seed, sweep)
     out = Path(out_dir) if out_dir else results_dir() / "hpo" / dataset / model / f"{objective}_seed{hpo_seed}"
     out.mkdir(parents=True, exist_ok=True)
+    safe_storage = redact_url(storage) if storage else "journal"
     st = open_storage(storage, out / "study.journal")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(storage=st, study_name=name, direction="maximize", load_if_exists=True, pruner=pruner)
-    n_interrupted = _mark_interrupted(study)
-    done = len(_finished(study))
-    study.sampler = optuna.samplers.TPESampler(seed=hpo_seed + done)
+    token = getattr(metric_fn, "cache_token", None)
+    check_study_settings(study, dict(
+        sweep=sweep, dataset=dataset, model=model, objective=objective, hpo_seed=hpo_seed, k_folds=k_folds, fold_seed=fold_seed,
+        train_seed=train_seed, budget=budget, early_stop=early_stop, enforcement=list(strategies), weights=weights,
+        rules=hashlib.sha256(repr(ruleset).encode()).hexdigest()[:16], data=frame_digest(train)[:16],
+        metric=token or getattr(metric_fn, "__qualname__", type(metric_fn).__name__),
+        pruner=type(pruner).__name__ if pruner is not None else None), safe_storage if storage else str(out / "study.journal"))
     folds = list(KFold(k_folds, shuffle=True, random_state=fold_seed).split(train))
     cache = fold_cache if isinstance(fold_cache, FoldCache) or fold_cache is None else FoldCache(fold_cache)
-    token = getattr(metric_fn, "cache_token", None)
     if cache is not None:
         fold_parts = dict(dataset=dataset, train=frame_digest(train), model=model, budget=budget, strategies=list(strategies),
                           ruleset=repr(ruleset), k_folds=k_folds, fold_seed=fold_seed, train_seed=train_seed)
@@ -278,7 +493,7 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
         if cache is not None and token and new: cache.store(key, syn, {token: new})
         return syn, {m: (known[m] if m in known else new.get(m, np.nan)) for m in weights}, how
 
-    def trial_fn(trial):
+    def trial_fn(trial, slot):
         params = GENERATORS[model].search_space(trial)
         trial.set_user_attr("params", {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()})
         try: best = study.best_value
@@ -292,7 +507,7 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0: raise TrialTimeout(f"trial {trial.number} ran past its time limit of {trial_timeout:g} s")
                 with time_limit(left, f"trial {trial.number} (limit {trial_timeout} s)"):
-                    syn, scores, how = _fold(i, tr, va, params, 1000 * trial.number + i)
+                    syn, scores, how = _fold(i, tr, va, params, 1000 * slot + i)
             except SynthtrialError as e:
                 trial.set_user_attr("fail_reason", f"fold {i}: {e}"[:500]); raise
             except Exception as e:   # a metric library failing on degenerate output: record it, go on
@@ -316,20 +531,18 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
         trial.set_user_attr("n_folds", len(fold_values))
         return float(np.mean(fold_values))
 
-    remaining = n_trials - done
-    if remaining > 0:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
-            study.optimize(trial_fn, n_trials=remaining, catch=(SynthtrialError,), show_progress_bar=progress, timeout=timeout)
+    n_recovered = _work(study, trial_fn, n_trials, hpo_seed, heartbeat, grace, timeout, progress)
     finished = _finished(study)
     try: best_params, best_value = study.best_trial.user_attrs.get("params"), study.best_value
     except ValueError: best_params, best_value = None, None
-    write_json(provenance({"dataset": dataset, "model": model, "objective": objective, "n_trials": n_trials,
+    _write_json_atomic(provenance({"dataset": dataset, "model": model, "objective": objective, "n_trials": n_trials,
                            "hpo_seed": hpo_seed, "k_folds": k_folds, "fold_seed": fold_seed, "train_seed": train_seed,
                            "budget": budget, "early_stop": early_stop, "enforcement": "+".join(strategies), "utility_trials": utility_trials, "trial_timeout": trial_timeout,
-                           "storage": str(storage) if storage else "journal",
+                           "storage": safe_storage, "sweep": sweep,
                            "fold_cache": str(cache.folder) if cache is not None else None},
                           study=name, best_params=best_params, best_value=best_value, n_finished=len(finished),
-                          n_interrupted_recovered=n_interrupted, weights=weights), out / "best.json")
-    study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration")).to_csv(out / "trials.csv", index=False)
-    return StudyResult(study, best_params, best_value, len(finished), str(storage) if storage else str(out / "study.journal"), out)
+                          n_interrupted_recovered=n_recovered, worker=worker_id(), weights=weights), out / "best.json")
+    tmp = out / f".trials.csv.{os.getpid()}.tmp"     # every worker of a study writes these two files: each write is whole
+    study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration")).to_csv(tmp, index=False)
+    os.replace(tmp, out / "trials.csv")
+    return StudyResult(study, best_params, best_value, len(finished), safe_storage if storage else str(out / "study.journal"), out)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_runs.ipynb 3
 from __future__ import annotations
-import os, sys, time, re
+import os, sys, time, re, threading
 from pathlib import Path
 from .core import SynthtrialError, ParameterError, project_root, results_dir, provenance, write_json
 
@@ -12,6 +12,9 @@ from .core import SynthtrialError, ParameterError, project_root, results_dir, pr
 __all__ = ['RunFailed', 'experiments_dir', 'run_id', 'execute_notebook', 'run_notebook']
 
 # %% ../nbs/08_runs.ipynb
+from .hpo import redact_url, url_has_password
+from .gate import gate_failures
+
 class RunFailed(SynthtrialError):
     "An experiment notebook raised; the message is the notebook's own error line and the path of the executed copy."
 
@@ -24,17 +27,47 @@ def run_id(params: dict) -> str:
     parts = [f"{k}={v}" for k, v in params.items()]
     return re.sub(r"[^A-Za-z0-9=._+-]", "-", "_".join(parts)) or "default"
 
+def _watch_sweep(stop: threading.Event) -> bool:
+    """When this process was started by a Snakemake run on this machine (`SYNTHTRIAL_SWEEP_PID`, set by the Snakefile),
+    end it and its kernel as soon as that Snakemake process is gone, so a killed sweep leaves no orphan behind."""
+    import socket, psutil
+    try:
+        host, pid, started = os.environ.get("SYNTHTRIAL_SWEEP_PID", "").split(":")
+        pid, started = int(pid), float(started)
+    except ValueError: return False
+    if host != socket.gethostname(): return False      # a cluster job: its node's scheduler owns its lifetime
+    def gone():
+        try:
+            p = psutil.Process(pid)
+            return abs(p.create_time() - started) > 1 or p.status() == psutil.STATUS_ZOMBIE
+        except psutil.Error: return True
+    def watch():
+        while not stop.wait(1.0):
+            if gone():
+                print(f"synthtrial: the Snakemake process {pid} is gone; ending this job and its kernel", file=sys.stderr, flush=True)
+                for c in psutil.Process().children(recursive=True):
+                    try: c.kill()
+                    except psutil.Error: pass
+                os._exit(143)
+    threading.Thread(target=watch, name="sweep-watch", daemon=True).start()
+    return True
+
 def execute_notebook(src: str | Path, run_dir: str | Path, params: dict, progress: bool = True,
                      timeout: int | None = None, **record) -> Path:
     """Execute notebook `src` with `params` (plus `run_dir`) in a fresh kernel of this Python; keep the executed
     copy and `run.json` (provenance + `record`) in `run_dir`; raise `RunFailed` with the notebook's error line."""
     import papermill as pm
+    secret = [k for k, v in params.items() if url_has_password(v)]
+    if secret:   # it would be written into the executed notebook, run.json and (from the sweep) a command line
+        raise ParameterError(f"parameter {secret[0]}={redact_url(params[secret[0]])!r} carries a password; give it in "
+                             f"PGPASSWORD or a .pgpass file (~/.pgpass or PGPASSFILE) and leave it out of the URL")
     src, run_dir = Path(src), Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     out_nb = run_dir / src.name
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")   # kernel = this venv
     root = project_root()
     t0 = time.perf_counter(); status, error = "ok", None
+    stop = threading.Event(); _watch_sweep(stop)
     try:
         pm.execute_notebook(str(src), str(out_nb), parameters={**params, "run_dir": str(run_dir)},
                             kernel_name="python3", cwd=str(run_dir), progress_bar=progress,
@@ -46,7 +79,10 @@ def execute_notebook(src: str | Path, run_dir: str | Path, params: dict, progres
     except Exception as e:    # papermill refusing the notebook (no kernel language, bad parameters cell, …)
         status, error = "failed", f"{type(e).__name__}: {e}".split("\n")[0]
     finally:
-        write_json(provenance(params, notebook=str(src.relative_to(root)) if src.is_relative_to(root) else str(src),
+        stop.set()
+        refused = gate_failures(run_dir)       # a cohort the privacy gate refused fails the run, even if the notebook went on
+        if refused and not error: status, error = "failed", refused[0]
+        write_json(provenance({k: redact_url(v) if isinstance(v, str) else v for k, v in params.items()}, notebook=str(src.relative_to(root)) if src.is_relative_to(root) else str(src),
                               executed=out_nb.name, run_dir=str(run_dir), status=status, error=error,
                               wall_seconds=round(time.perf_counter() - t0, 2), **record), run_dir / "run.json")
     if error: raise RunFailed(f"{error}  (executed notebook: {out_nb})" if out_nb.is_file() else f"{error}  (notebook {src}: nothing was executed)")

@@ -96,6 +96,26 @@ def _dataset_entry(e) -> str:
         except SynthtrialError as err: raise ParameterError(f"sweep config: datasets entry {e!r}: {err}") from None
     return e
 
+def _from_cli(v):
+    "A value as `--config` gives it (Snakemake reads lists and mappings with YAML's BaseLoader: every leaf a string) typed again."
+    if isinstance(v, list): return [_from_cli(x) for x in v]
+    if isinstance(v, dict): return {k: _from_cli(x) for k, x in v.items()}
+    if isinstance(v, str):
+        if v in ("null", "~", "None"): return None
+        if v in ("true", "false"): return v == "true"
+        for cast in (int, float):
+            try: return cast(v)
+            except ValueError: pass
+    return v
+
+def _check_name(name) -> str:
+    "The sweep's name: a folder name under results/ and figures/, nothing that could leave them."
+    import re
+    if not (isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) and ".." not in name):
+        raise ParameterError(f"sweep config: name={name!r} is not allowed; use letters, digits, '.', '_' and '-' "
+                             f"(no path separators, no '..', not starting with '.' or '-')")
+    return name
+
 def validate_config(cfg: dict, check_data: bool = True) -> dict:
     "The full sweep config (profile defaults filled in); one-line `ParameterError` naming the first problem."
     from synthtrial.data import DATASETS
@@ -103,17 +123,23 @@ def validate_config(cfg: dict, check_data: bool = True) -> dict:
     from synthtrial.hpo import OBJECTIVES
     from synthtrial.evaluation import get_profile
     if not isinstance(cfg, dict): raise ParameterError(f"sweep config must be a mapping, got {type(cfg).__name__}")
+    cfg = {k: (v if k == "name" else _from_cli(v)) for k, v in cfg.items()}
     extra = sorted(set(cfg) - SWEEP_KEYS)
     if extra: raise ParameterError(f"sweep config: unknown keys {extra}; allowed: {', '.join(sorted(SWEEP_KEYS))}")
     out = {**get_profile(cfg.get("profile", "quick")), "profile": cfg.get("profile", "quick"), "storage": None,
            "violation_strategies": ["none", "repair", "rejection", "reparam", "default"], "n_violation_rows": None}
     out.update({k: v for k, v in cfg.items() if v is not None or k == "storage"})
-    out["name"] = str(cfg.get("name", out["profile"]))
+    out["name"] = _check_name(cfg.get("name", out["profile"]))
     if isinstance(out.get("datasets"), list): out["datasets"] = [_dataset_entry(e) for e in out["datasets"]]
     for key, known in (("datasets", DATASETS), ("models", GENERATORS), ("objectives", OBJECTIVES),
                        ("violation_strategies", VIOLATION_STRATEGIES)):
         out[key] = _names(out, key); _unknown(key if key != "violation_strategies" else "enforcement strategies", out[key], known)
     for k in ("n_trials", "k_folds"): check_positive_int(k, out[k])
+    for k in ("hpo_seed", "utility_trials"):
+        v = out.get(k)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ParameterError(f"sweep config: {k}={v!r} must be a whole number >= 0")
+    if out["n_violation_rows"] is not None: check_positive_int("n_violation_rows", out["n_violation_rows"])
     if out["k_folds"] < 2: raise ParameterError(f"sweep config: k_folds={out['k_folds']} must be >= 2")
     if not (isinstance(out["budget"], (int, float)) and 0 < out["budget"] <= 1):
         raise ParameterError(f"sweep config: budget={out['budget']!r} must be in (0, 1]")
@@ -127,6 +153,10 @@ def validate_config(cfg: dict, check_data: bool = True) -> dict:
     st = out["storage"]
     if st is not None and "://" not in str(st):
         raise ParameterError(f"sweep config: storage={st!r} must be empty (a journal file per study) or an optuna RDB URL like postgresql://host/db")
+    from synthtrial.hpo import redact_url, url_has_password
+    if url_has_password(st):    # every job's command line, notebook and run record would carry it
+        raise ParameterError(f"sweep config: storage={redact_url(st)!r} carries a password; leave it out of the URL and give it "
+                             f"in PGPASSWORD or a .pgpass file (~/.pgpass or PGPASSFILE), which every job reads")
     if check_data:
         for d in out["datasets"]:
             why = missing_offline_data(d)

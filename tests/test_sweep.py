@@ -159,3 +159,38 @@ def test_scheduler_never_exceeds_cores(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     spans = sorted((float((tmp_path / f"file{i}.start").read_text()), float((tmp_path / f"file{i}").read_text())) for i in (1, 2))
     assert spans[1][0] >= spans[0][1], f"the two 2-thread jobs overlapped on 2 cores: {spans}"
+
+
+# --- a notebook is an input of the rule that executes it --------------------------------------------------------------
+def test_editing_a_notebook_reruns_exactly_its_outputs_and_dependants(tmp_path):
+    "Every output made up to date (--touch), then one producer notebook edited: the dry run lists its rule and what depends on it."
+    import shutil
+    work = tmp_path / "work"
+    (work / "nbs").mkdir(parents=True)
+    shutil.copytree(ROOT / "config", work / "config")
+    for sub in ("experiments", "figures", "review"): shutil.copytree(ROOT / "nbs" / sub, work / "nbs" / sub)
+    base = ["-s", str(ROOT / "Snakefile"), "-d", str(work), "--cores", "1", *REDUCED]
+    summary = snake([*base, "--summary"], tmp_path)
+    assert summary.returncode == 0, summary.stderr[-2000:]
+    outs = [l.split("\t")[0] for l in summary.stdout.splitlines()[1:] if l.startswith("/")]
+    assert len(outs) > 50
+    for o in outs:
+        Path(o).parent.mkdir(parents=True, exist_ok=True); Path(o).touch()
+    assert snake([*base, "--touch"], tmp_path).returncode == 0                  # every output newer than its inputs
+    assert "Nothing to be done" in (lambda r: r.stdout + r.stderr)(snake([*base, "-n"], tmp_path))
+    future = time.time() + 60
+    os.utime(work / "nbs" / "figures" / "tables.ipynb", (future, future))        # "edit" the tables notebook
+    assert job_counts(snake([*base, "-n"], tmp_path).stdout) == {"all": 1, "report": 1, "tables": 1}
+    os.utime(work / "nbs" / "figures" / "tables.ipynb", (time.time() - 3600, time.time() - 3600))
+    os.utime(work / "nbs" / "experiments" / "hpo.ipynb", (future, future))       # an experiment notebook: its studies and all after
+    counts = job_counts(snake([*base, "-n"], tmp_path).stdout)
+    assert counts == {"all": 1, "hpo": 4, "evaluate": 2, "collect": 1, "figures": 1, "tables": 1, "review": 1, "transfer": 1,
+                      "adapt": 2, "transfer_figures": 1, "adapt_figures": 1, "report": 1}, counts
+
+
+def test_sweep_config_from_the_command_line_is_typed_and_checked(tmp_path):
+    r = snake(["-n", "--cores", "1", "--config", "name=../../x", "datasets=[myeloid]"], tmp_path, timeout=300)
+    assert r.returncode != 0 and "name='../../x' is not allowed" in r.stdout + r.stderr
+    r = snake(["-n", "--cores", "1", *REDUCED, "train_seeds=[0,1]", "hpo_seed=3"], tmp_path, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
+    assert job_counts(r.stdout)["hpo"] == 4
