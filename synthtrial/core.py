@@ -134,7 +134,7 @@ def _jsonable(o):
 def write_json(obj: Any, path: str | Path) -> Path:
     "Write `obj` as pretty, key-sorted JSON (NumPy scalars and paths allowed), atomically; return the path."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")   # per process: two writers never share a temporary file
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
     tmp.replace(path)
     return path
