@@ -10,9 +10,9 @@ from .core import SynthtrialError, ParameterError
 from .schema import Schema, SchemaError
 
 # %% auto 0
-__all__ = ['THEIL_U_ORIENTATIONS', 'STUDY_MISSING_CATEGORY', 'MISSING_CATEGORY_CODINGS', 'MetricWarning', 'check_pair',
-           'split_kinds', 'km_curve', 'km_at', 'survival_km_scores', 'basic_statistical_measure', 'association_matrix',
-           'log_transformed_correlation_score', 'real_deciles', 'regularized_support_coverage',
+__all__ = ['THEIL_U_ORIENTATIONS', 'ASSOC_ZERO_TOL', 'STUDY_MISSING_CATEGORY', 'MISSING_CATEGORY_CODINGS', 'MetricWarning',
+           'check_pair', 'split_kinds', 'km_curve', 'km_at', 'survival_km_scores', 'basic_statistical_measure',
+           'association_matrix', 'log_transformed_correlation_score', 'real_deciles', 'regularized_support_coverage',
            'check_missing_category', 'encode_numeric', 'discriminator_measure_rf', 'k_means_scores', 'k_means_score']
 
 # %% ../nbs/05_metrics.ipynb
@@ -163,8 +163,12 @@ def association_matrix(df: pd.DataFrame, schema: Schema, columns: list[str] | No
     return pd.DataFrame(A, index=cols, columns=cols)
 
 # %% ../nbs/05_metrics.ipynb
+ASSOC_ZERO_TOL = 1e-12   # |association| below this is rounding noise of an exact zero
+
 def _log_rel_errors(A_real: np.ndarray, A_syn: np.ndarray) -> np.ndarray:
-    def t(a): return np.sign(a) * np.log(np.abs(a), out=np.zeros_like(a), where=a != 0)
+    def t(a):   # sign·ln|a|, 0 at a = 0; noise around an exact zero (±1e-16) would otherwise become ±37
+        a = np.where(np.abs(a) < ASSOC_ZERO_TOL, 0.0, a)
+        return np.sign(a) * np.log(np.abs(a), out=np.zeros_like(a), where=a != 0)
     tr, ts = t(A_real), t(A_syn)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.minimum(np.abs((tr - ts) / tr), 1.0)
