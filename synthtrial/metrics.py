@@ -209,7 +209,14 @@ def regularized_support_coverage(real: pd.DataFrame, syn: pd.DataFrame, schema: 
     num, cat = split_kinds(schema, cols)
     f = len(r) / len(s)
     cov = []
-    for c in cat:
+    bools = [c for c in cat if schema[c].kind == "boolean"]
+    if bools:   # all boolean columns at once: counts of 0, 1 and missing (-1) per column
+        R = r[bools].astype("Float64").fillna(-1).to_numpy(float); S = s[bools].astype("Float64").fillna(-1).to_numpy(float)
+        cr = np.stack([(R == v).sum(axis=0) for v in (-1, 0, 1)]); cs = np.stack([(S == v).sum(axis=0) for v in (-1, 0, 1)])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(cr > 0, np.minimum(1.0, f * cs / cr), 0.0)
+        cov.extend(ratio.sum(axis=0) / (cr > 0).sum(axis=0))
+    for c in (c for c in cat if c not in bools):
         rv = r[c].astype(object); sv = s[c].astype(object)
         codes, uniq = pd.factorize(pd.concat([rv, sv]).where(lambda v: v.notna(), "\0nan"))
         cr = np.bincount(codes[:len(rv)], minlength=len(uniq)); cs = np.bincount(codes[len(rv):], minlength=len(uniq))

@@ -28,10 +28,16 @@ def _hamming_codes(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, c
             for arr, out in ((x, S), (y, T)):
                 code = np.searchsorted(inner, arr, side="left")   # (a, b] intervals
                 out[:, j] = np.where(np.isnan(arr), len(inner) + 1, code)
+        elif schema[c].kind == "boolean": continue   # below, all at once
         else:
             allv = pd.concat([source[c].astype(object), target[c].astype(object)])
             codes, _ = pd.factorize(allv.where(allv.notna(), "\0nan"))
             S[:, j], T[:, j] = codes[:len(source)], codes[len(source):]
+    bj = [j for j, c in enumerate(cols) if schema[c].kind == "boolean"]
+    if bj:   # 0/1/missing -> 1/2/0, the same map for both frames, one array conversion per frame
+        bc = [cols[j] for j in bj]
+        S[:, bj] = source[bc].to_numpy(dtype=float, na_value=-1.0).astype(np.int64) + 1
+        T[:, bj] = target[bc].to_numpy(dtype=float, na_value=-1.0).astype(np.int64) + 1
     return S, T
 
 def _onehot_rows(codes: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -63,7 +69,11 @@ def hamming_stats(d1: np.ndarray, d2: np.ndarray) -> dict[str, float]:
 def min_hamming(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, bins: int = 10) -> dict[str, float]:
     "Minimum-Hamming-distance summary from each `source` row to its nearest `target` row (numerics in target deciles)."
     t, s, cols = check_pair(target, source, schema)   # the target plays "real": its all-missing columns drop out
-    return hamming_stats(*nearest_hamming(*_hamming_codes(s, t, schema, cols, bins)))
+    return _min_hamming(s, t, schema, cols, bins)
+
+def _min_hamming(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, cols: list[str], bins: int = 10) -> dict[str, float]:
+    "`min_hamming` on frames already checked (canonical, `cols` usable)."
+    return hamming_stats(*nearest_hamming(*_hamming_codes(source, target, schema, cols, bins)))
 
 # %% ../nbs/05a_privacy.ipynb
 def dcr(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, cols: list[str], ranges: pd.Series | None = None,
@@ -98,9 +108,9 @@ def study_chunks(df: pd.DataFrame, size: int, seed: int = 1) -> list[pd.DataFram
     k = max(1, int(round(len(df) / size)))
     return [df.iloc[order[idx]] for idx in np.array_split(np.arange(len(df)), k)]
 
-def _hamming_pairs(pairs, schema: Schema, bins: int) -> dict | None:
-    "Mean of each statistic over (source, target) pairs; exact matches summed, as in the study."
-    stats = [min_hamming(a, b, schema, bins) for a, b in pairs]
+def _hamming_pairs(pairs, schema: Schema, cols: list[str], bins: int) -> dict | None:
+    "Mean of each statistic over (source, target) pairs of checked frames; exact matches summed, as in the study."
+    stats = [_min_hamming(a, b, schema, cols, bins) for a, b in pairs]
     if not stats: return None
     out = {k: float(np.mean([s[k] for s in stats])) for k in stats[0]}
     out["exact_matches"] = int(sum(s["exact_matches"] for s in stats)); out["n_pairs"] = len(stats)
@@ -109,9 +119,8 @@ def _hamming_pairs(pairs, schema: Schema, bins: int) -> dict | None:
 def privacy_report(train: pd.DataFrame, test: pd.DataFrame, syn: pd.DataFrame, schema: Schema, bins: int = 10,
                    seed: int = 1, balanced: bool = True) -> dict:
     "Hamming (syn→train, syn→test, train→test, train→train), DCR and exact-copy summary with a copy flag."
-    _, _, cols = check_pair(train, syn, schema)
+    tr, sy, cols = check_pair(train, syn, schema)
     _, te, _ = check_pair(train, test, schema, cols)
-    tr, sy = train[cols], syn[cols]
     if balanced:   # all chunk pairs, each frame shuffled on its own (study: eval_hamming_distances)
         m = len(te)
         ct, cs, cte = study_chunks(tr, m, seed), study_chunks(sy, m, seed), study_chunks(te, m, seed)
@@ -121,10 +130,10 @@ def privacy_report(train: pd.DataFrame, test: pd.DataFrame, syn: pd.DataFrame, s
         h = len(tr) // 2; trtr = [(tr.iloc[:h], tr.iloc[h:])]
     def allpairs(xs, ys): return [(x, y) for x in xs for y in ys]
     out = {"n_train": len(tr), "n_test": len(te), "n_syn": len(sy), "chunk_size": len(te) if balanced else None,
-           "hamming_syn_train": _hamming_pairs(allpairs(cs, ct), schema, bins),
-           "hamming_syn_test": _hamming_pairs(allpairs(cs, cte), schema, bins),
-           "hamming_train_test": _hamming_pairs(allpairs(ct, cte), schema, bins),
-           "hamming_train_train": _hamming_pairs(trtr, schema, bins)}
+           "hamming_syn_train": _hamming_pairs(allpairs(cs, ct), schema, cols, bins),
+           "hamming_syn_test": _hamming_pairs(allpairs(cs, cte), schema, cols, bins),
+           "hamming_train_test": _hamming_pairs(allpairs(ct, cte), schema, cols, bins),
+           "hamming_train_train": _hamming_pairs(trtr, schema, cols, bins)}
     st, ss_, tt_ = out["hamming_syn_train"]["mean"], out["hamming_syn_test"]["mean"], out["hamming_train_test"]["mean"]
     trtr_m = (out["hamming_train_train"] or {}).get("mean", float("nan"))
     def ratio(a, b):   # float division as numpy does it (the study's): x / 0 = ±inf, 0 / 0 = nan
