@@ -27,9 +27,11 @@ def target_label(df: pd.DataFrame, target: Target) -> pd.Series:
 
 def utility_frame(df: pd.DataFrame, schema: Schema, target: Target | str,
                   bool_as_cat: bool = True, # booleans as CatBoost cat_features (the study); False: numeric
-                  missing_category: str = "study", # "study": missing = 'empty_val' / -1 before encoding; "sentinel": fill after
+                  missing_category: str = "sentinel", # "study": missing = 'empty_val' / -1, sorted codes; "sentinel": level index, fill
                  ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
-    "Predictor frame (encoded), labels and cat-feature names for one target; rows without a label are dropped."
+    """Predictor frame (encoded), labels and cat-feature names for one target; rows without a label are dropped.
+    The default keeps codes = index in the schema's levels and missing = `MISSING_FILL` (what `transfer` decodes);
+    `ml_efficiency` and `tune_utility_params` pass the study's encoding, `missing_category="study"`."""
     t = schema.target(target) if isinstance(target, str) else target
     study = check_missing_category(missing_category) == "study"
     cols = schema.predictors
