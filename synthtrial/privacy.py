@@ -14,9 +14,10 @@ from .metrics import MetricWarning, check_pair, split_kinds
 __all__ = ['nearest_hamming', 'hamming_stats', 'min_hamming', 'dcr', 'study_chunks', 'privacy_report']
 
 # %% ../nbs/05a_privacy.ipynb
-def _hamming_codes(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, cols: list[str], bins: int = 10
+def _hamming_codes(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, cols: list[str], bins: int = 10,
+                   numeric_nan_matches: bool = False, # False (the study): a missing numeric value matches nothing
                    ) -> tuple[np.ndarray, np.ndarray]:
-    "Integer codes per column (numeric → target-decile index, missing = its own code). Same code = same value."
+    "Integer codes per column (numeric → target-decile index; −1 = matches nothing). Same code = same value."
     num, _ = split_kinds(schema, cols)
     S = np.empty((len(source), len(cols)), np.int64); T = np.empty((len(target), len(cols)), np.int64)
     for j, c in enumerate(cols):
@@ -27,7 +28,7 @@ def _hamming_codes(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, c
             inner = edges[1:-1]                       # outer edges opened to ±inf
             for arr, out in ((x, S), (y, T)):
                 code = np.searchsorted(inner, arr, side="left")   # (a, b] intervals
-                out[:, j] = np.where(np.isnan(arr), len(inner) + 1, code)
+                out[:, j] = np.where(np.isnan(arr), len(inner) + 1 if numeric_nan_matches else -1, code)
         elif schema[c].kind == "boolean": continue   # below, all at once
         else:
             allv = pd.concat([source[c].astype(object), target[c].astype(object)])
@@ -66,14 +67,17 @@ def hamming_stats(d1: np.ndarray, d2: np.ndarray) -> dict[str, float]:
     out["exact_matches"] = int((d1 == 0).sum())
     return out
 
-def min_hamming(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, bins: int = 10) -> dict[str, float]:
+def min_hamming(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, bins: int = 10,
+                numeric_nan_matches: bool = False, # True: two missing numeric values agree (a named deviation)
+               ) -> dict[str, float]:
     "Minimum-Hamming-distance summary from each `source` row to its nearest `target` row (numerics in target deciles)."
     t, s, cols = check_pair(target, source, schema)   # the target plays "real": its all-missing columns drop out
-    return _min_hamming(s, t, schema, cols, bins)
+    return _min_hamming(s, t, schema, cols, bins, numeric_nan_matches)
 
-def _min_hamming(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, cols: list[str], bins: int = 10) -> dict[str, float]:
+def _min_hamming(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, cols: list[str], bins: int = 10,
+                 numeric_nan_matches: bool = False) -> dict[str, float]:
     "`min_hamming` on frames already checked (canonical, `cols` usable)."
-    return hamming_stats(*nearest_hamming(*_hamming_codes(source, target, schema, cols, bins)))
+    return hamming_stats(*nearest_hamming(*_hamming_codes(source, target, schema, cols, bins, numeric_nan_matches)))
 
 # %% ../nbs/05a_privacy.ipynb
 def dcr(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, cols: list[str], ranges: pd.Series | None = None,
@@ -108,16 +112,18 @@ def study_chunks(df: pd.DataFrame, size: int, seed: int = 1) -> list[pd.DataFram
     k = max(1, int(round(len(df) / size)))
     return [df.iloc[order[idx]] for idx in np.array_split(np.arange(len(df)), k)]
 
-def _hamming_pairs(pairs, schema: Schema, cols: list[str], bins: int) -> dict | None:
+def _hamming_pairs(pairs, schema: Schema, cols: list[str], bins: int, numeric_nan_matches: bool = False) -> dict | None:
     "Mean of each statistic over (source, target) pairs of checked frames; exact matches summed, as in the study."
-    stats = [_min_hamming(a, b, schema, cols, bins) for a, b in pairs]
+    stats = [_min_hamming(a, b, schema, cols, bins, numeric_nan_matches) for a, b in pairs]
     if not stats: return None
     out = {k: float(np.mean([s[k] for s in stats])) for k in stats[0]}
     out["exact_matches"] = int(sum(s["exact_matches"] for s in stats)); out["n_pairs"] = len(stats)
     return out
 
 def privacy_report(train: pd.DataFrame, test: pd.DataFrame, syn: pd.DataFrame, schema: Schema, bins: int = 10,
-                   seed: int = 1, balanced: bool = True) -> dict:
+                   seed: int = 1, balanced: bool = True,
+                   numeric_nan_matches: bool = False, # see `min_hamming`
+                  ) -> dict:
     "Hamming (syn→train, syn→test, train→test, train→train), DCR and exact-copy summary with a copy flag."
     tr, sy, cols = check_pair(train, syn, schema)
     _, te, _ = check_pair(train, test, schema, cols)
@@ -130,10 +136,10 @@ def privacy_report(train: pd.DataFrame, test: pd.DataFrame, syn: pd.DataFrame, s
         h = len(tr) // 2; trtr = [(tr.iloc[:h], tr.iloc[h:])]
     def allpairs(xs, ys): return [(x, y) for x in xs for y in ys]
     out = {"n_train": len(tr), "n_test": len(te), "n_syn": len(sy), "chunk_size": len(te) if balanced else None,
-           "hamming_syn_train": _hamming_pairs(allpairs(cs, ct), schema, cols, bins),
-           "hamming_syn_test": _hamming_pairs(allpairs(cs, cte), schema, cols, bins),
-           "hamming_train_test": _hamming_pairs(allpairs(ct, cte), schema, cols, bins),
-           "hamming_train_train": _hamming_pairs(trtr, schema, cols, bins)}
+           "hamming_syn_train": _hamming_pairs(allpairs(cs, ct), schema, cols, bins, numeric_nan_matches),
+           "hamming_syn_test": _hamming_pairs(allpairs(cs, cte), schema, cols, bins, numeric_nan_matches),
+           "hamming_train_test": _hamming_pairs(allpairs(ct, cte), schema, cols, bins, numeric_nan_matches),
+           "hamming_train_train": _hamming_pairs(trtr, schema, cols, bins, numeric_nan_matches)}
     st, ss_, tt_ = out["hamming_syn_train"]["mean"], out["hamming_syn_test"]["mean"], out["hamming_train_test"]["mean"]
     trtr_m = (out["hamming_train_train"] or {}).get("mean", float("nan"))
     def ratio(a, b):   # float division as numpy does it (the study's): x / 0 = ±inf, 0 / 0 = nan

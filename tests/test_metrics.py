@@ -128,7 +128,9 @@ def test_hamming_and_dcr_match_brute_force(data):
     src, tgt = test.iloc[:40], train.iloc[:120]
     S_, T_ = P._hamming_codes(src, tgt, schema, cols)
     d1, d2 = P.nearest_hamming(S_, T_)
-    brute = np.array([[int((S_[i] != T_[j]).sum()) for j in range(len(T_))] for i in range(len(S_))])
+    # code -1 (a missing numeric value, the study's NaN != NaN) differs from everything, itself included
+    brute = np.array([[int(((S_[i] != T_[j]) | (S_[i] < 0) | (T_[j] < 0)).sum()) for j in range(len(T_))] for i in range(len(S_))])
+    assert (S_ < 0).any()   # the frames exercise it
     assert (d1 == brute.min(1)).all() and (d2 == np.sort(brute, 1)[:, 1]).all()
     # numeric codes are target deciles with open outer edges: check one column against pd.cut
     q = np.unique(np.quantile(tgt.OSTM.astype(float), np.linspace(0, 1, 11)))
@@ -226,10 +228,19 @@ def test_privacy_flags_copies(data):
 def test_min_hamming_measures_from_each_source_row(data):
     "Five copied training rows are five source rows at distance 0 (the earlier version measured from the target)."
     train, test, schema = data
-    copied = P.min_hamming(train.iloc[:5], train, schema)
+    complete = train[train.notna().all(axis=1)]
+    copied = P.min_hamming(complete.iloc[:5], train, schema)
     assert copied["mean"] == 0 and copied["exact_matches"] == 5
-    mixed = P.min_hamming(pd.concat([train.iloc[:5], uniform_noise(test, schema, 7).iloc[:20]]), train, schema)
+    mixed = P.min_hamming(pd.concat([complete.iloc[:5], uniform_noise(test, schema, 7).iloc[:20]]), train, schema)
     assert mixed["exact_matches"] == 5 and mixed["p5"] == 0 and mixed["mean"] > 0
+
+def test_min_hamming_numeric_nan_as_the_study(data):
+    "The study's pandas `!=`: a missing numeric value matches nothing, itself included; `numeric_nan_matches` is the named deviation."
+    train, _, schema = data
+    with_nan = train[train.CRTM.isna()].iloc[:5]
+    assert P.min_hamming(with_nan, train, schema)["exact_matches"] == 0
+    assert P.min_hamming(with_nan, train, schema)["mean"] >= 1
+    assert P.min_hamming(with_nan, train, schema, numeric_nan_matches=True)["exact_matches"] == 5
 
 def test_min_hamming_hand_computed():
     "Four source rows against four target rows, distances counted by hand (see 05a_privacy)."
