@@ -10,9 +10,10 @@ from .core import SynthtrialError, ParameterError
 from .schema import Schema, SchemaError
 
 # %% auto 0
-__all__ = ['MetricWarning', 'check_pair', 'split_kinds', 'km_curve', 'km_at', 'survival_km_scores', 'basic_statistical_measure',
+__all__ = ['THEIL_U_ORIENTATIONS', 'ASSOC_ZERO_TOL', 'STUDY_MISSING_CATEGORY', 'MISSING_CATEGORY_CODINGS', 'MetricWarning',
+           'check_pair', 'split_kinds', 'km_curve', 'km_at', 'survival_km_scores', 'basic_statistical_measure',
            'association_matrix', 'log_transformed_correlation_score', 'real_deciles', 'regularized_support_coverage',
-           'encode_numeric', 'discriminator_measure_rf', 'k_means_score']
+           'check_missing_category', 'encode_numeric', 'discriminator_measure_rf', 'k_means_scores', 'k_means_score']
 
 # %% ../nbs/05_metrics.ipynb
 class MetricWarning(UserWarning):
@@ -97,6 +98,8 @@ def basic_statistical_measure(real: pd.DataFrame, syn: pd.DataFrame, schema: Sch
     return float(np.mean([1 - g.mean() for g in gaps]))
 
 # %% ../nbs/05_metrics.ipynb
+THEIL_U_ORIENTATIONS = ("study", "dython07")
+
 def _encode_for_assoc(df: pd.DataFrame, num: list[str], cat: list[str], nan_value=-1):
     "Numeric matrix (NaN → nan_value) and integer codes (NaN → its own code) of the categorical columns."
     X = df[num].astype(float).fillna(nan_value).to_numpy(float) if num else np.zeros((len(df), 0))
@@ -115,8 +118,12 @@ def _onehot(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return oh, starts, sizes
 
 def association_matrix(df: pd.DataFrame, schema: Schema, columns: list[str] | None = None,
-                       nan_value: float = -1) -> pd.DataFrame:
-    "dython-style association matrix: Pearson / correlation ratio / Theil's U(row | column), vectorised."
+                       nan_value: float = -1, # what a missing value becomes (the study: -1)
+                       theil_u: str = "study", # "study": entry [a, b] = U(b | a) as dython 0.5.1; "dython07": U(a | b)
+                      ) -> pd.DataFrame:
+    "dython-style association matrix: Pearson / correlation ratio / Theil's U, vectorised."
+    if theil_u not in THEIL_U_ORIENTATIONS:
+        raise ParameterError(f"theil_u={theil_u!r} is not allowed; choose from {THEIL_U_ORIENTATIONS}")
     cols = list(columns) if columns is not None else schema.modelled
     num, cat = split_kinds(schema, cols)
     X, codes = _encode_for_assoc(df, num, cat, nan_value)
@@ -148,24 +155,32 @@ def association_matrix(df: pd.DataFrame, schema: Schema, columns: list[str] | No
             Hab = -np.add.reduceat(np.add.reduceat(M, starts, axis=0), starts, axis=1) / n
             Ha = -np.add.reduceat(cnt * np.log(cnt / n), starts) / n
             U = np.where(Ha[:, None] > 0, (Ha[:, None] - Hab) / np.where(Ha > 0, Ha, 1)[:, None], 1.0)
-        A[np.ix_(icat, icat)] = np.clip(U, 0, 1)
+        # U[a, b] = U(a | b); dython 0.5.1 (the study's pin) stores U(b | a) at [a, b]: the transpose
+        A[np.ix_(icat, icat)] = np.clip(U.T if theil_u == "study" else U, 0, 1)
     np.fill_diagonal(A, 1.0)
     const = np.zeros(p, bool); const[inum] = const_num; const[icat] = const_cat
     A[const, :] = 0.0; A[:, const] = 0.0
     return pd.DataFrame(A, index=cols, columns=cols)
 
 # %% ../nbs/05_metrics.ipynb
+ASSOC_ZERO_TOL = 1e-12   # |association| below this is rounding noise of an exact zero
+
 def _log_rel_errors(A_real: np.ndarray, A_syn: np.ndarray) -> np.ndarray:
-    def t(a): return np.sign(a) * np.log(np.abs(a), out=np.zeros_like(a), where=a != 0)
+    def t(a):   # sign·ln|a|, 0 at a = 0; noise around an exact zero (±1e-16) would otherwise become ±37
+        a = np.where(np.abs(a) < ASSOC_ZERO_TOL, 0.0, a)
+        return np.sign(a) * np.log(np.abs(a), out=np.zeros_like(a), where=a != 0)
     tr, ts = t(A_real), t(A_syn)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.minimum(np.abs((tr - ts) / tr), 1.0)
 
-def log_transformed_correlation_score(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema) -> float:
+def log_transformed_correlation_score(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema,
+                                      theil_u: str = "study", # Theil's U orientation, see `association_matrix`
+                                     ) -> float:
     "1 − mean relative error of sign·ln|r| between the real and synthetic association matrices (study §4.2)."
     r, s, cols = check_pair(real, syn, schema)
     if len(cols) < 2: raise ParameterError("log_transformed_correlation_score needs at least two columns")
-    err = _log_rel_errors(association_matrix(r, schema, cols).values, association_matrix(s, schema, cols).values)
+    err = _log_rel_errors(association_matrix(r, schema, cols, theil_u=theil_u).values,
+                          association_matrix(s, schema, cols, theil_u=theil_u).values)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         colmeans = np.nanmean(err, axis=0)
@@ -194,7 +209,14 @@ def regularized_support_coverage(real: pd.DataFrame, syn: pd.DataFrame, schema: 
     num, cat = split_kinds(schema, cols)
     f = len(r) / len(s)
     cov = []
-    for c in cat:
+    bools = [c for c in cat if schema[c].kind == "boolean"]
+    if bools:   # all boolean columns at once: counts of 0, 1 and missing (-1) per column
+        R = r[bools].astype("Float64").fillna(-1).to_numpy(float); S = s[bools].astype("Float64").fillna(-1).to_numpy(float)
+        cr = np.stack([(R == v).sum(axis=0) for v in (-1, 0, 1)]); cs = np.stack([(S == v).sum(axis=0) for v in (-1, 0, 1)])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(cr > 0, np.minimum(1.0, f * cs / cr), 0.0)
+        cov.extend(ratio.sum(axis=0) / (cr > 0).sum(axis=0))
+    for c in (c for c in cat if c not in bools):
         rv = r[c].astype(object); sv = s[c].astype(object)
         codes, uniq = pd.factorize(pd.concat([rv, sv]).where(lambda v: v.notna(), "\0nan"))
         cr = np.bincount(codes[:len(rv)], minlength=len(uniq)); cs = np.bincount(codes[len(rv):], minlength=len(uniq))
@@ -212,34 +234,51 @@ def regularized_support_coverage(real: pd.DataFrame, syn: pd.DataFrame, schema: 
     return float(np.mean(np.minimum(cov, 1.0)))
 
 # %% ../nbs/05_metrics.ipynb
-def encode_numeric(frames: list[pd.DataFrame], schema: Schema, cols: list[str], fill: float = -9999999999.0
-                   ) -> list[np.ndarray]:
-    "Label-encode categoricals (codes over the union of `frames`) and fill NaN with `fill`; one float matrix per frame."
+STUDY_MISSING_CATEGORY = "empty_val"   # the study's preprocessing writes this for a missing categorical value
+MISSING_CATEGORY_CODINGS = ("study", "sentinel")
+
+def check_missing_category(missing_category: str) -> str:
+    "`missing_category` if it is one of `MISSING_CATEGORY_CODINGS`, else a `ParameterError`."
+    if missing_category not in MISSING_CATEGORY_CODINGS:
+        raise ParameterError(f"missing_category={missing_category!r} is not allowed; choose from {MISSING_CATEGORY_CODINGS}")
+    return missing_category
+
+def encode_numeric(frames: list[pd.DataFrame], schema: Schema, cols: list[str], fill: float = -9999999999.0,
+                   missing_category: str = "study", # "study": missing = 'empty_val' / -1 before encoding; "sentinel": `fill`
+                  ) -> list[np.ndarray]:
+    "Label-encode categoricals (sorted codes over the union of `frames`) and fill NaN; one float matrix per frame."
+    study = check_missing_category(missing_category) == "study"
     out = [np.empty((len(f), len(cols))) for f in frames]
     for j, c in enumerate(cols):
-        if schema[c].kind == "categorical":
+        kind = schema[c].kind
+        if kind == "categorical":
             allv = pd.concat([f[c].astype(object) for f in frames])
+            if study: allv = allv.where(allv.notna(), STUDY_MISSING_CATEGORY)   # encode first, as the study
             codes, _ = pd.factorize(allv, sort=True)
             codes = codes.astype(float); codes[codes < 0] = fill
             i = 0
             for k, f in enumerate(frames):
                 out[k][:, j] = codes[i:i + len(f)]; i += len(f)
         else:
+            na = -1.0 if study and kind == "boolean" else fill   # the study stores a missing boolean as -1
             for k, f in enumerate(frames):
-                out[k][:, j] = f[c].astype(float).fillna(fill).to_numpy(float)
+                out[k][:, j] = f[c].astype(float).fillna(na).to_numpy(float)
     return out
 
 def discriminator_measure_rf(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, seed: int = 42,
-                             test_size: float = 0.2, n_jobs: int | None = None) -> float:
+                             test_size: float = 0.2, n_jobs: int | None = None,
+                             missing_category: str = "study", # how a missing category is encoded, see `encode_numeric`
+                            ) -> float:
     "1 − 2·(max(acc, .5) − .5) of a random forest separating real from synthetic rows (study §4.4)."
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.model_selection import train_test_split
+    check_missing_category(missing_category)
     r, s, cols = check_pair(real, syn, schema)
     n = min(len(r), len(s))
     if len(s) > n: s = s.sample(n=n, random_state=seed)
     if len(r) > n: r = r.sample(n=n, random_state=seed)
     if n < 5: raise ParameterError(f"discriminator_measure_rf needs at least 5 rows in each frame, got {n}")
-    Xr, Xs = encode_numeric([r, s], schema, cols)
+    Xr, Xs = encode_numeric([r, s], schema, cols, missing_category=missing_category)
     r_tr, r_te, s_tr, s_te = train_test_split(Xr, Xs, random_state=seed, test_size=test_size)
     X_tr = np.vstack([r_tr, s_tr]); y_tr = np.r_[np.ones(len(r_tr)), np.zeros(len(s_tr))]
     perm = np.random.RandomState(seed).permutation(len(X_tr))
@@ -274,14 +313,27 @@ def _kmeans_encode(r: pd.DataFrame, s: pd.DataFrame, schema: Schema, cols: list[
         parts_r.append(x); parts_s.append(y)
     return np.hstack(parts_r), np.hstack(parts_s)
 
-def k_means_score(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, k: int = 10, seed: int = 42) -> float:
-    "Mean over k real-data clusters of min(1, size-adjusted synthetic/real count ratio) (study §4.5)."
+def k_means_scores(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, k: int = 10,
+                   seeds: list[int] = (42,), # one KMeans fit per seed
+                  ) -> np.ndarray:
+    "Per-seed k-means scores: mean over k real-data clusters of min(1, size-adjusted synthetic/real count ratio)."
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits
+    if len(seeds) == 0: raise ParameterError("k_means_scores needs at least one seed")
     r, s, cols = check_pair(real, syn, schema)
     Xr, Xs = _kmeans_encode(r, s, schema, cols)
     k = min(k, len(np.unique(Xr, axis=0)))
+    out = []
     with threadpool_limits(1):   # small problem: threads only oversubscribe (25x slower on 2 cores)
-        km = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(Xr)
-        cr = np.bincount(km.labels_, minlength=k); cs = np.bincount(km.predict(Xs), minlength=k)
-    return float(np.minimum(1.0, cs / cr * len(r) / len(s)).mean())
+        for sd in seeds:
+            km = KMeans(n_clusters=k, n_init=10, random_state=int(sd)).fit(Xr)
+            cr = np.bincount(km.predict(Xr), minlength=k); cs = np.bincount(km.predict(Xs), minlength=k)
+            out.append(np.minimum(1.0, cs / cr * len(r) / len(s)).mean())
+    return np.array(out, dtype=float)
+
+def k_means_score(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, k: int = 10, seed: int = 42,
+                  n_seeds: int = 5, # mean over seeds seed, seed+1, ... (the study draws one unseeded fit)
+                 ) -> float:
+    "k-means score (study §4.5), averaged over `n_seeds` consecutive KMeans seeds."
+    if not (isinstance(n_seeds, (int, np.integer)) and n_seeds >= 1): raise ParameterError(f"n_seeds must be an integer >= 1, got {n_seeds!r}")
+    return float(k_means_scores(real, syn, schema, k, list(range(seed, seed + n_seeds))).mean())

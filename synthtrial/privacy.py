@@ -11,12 +11,13 @@ from .schema import Schema
 from .metrics import MetricWarning, check_pair, split_kinds
 
 # %% auto 0
-__all__ = ['nearest_hamming', 'hamming_stats', 'min_hamming', 'dcr', 'privacy_report']
+__all__ = ['nearest_hamming', 'hamming_stats', 'min_hamming', 'dcr', 'study_chunks', 'privacy_report']
 
 # %% ../nbs/05a_privacy.ipynb
-def _hamming_codes(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, cols: list[str], bins: int = 10
+def _hamming_codes(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, cols: list[str], bins: int = 10,
+                   numeric_nan_matches: bool = False, # False (the study): a missing numeric value matches nothing
                    ) -> tuple[np.ndarray, np.ndarray]:
-    "Integer codes per column (numeric → target-decile index, missing = its own code). Same code = same value."
+    "Integer codes per column (numeric → target-decile index; −1 = matches nothing). Same code = same value."
     num, _ = split_kinds(schema, cols)
     S = np.empty((len(source), len(cols)), np.int64); T = np.empty((len(target), len(cols)), np.int64)
     for j, c in enumerate(cols):
@@ -27,11 +28,17 @@ def _hamming_codes(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, c
             inner = edges[1:-1]                       # outer edges opened to ±inf
             for arr, out in ((x, S), (y, T)):
                 code = np.searchsorted(inner, arr, side="left")   # (a, b] intervals
-                out[:, j] = np.where(np.isnan(arr), len(inner) + 1, code)
+                out[:, j] = np.where(np.isnan(arr), len(inner) + 1 if numeric_nan_matches else -1, code)
+        elif schema[c].kind == "boolean": continue   # below, all at once
         else:
             allv = pd.concat([source[c].astype(object), target[c].astype(object)])
             codes, _ = pd.factorize(allv.where(allv.notna(), "\0nan"))
             S[:, j], T[:, j] = codes[:len(source)], codes[len(source):]
+    bj = [j for j, c in enumerate(cols) if schema[c].kind == "boolean"]
+    if bj:   # 0/1/missing -> 1/2/0, the same map for both frames, one array conversion per frame
+        bc = [cols[j] for j in bj]
+        S[:, bj] = source[bc].to_numpy(dtype=float, na_value=-1.0).astype(np.int64) + 1
+        T[:, bj] = target[bc].to_numpy(dtype=float, na_value=-1.0).astype(np.int64) + 1
     return S, T
 
 def _onehot_rows(codes: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -60,10 +67,17 @@ def hamming_stats(d1: np.ndarray, d2: np.ndarray) -> dict[str, float]:
     out["exact_matches"] = int((d1 == 0).sum())
     return out
 
-def min_hamming(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, bins: int = 10) -> dict[str, float]:
-    "Minimum-Hamming-distance summary from each `source` row to `target` (numerics in target deciles)."
-    s, t, cols = check_pair(target, source, schema)
-    return hamming_stats(*nearest_hamming(*_hamming_codes(t, s, schema, cols, bins)[::-1]))
+def min_hamming(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, bins: int = 10,
+                numeric_nan_matches: bool = False, # True: two missing numeric values agree (a named deviation)
+               ) -> dict[str, float]:
+    "Minimum-Hamming-distance summary from each `source` row to its nearest `target` row (numerics in target deciles)."
+    t, s, cols = check_pair(target, source, schema)   # the target plays "real": its all-missing columns drop out
+    return _min_hamming(s, t, schema, cols, bins, numeric_nan_matches)
+
+def _min_hamming(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, cols: list[str], bins: int = 10,
+                 numeric_nan_matches: bool = False) -> dict[str, float]:
+    "`min_hamming` on frames already checked (canonical, `cols` usable)."
+    return hamming_stats(*nearest_hamming(*_hamming_codes(source, target, schema, cols, bins, numeric_nan_matches)))
 
 # %% ../nbs/05a_privacy.ipynb
 def dcr(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, cols: list[str], ranges: pd.Series | None = None,
@@ -92,31 +106,48 @@ def dcr(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, cols: list[s
         out[sl] = d.min(axis=1) / len(cols)
     return out
 
+def study_chunks(df: pd.DataFrame, size: int, seed: int = 1) -> list[pd.DataFrame]:
+    "The study's balanced split: shuffle `df` with its own `RandomState(seed)`, `np.array_split` into round(n / size) chunks."
+    order = np.random.RandomState(seed).permutation(len(df))   # = df.sample(frac=1, random_state=seed)
+    k = max(1, int(round(len(df) / size)))
+    return [df.iloc[order[idx]] for idx in np.array_split(np.arange(len(df)), k)]
+
+def _hamming_pairs(pairs, schema: Schema, cols: list[str], bins: int, numeric_nan_matches: bool = False) -> dict | None:
+    "Mean of each statistic over (source, target) pairs of checked frames; exact matches summed, as in the study."
+    stats = [_min_hamming(a, b, schema, cols, bins, numeric_nan_matches) for a, b in pairs]
+    if not stats: return None
+    out = {k: float(np.mean([s[k] for s in stats])) for k in stats[0]}
+    out["exact_matches"] = int(sum(s["exact_matches"] for s in stats)); out["n_pairs"] = len(stats)
+    return out
+
 def privacy_report(train: pd.DataFrame, test: pd.DataFrame, syn: pd.DataFrame, schema: Schema, bins: int = 10,
-                   seed: int = 1, balanced: bool = True) -> dict:
+                   seed: int = 1, balanced: bool = True,
+                   numeric_nan_matches: bool = False, # see `min_hamming`
+                  ) -> dict:
     "Hamming (syn→train, syn→test, train→test, train→train), DCR and exact-copy summary with a copy flag."
-    _, _, cols = check_pair(train, syn, schema)
+    tr, sy, cols = check_pair(train, syn, schema)
     _, te, _ = check_pair(train, test, schema, cols)
-    tr, sy = train[cols], syn[cols]
-    m = len(te) if balanced else max(len(tr), len(sy))
-    rs = np.random.RandomState(seed)
-    trs, sys_ = tr.iloc[rs.permutation(len(tr))], sy.iloc[rs.permutation(len(sy))]
-    ct = [trs.iloc[i:i + m] for i in range(0, len(trs) - m + 1, m)] or [trs]
-    cs = [sys_.iloc[i:i + m] for i in range(0, len(sys_) - m + 1, m)] or [sys_]
-    def avg(pairs):
-        stats = [min_hamming(a, b, schema, bins) for a, b in pairs]
-        return {k: float(np.mean([s[k] for s in stats])) for k in stats[0]} if stats else None
-    if not balanced:
-        h = len(trs) // 2; ct2 = [trs.iloc[:h], trs.iloc[h:]]
-    out = {"n_train": len(tr), "n_test": len(te), "n_syn": len(sy), "chunk_size": m if balanced else None,
-           "hamming_syn_train": avg(zip(cs, ct)), "hamming_syn_test": avg((c, te) for c in cs),
-           "hamming_train_test": avg((c, te) for c in ct),
-           "hamming_train_train": avg((ct[i], ct[i + 1]) for i in range(len(ct) - 1)) if balanced else avg([tuple(ct2)])}
+    if balanced:   # all chunk pairs, each frame shuffled on its own (study: eval_hamming_distances)
+        m = len(te)
+        ct, cs, cte = study_chunks(tr, m, seed), study_chunks(sy, m, seed), study_chunks(te, m, seed)
+        trtr = [(ct[i], ct[j]) for i in range(len(ct)) for j in range(i + 1, len(ct))]
+    else:
+        ct, cs, cte = [tr], [sy], [te]
+        h = len(tr) // 2; trtr = [(tr.iloc[:h], tr.iloc[h:])]
+    def allpairs(xs, ys): return [(x, y) for x in xs for y in ys]
+    out = {"n_train": len(tr), "n_test": len(te), "n_syn": len(sy), "chunk_size": len(te) if balanced else None,
+           "hamming_syn_train": _hamming_pairs(allpairs(cs, ct), schema, cols, bins, numeric_nan_matches),
+           "hamming_syn_test": _hamming_pairs(allpairs(cs, cte), schema, cols, bins, numeric_nan_matches),
+           "hamming_train_test": _hamming_pairs(allpairs(ct, cte), schema, cols, bins, numeric_nan_matches),
+           "hamming_train_train": _hamming_pairs(trtr, schema, cols, bins, numeric_nan_matches)}
     st, ss_, tt_ = out["hamming_syn_train"]["mean"], out["hamming_syn_test"]["mean"], out["hamming_train_test"]["mean"]
-    trtr = (out["hamming_train_train"] or {}).get("mean", float("nan"))
-    out["dif_syn_train_test"] = 1 - st / ss_ if ss_ else float("nan")
-    out["dif_syn_train_orig_train"] = st / trtr - 1 if trtr else float("nan")
-    out["dif_syn_test_orig_test"] = ss_ / tt_ - 1 if tt_ else float("nan")
+    trtr_m = (out["hamming_train_train"] or {}).get("mean", float("nan"))
+    def ratio(a, b):   # float division as numpy does it (the study's): x / 0 = ±inf, 0 / 0 = nan
+        with np.errstate(divide="ignore", invalid="ignore"): return float(np.float64(a) / np.float64(b))
+    out["dif_syn_train_test"] = 1 - ratio(st, ss_)
+    out["dif_orig_train_test"] = 1 - ratio(trtr_m, tt_)
+    out["dif_syn_train_orig_train"] = ratio(st, trtr_m) - 1
+    out["dif_syn_test_orig_test"] = ratio(ss_, tt_) - 1
     ranges = tr[split_kinds(schema, cols)[0]].astype(float).max() - tr[split_kinds(schema, cols)[0]].astype(float).min()
     d_syn, d_test = dcr(sy, tr, schema, cols, ranges), dcr(te, tr, schema, cols, ranges)
     p5 = float(np.percentile(d_test, 5))

@@ -9,12 +9,13 @@ import numpy as np, pandas as pd
 from .core import ParameterError
 from .schema import Schema
 from .metrics import (check_pair, basic_statistical_measure, log_transformed_correlation_score,
-                                regularized_support_coverage, discriminator_measure_rf, k_means_score, survival_km_scores)
+                                regularized_support_coverage, discriminator_measure_rf, k_means_scores, survival_km_scores,
+                                check_missing_category, THEIL_U_ORIENTATIONS)
 from .utility import ml_efficiency
 
 # %% auto 0
-__all__ = ['FIDELITY_METRICS', 'SURVIVAL_METRICS', 'COMPOUND_PRESETS', 'metric_names', 'evaluate_all', 'resolve_weights',
-           'preset_metrics', 'compound_score']
+__all__ = ['FIDELITY_METRICS', 'SURVIVAL_METRICS', 'SUITE_DEFAULTS', 'STUDY_DEFINITIONS', 'COMPOUND_PRESETS', 'metric_names',
+           'suite_settings', 'evaluate_all', 'resolve_weights', 'preset_metrics', 'compound_score']
 
 # %% ../nbs/05c_scores.ipynb
 FIDELITY_METRICS = ("basic_statistical_measure_num", "log_transformed_correlation_score",
@@ -26,11 +27,38 @@ def metric_names(schema: Schema) -> list[str]:
     names = list(FIDELITY_METRICS) + [f"ml_efficiency_{t.name}" for t in schema.targets]
     return names + (list(SURVIVAL_METRICS) if schema.endpoints else [])
 
+SUITE_DEFAULTS: dict = {"seed": 42, "bool_as_cat": True, "missing_category": "study", "theil_u": "study",
+                        "kmeans_seeds": 5}
+STUDY_DEFINITIONS: dict = {"bool_as_cat": True, "missing_category": "study", "theil_u": "study"}
+
+def suite_settings(**options) -> dict:
+    "The evaluation options in effect (`SUITE_DEFAULTS` overridden by `options`), checked, JSON-serialisable."
+    bad = [k for k in options if k not in SUITE_DEFAULTS]
+    if bad: raise ParameterError(f"unknown evaluation options {bad}; choose from {list(SUITE_DEFAULTS)}")
+    s = {**SUITE_DEFAULTS, **options}
+    if not isinstance(s["bool_as_cat"], (bool, np.bool_)): raise ParameterError(f"bool_as_cat must be True or False, got {s['bool_as_cat']!r}")
+    check_missing_category(s["missing_category"])
+    if s["theil_u"] not in THEIL_U_ORIENTATIONS: raise ParameterError(f"theil_u={s['theil_u']!r} is not allowed; choose from {THEIL_U_ORIENTATIONS}")
+    for k, lo in (("seed", 0), ("kmeans_seeds", 1)):
+        if isinstance(s[k], (bool, np.bool_)) or not isinstance(s[k], (int, np.integer)) or s[k] < lo:
+            raise ParameterError(f"{k} must be an integer >= {lo}, got {s[k]!r}")
+    s = {k: (bool(v) if isinstance(v, (bool, np.bool_)) else int(v) if isinstance(v, (int, np.integer)) else v) for k, v in s.items()}
+    s["deviations_from_study"] = [k for k, v in STUDY_DEFINITIONS.items() if s[k] != v]
+    return s
+
 def evaluate_all(real_train: pd.DataFrame, real_test: pd.DataFrame, syn: pd.DataFrame, schema: Schema,
                  metrics: list[str] | str | None = None, utility_params: dict[str, dict] | None = None,
                  seed: int = 42, endpoint: str | None = None, n_points: int | None = None,
-                 timings: dict | None = None) -> dict[str, float]:
+                 timings: dict | None = None,
+                 bool_as_cat: bool = True, # booleans as CatBoost cat_features (the study)
+                 missing_category: str = "study", # "study" or "sentinel", see `metrics.encode_numeric`
+                 theil_u: str = "study", # Theil's U orientation: "study" (dython 0.5.1) or "dython07"
+                 kmeans_seeds: int = 5, # k-means score = mean over this many seeds from `seed`
+                 details: dict | None = None, # filled with the settings and the per-seed k-means scores
+                ) -> dict[str, float]:
     "Compute the requested metrics (default: all of `metric_names(schema)`; a preset name = its metrics)."
+    opts = suite_settings(seed=seed, bool_as_cat=bool_as_cat, missing_category=missing_category, theil_u=theil_u,
+                          kmeans_seeds=kmeans_seeds)
     allowed = metric_names(schema)
     if metrics is None: wanted = allowed
     elif isinstance(metrics, str): wanted = preset_metrics(metrics, schema)
@@ -39,13 +67,20 @@ def evaluate_all(real_train: pd.DataFrame, real_test: pd.DataFrame, syn: pd.Data
         if bad: raise ParameterError(f"metrics {bad} are not known for schema {schema.name!r}; choose from: {allowed}")
         wanted = list(metrics)
     check_pair(real_train, syn, schema); check_pair(real_train, real_test, schema)
+    info = {"settings": opts}
+    def kmeans():
+        v = k_means_scores(real_train, syn, schema, seeds=list(range(seed, seed + kmeans_seeds)))
+        info["k_means_score_per_seed"] = v.tolist()
+        return float(v.mean())
     fns = {"basic_statistical_measure_num": lambda: basic_statistical_measure(real_train, syn, schema),
-           "log_transformed_correlation_score": lambda: log_transformed_correlation_score(real_train, syn, schema),
+           "log_transformed_correlation_score": lambda: log_transformed_correlation_score(real_train, syn, schema, theil_u=theil_u),
            "regularized_support_coverage": lambda: regularized_support_coverage(real_train, syn, schema),
-           "discriminator_measure_rf": lambda: discriminator_measure_rf(real_train, syn, schema, seed=seed),
-           "k_means_score": lambda: k_means_score(real_train, syn, schema, seed=seed)}
+           "discriminator_measure_rf": lambda: discriminator_measure_rf(real_train, syn, schema, seed=seed,
+                                                                        missing_category=missing_category),
+           "k_means_score": kmeans}
     for t in schema.targets:
-        fns[f"ml_efficiency_{t.name}"] = (lambda t=t: ml_efficiency(syn, real_test, schema, t, (utility_params or {}).get(t.name)))
+        fns[f"ml_efficiency_{t.name}"] = (lambda t=t: ml_efficiency(syn, real_test, schema, t, (utility_params or {}).get(t.name),
+                                                                    bool_as_cat=bool_as_cat, missing_category=missing_category))
     out, secs = {}, {}
     for name in wanted:
         if name in out: continue
@@ -56,6 +91,7 @@ def evaluate_all(real_train: pd.DataFrame, real_test: pd.DataFrame, syn: pd.Data
         else:
             out[name] = fns[name](); secs[name] = time.perf_counter() - t0
     if timings is not None: timings.update(secs)
+    if details is not None: details.update(info)
     return {k: out[k] for k in wanted}
 
 # %% ../nbs/05c_scores.ipynb

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from .core import SynthtrialError, ParameterError, check_positive_int, results_dir, write_json, provenance
 from .schema import Schema, Target, SchemaError
-from .metrics import MetricWarning, check_pair
+from .metrics import MetricWarning, check_pair, check_missing_category, STUDY_MISSING_CATEGORY
 
 # %% auto 0
 __all__ = ['MISSING_FILL', 'CATBOOST_FIXED', 'DEFAULT_CATBOOST_PARAMS', 'target_label', 'utility_frame', 'catboost_search_space',
@@ -25,10 +25,15 @@ def target_label(df: pd.DataFrame, target: Target) -> pd.Series:
     lab = (x < target.below).astype(float) if target.below is not None else x
     return lab.where(x.notna())
 
-def utility_frame(df: pd.DataFrame, schema: Schema, target: Target | str, bool_as_cat: bool = False
-                  ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
-    "Predictor frame (encoded), labels and cat-feature names for one target; rows without a label are dropped."
+def utility_frame(df: pd.DataFrame, schema: Schema, target: Target | str,
+                  bool_as_cat: bool = True, # booleans as CatBoost cat_features (the study); False: numeric
+                  missing_category: str = "sentinel", # "study": missing = 'empty_val' / -1, sorted codes; "sentinel": level index, fill
+                 ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """Predictor frame (encoded), labels and cat-feature names for one target; rows without a label are dropped.
+    The default keeps codes = index in the schema's levels and missing = `MISSING_FILL` (what `transfer` decodes);
+    `ml_efficiency` and `tune_utility_params` pass the study's encoding, `missing_category="study"`."""
     t = schema.target(target) if isinstance(target, str) else target
+    study = check_missing_category(missing_category) == "study"
     cols = schema.predictors
     if not cols: raise ParameterError(f"schema {schema.name!r} has no predictor columns for target {t.name!r}")
     y = target_label(df, t)
@@ -37,10 +42,17 @@ def utility_frame(df: pd.DataFrame, schema: Schema, target: Target | str, bool_a
     for c in cols:
         kind = schema[c].kind
         if kind == "categorical":
-            codes = pd.Categorical(df[c].astype(object), categories=schema[c].levels).codes.astype(np.int64)
+            v = df[c].astype(object)
+            if study:   # the study's LabelEncoder codes: sorted values, a missing value is 'empty_val'
+                levels = sorted(set(schema[c].levels) | {STUDY_MISSING_CATEGORY})
+                codes = pd.Categorical(v.where(v.notna(), STUDY_MISSING_CATEGORY), categories=levels).codes.astype(np.int64)
+            else:
+                codes = pd.Categorical(v, categories=schema[c].levels).codes.astype(np.int64)
             X[c] = np.where(codes < 0, int(MISSING_FILL), codes); cats.append(c)
-        elif kind == "boolean" and bool_as_cat:
-            X[c] = df[c].astype(float).fillna(MISSING_FILL).astype(np.int64).to_numpy(); cats.append(c)
+        elif kind == "boolean":
+            v = df[c].astype(float).fillna(-1.0 if study else MISSING_FILL)   # the study stores a missing boolean as -1
+            if bool_as_cat: X[c] = v.astype(np.int64).to_numpy(); cats.append(c)
+            else: X[c] = v.to_numpy(float)
         else:
             X[c] = df[c].astype(float).fillna(MISSING_FILL).to_numpy(float)
     X = pd.DataFrame(X, index=df.index)[keep]
@@ -77,14 +89,16 @@ def _fix_single_class(y: np.ndarray, name: str) -> np.ndarray:
     return y
 
 def ml_efficiency(syn: pd.DataFrame, real_test: pd.DataFrame, schema: Schema, target: Target | str,
-                  params: dict | None = None, bool_as_cat: bool = False) -> float:
+                  params: dict | None = None, bool_as_cat: bool = True,
+                  missing_category: str = "study", # see `utility_frame`
+                 ) -> float:
     "MCC on `real_test` of CatBoost trained on `syn` for `target` (train-synthetic-test-real, in [−1, 1])."
     from sklearn.metrics import matthews_corrcoef
     t = schema.target(target) if isinstance(target, str) else target
     need = schema.predictors + [t.column]
     check_pair(real_test, syn, schema, list(dict.fromkeys(need)))
-    Xs, ys, cats = utility_frame(syn, schema, t, bool_as_cat)
-    Xt, yt, _ = utility_frame(real_test, schema, t, bool_as_cat)
+    Xs, ys, cats = utility_frame(syn, schema, t, bool_as_cat, missing_category)
+    Xt, yt, _ = utility_frame(real_test, schema, t, bool_as_cat, missing_category)
     if len(Xs) < 2: raise SynthtrialError(f"ml_efficiency {t.name!r}: fewer than 2 synthetic rows with a label")
     if len(np.unique(yt)) < 2:
         warnings.warn(f"ml_efficiency {t.name!r}: the real test labels have one class; MCC is 0 by convention", MetricWarning)
@@ -105,7 +119,8 @@ def utility_params_path(dataset: str, target: str) -> Path:
 
 def tune_utility_params(train: pd.DataFrame, schema: Schema, target: Target | str, n_trials: int = 200,
                         seed: int = 1, iterations: int = 2000, folds: int = 5, dataset: str | None = None,
-                        cache: bool = True, bool_as_cat: bool = False, timeout: float | None = None) -> dict:
+                        cache: bool = True, bool_as_cat: bool = True, timeout: float | None = None,
+                        missing_category: str = "study") -> dict:
     "Tune CatBoost for `target` on real training data with optuna (cached JSON); returns the entry with `params`."
     import optuna
     from sklearn.model_selection import StratifiedKFold
@@ -114,12 +129,12 @@ def tune_utility_params(train: pd.DataFrame, schema: Schema, target: Target | st
     n_trials = check_positive_int("n_trials", n_trials); iterations = check_positive_int("iterations", iterations)
     dataset = dataset or schema.name
     key = {"dataset": dataset, "target": t.name, "seed": int(seed), "n_trials": n_trials,
-           "iterations": iterations, "folds": folds, "bool_as_cat": bool_as_cat}
+           "iterations": iterations, "folds": folds, "bool_as_cat": bool_as_cat, "missing_category": missing_category}
     path = utility_params_path(dataset, t.name)
     if cache and path.is_file():
         entry = json.loads(path.read_text())
         if entry.get("key") == key: return entry
-    X, y, cats = utility_frame(train, schema, t, bool_as_cat)
+    X, y, cats = utility_frame(train, schema, t, bool_as_cat, missing_category)
     if np.bincount(y, minlength=2).min() < folds:
         raise SynthtrialError(f"tune_utility_params {t.name!r}: each class needs at least {folds} training rows")
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=42).split(X, y))

@@ -51,7 +51,7 @@ def test_association_matrix_matches_dython(data, variant):
     train, _, schema = data
     df = {"train": train, "noise": uniform_noise(train, schema, 1),
           "constant_and_missing": train.assign(trt="A", CRTM=train.CRTM.where(train.index % 3 == 0))}[variant]
-    ours = M.association_matrix(df, schema)
+    ours = M.association_matrix(df, schema, theil_u="dython07")   # dython >= 0.6 orientation (the study pins 0.5.1: the transpose)
     ref = dython_matrix(df, schema)
     assert np.abs(ours.values - ref.values).max() < 1e-9
     assert not np.allclose(ours.values, np.eye(len(ours)))   # the test compares something non-trivial
@@ -128,7 +128,9 @@ def test_hamming_and_dcr_match_brute_force(data):
     src, tgt = test.iloc[:40], train.iloc[:120]
     S_, T_ = P._hamming_codes(src, tgt, schema, cols)
     d1, d2 = P.nearest_hamming(S_, T_)
-    brute = np.array([[int((S_[i] != T_[j]).sum()) for j in range(len(T_))] for i in range(len(S_))])
+    # code -1 (a missing numeric value, the study's NaN != NaN) differs from everything, itself included
+    brute = np.array([[int(((S_[i] != T_[j]) | (S_[i] < 0) | (T_[j] < 0)).sum()) for j in range(len(T_))] for i in range(len(S_))])
+    assert (S_ < 0).any()   # the frames exercise it
     assert (d1 == brute.min(1)).all() and (d2 == np.sort(brute, 1)[:, 1]).all()
     # numeric codes are target deciles with open outer edges: check one column against pd.cut
     q = np.unique(np.quantile(tgt.OSTM.astype(float), np.linspace(0, 1, 11)))
@@ -222,6 +224,55 @@ def test_privacy_flags_copies(data):
         rep = P.privacy_report(train, test, leaky, schema)
     assert rep["copies_training_rows"] and rep["exact_copies"] >= 200
     assert rep["hamming_syn_train"]["mean"] < rep["hamming_syn_test"]["mean"]
+
+def test_min_hamming_measures_from_each_source_row(data):
+    "Five copied training rows are five source rows at distance 0 (the earlier version measured from the target)."
+    train, test, schema = data
+    complete = train[train.notna().all(axis=1)]
+    copied = P.min_hamming(complete.iloc[:5], train, schema)
+    assert copied["mean"] == 0 and copied["exact_matches"] == 5
+    mixed = P.min_hamming(pd.concat([complete.iloc[:5], uniform_noise(test, schema, 7).iloc[:20]]), train, schema)
+    assert mixed["exact_matches"] == 5 and mixed["p5"] == 0 and mixed["mean"] > 0
+
+def test_min_hamming_numeric_nan_as_the_study(data):
+    "The study's pandas `!=`: a missing numeric value matches nothing, itself included; `numeric_nan_matches` is the named deviation."
+    train, _, schema = data
+    with_nan = train[train.CRTM.isna()].iloc[:5]
+    assert P.min_hamming(with_nan, train, schema)["exact_matches"] == 0
+    assert P.min_hamming(with_nan, train, schema)["mean"] >= 1
+    assert P.min_hamming(with_nan, train, schema, numeric_nan_matches=True)["exact_matches"] == 5
+
+def test_min_hamming_hand_computed():
+    "Four source rows against four target rows, distances counted by hand (see 05a_privacy)."
+    from synthtrial.schema import Schema, Column
+    hs = Schema("h", [Column("a", "boolean"), Column("b", "boolean"), Column("c", "categorical", levels=["x", "y", "z"])])
+    T = hs.validate(pd.DataFrame({"a": [0, 1, 0, 1], "b": [0, 1, 1, 0], "c": ["x", "y", "x", "z"]}))
+    S_ = hs.validate(pd.DataFrame({"a": [0, 1, 0, 1], "b": [0, 1, 1, 0], "c": ["x", "x", "z", "y"]}))
+    h = P.min_hamming(S_, T, hs)
+    assert (h["mean"], h["mean_gap_2nd"], h["exact_matches"], h["p50"]) == (0.75, 0.5, 1, 1.0)
+    assert P.min_hamming(T.iloc[[0, 0, 0, 0]], T, hs)["mean"] == 0            # from the copies: all 0
+    assert P.min_hamming(T, T.iloc[[0, 0, 0, 0]], hs)["mean"] == 1.5          # the other direction: (0+3+1+2)/4
+
+def test_privacy_train_vs_test_sign(data):
+    "Synthetic rows copied from training patients: positive train-vs-test difference; from hold-out patients: negative."
+    train, test, schema = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", M.MetricWarning)
+        from_train = P.privacy_report(train, test, train.sample(len(test), random_state=0), schema)
+        from_test = P.privacy_report(train, test, pd.concat([test.sample(100, random_state=1), train.sample(30, random_state=1)]), schema)
+    assert from_train["dif_syn_train_test"] > 0 > from_test["dif_syn_train_test"]
+    # balanced mode: every chunk pair, no row dropped (516 train rows, chunks of ~130: 4 chunks, 6 train-train pairs)
+    k = round(len(train) / len(test))
+    assert from_train["hamming_syn_train"]["n_pairs"] == k and from_train["hamming_train_train"]["n_pairs"] == k * (k - 1) // 2
+    assert sum(len(c) for c in P.study_chunks(train, len(test))) == len(train)
+
+def test_theil_u_default_is_dython_051_orientation(data):
+    "The default is the transpose of dython >= 0.6 in the categorical block (dython 0.5.1's `ij = theils_u(col_j, col_i)`)."
+    train, _, schema = data
+    _, cat = M.split_kinds(schema, schema.modelled)
+    a = M.association_matrix(train, schema).loc[cat, cat].values
+    b = M.association_matrix(train, schema, theil_u="dython07").loc[cat, cat].values
+    assert np.abs(a - b.T).max() < 1e-15 and np.abs(a - b).max() > 1e-3
 
 def test_utility_tuning_is_cached_by_key(data, isolated_outputs):
     train, test, schema = data
