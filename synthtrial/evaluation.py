@@ -81,6 +81,7 @@ def evaluate_config(dataset: str, model: str, config: str, params: dict | None =
     from synthtrial.constraints import rules_for
     from synthtrial.generators import GENERATORS
     from synthtrial.pipeline import SynthesisPipeline, resolve_strategies
+    from synthtrial.scores import suite_settings
     check_choice("model", model, GENERATORS)
     train, test, schema = load_split(dataset)
     strategies = resolve_strategies(enforcement)
@@ -94,7 +95,9 @@ def evaluate_config(dataset: str, model: str, config: str, params: dict | None =
     have = set(zip(done["train_seed"], done["sample_seed"])) if len(done) else set()
     pairs = [(t, s) for t in train_seeds for s in sample_seeds]
     todo = [p for p in pairs if p not in have]
-    base = {"dataset": dataset, "model": model, "config": config, "enforcement": "+".join(strategies), "budget": budget, **(extra or {})}
+    suite = suite_settings()   # evaluate_all's defaults = the study's definitions; a deviation is named in every row
+    base = {"dataset": dataset, "model": model, "config": config, "enforcement": "+".join(strategies), "budget": budget,
+            "metric_suite": "+".join(suite["deviations_from_study"]) or "study", **(extra or {})}
     bar = tqdm(total=len(todo), desc=f"{dataset}/{model}/{config}", disable=not progress or not todo)
     for ts in sorted({t for t, _ in todo}):
         t0 = time.perf_counter()
@@ -129,10 +132,7 @@ def evaluate_config(dataset: str, model: str, config: str, params: dict | None =
     bar.close()
     if out_csv is not None:
         settings = {"heldout_criteria": "synthtrial.findings.HELDOUT_CRITERIA", "splits": {"train": "in-sample (as the study)", "test": "out-of-sample"}}
-        # ── METRIC SETTINGS → PROVENANCE: the one place the metric suite's settings enter the record ──
-        try: from synthtrial.scores import suite_settings       # added by the metrics work; absent in older trees
-        except ImportError: suite_settings = None
-        if suite_settings is not None: settings["suite"] = suite_settings()
+        settings["suite"] = suite               # the metric suite's named options (synthtrial.scores.suite_settings)
         write_json(provenance({**base, "params": params, "train_seeds": list(train_seeds), "sample_seeds": list(sample_seeds),
                                "metrics": metrics, "metric_settings": settings}), out_csv.with_suffix(".provenance.json"))
         done = read_blocks(out_csv)   # the file is the record: return exactly what it holds

@@ -137,12 +137,14 @@ def open_storage(storage: str | Path | None, # None, a `*.journal` path or an RD
 # %% ../nbs/06_hpo.ipynb
 def suite_metric_fn(utility_params: dict[str, dict] | None = None) -> Callable:
     "Metric function of the full suite (synthtrial.scores): fidelity vs the fitted folds, utility vs the held-out fold."
-    from synthtrial.scores import evaluate_all
+    from synthtrial.scores import evaluate_all, suite_settings
     def metric_fn(real_train, real_val, syn, schema, metrics, seed):
         return evaluate_all(real_train, real_val, syn, schema, metrics=metrics, seed=seed, utility_params=utility_params)
     # every metric of the suite is computed on its own with its own seed, so a value does not depend on which
     # other metrics were asked for: a FoldCache may keep values per metric under this token
-    metric_fn.cache_token = "suite:" + json.dumps(utility_params, sort_keys=True, default=str)
+    # the suite's named options are part of the key: values computed under other metric definitions are never reused
+    metric_fn.cache_token = "suite:" + json.dumps({"utility_params": utility_params, "suite": suite_settings()},
+                                                  sort_keys=True, default=str)
     return metric_fn
 
 
