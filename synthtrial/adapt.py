@@ -548,7 +548,7 @@ def summarise_adaptation(frame: pd.DataFrame, measure: str | None = None) -> pd.
 # %% ../nbs/07b_adapt.ipynb
 def adaptation_figure(frame: pd.DataFrame, metric: str = "disc_auc", task: str | None = None, name: str | None = None,
                       producer: str = "synthtrial.adapt.adaptation_figure", params: dict | None = None, out_dir=None,
-                      caption: str | None = None):
+                      caption: str | None = None, run_dir: str | None = None):
     "Bar plots of the gap reduction (%) and the median-DCR change (%) per method and generator; saved via `save_figure` when `name` is given."
     import matplotlib.pyplot as plt, seaborn as sns
     f = frame[(frame["metric"] == metric) & (frame["status"] == "ok")]
@@ -563,16 +563,19 @@ def adaptation_figure(frame: pd.DataFrame, metric: str = "disc_auc", task: str |
     sns.barplot(per_run, x="method", y="dcr_change_pct", hue="generator", errorbar="sd", ax=axes[1])
     axes[1].axhline(0, color="k", lw=0.8); axes[1].set(ylabel="median DCR change (%)", xlabel="")
     axes[1].get_legend().remove() if axes[1].get_legend() else None
+    handles, labels = axes[0].get_legend_handles_labels()          # one legend, below the panels: never over the bars
+    axes[0].get_legend().remove()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=7, frameon=False, bbox_to_anchor=(0.5, -0.02))
     ds = ", ".join(map(str, frame["dataset"].unique()))
     fig.suptitle(f"{ds}: synthetic-to-real gap closed by adaptation, and its privacy cost (mean ± sd over {per_run['seed'].nunique()} seeds)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04 + 0.035 * math.ceil(len(labels) / 4), 1, 1))
     path = None
     if name is not None:
         from synthtrial.figures import save_figure
         cap = caption or (f"Reduction of the {metric} gap (|gap before| − |gap after|, % of before, real test split) per adaptation "
                           f"method and generator, and the % change of the median distance to the closest real training record; "
                           f"bars = mean, whiskers = sd over seeds. Dataset: {ds}.")
-        path = save_figure(fig, name, cap, producer, params, out_dir=out_dir)
+        path = save_figure(fig, name, cap, producer, params, out_dir=out_dir, **({"run_dir": run_dir} if run_dir else {}))
     return fig, path
 
 # %% ../nbs/07b_adapt.ipynb

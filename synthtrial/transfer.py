@@ -605,7 +605,8 @@ def plot_ceiling_auc(div: pd.DataFrame, title: str = ""):
             g = d.groupby("generator")[col]
             m, lo, hi = g.mean().reindex(order), g.quantile(0.025).reindex(order), g.quantile(0.975).reindex(order)
             x = np.arange(len(order)) + (j - 1.5) * 0.2
-            ax.bar(x, m, 0.2, color=colour, alpha=alpha, label=lab, yerr=[m - lo, hi - m], capsize=2, ecolor="k")
+            err = np.nan_to_num(np.clip([m - lo, hi - m], 0, None))      # a generator absent here (no usable cohort) has no bar
+            ax.bar(x, m, 0.2, color=colour, alpha=alpha, label=lab, yerr=err, capsize=2, ecolor="k")
         ax.axhline(0.5, color="grey", lw=0.8, ls=":")
         ax.set_xticks(range(len(order)), ["real (2nd half)" if o == "real-B" else o for o in order], rotation=20, ha="right")
         ax.set(ylabel="real-test AUC", ylim=(0.4, 1.0), title=f"{title} {f}".strip())
@@ -614,19 +615,21 @@ def plot_ceiling_auc(div: pd.DataFrame, title: str = ""):
     return fig
 
 def plot_ceiling_test(verdicts: pd.DataFrame, title: str = ""):
-    "Forest plot of Δρ (ceiling − cohort) with its bootstrap interval per generator and family; grey = not answerable."
+    "Forest plots of Δρ (ceiling − cohort) and Δregret (cohort − ceiling) with bootstrap intervals per generator; colour = verdict."
     import matplotlib.pyplot as plt
     v = verdicts.sort_values(["family", "generator"]).reset_index(drop=True)
     colour = {CEILING_VERDICTS[0]: "#2ca02c", CEILING_VERDICTS[1]: "#d62728", CEILING_VERDICTS[2]: "#999999"}
-    fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(v) + 1.4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.35 * len(v) + 1.6), sharey=True)
     y = np.arange(len(v))[::-1]
-    for yi, r in zip(y, v.itertuples()):
-        ax.errorbar(r.delta_spearman, yi, xerr=[[r.delta_spearman - r.delta_spearman_lo], [r.delta_spearman_hi - r.delta_spearman]],
-                    fmt="o", color=colour[r.verdict], capsize=3)
-    ax.axvline(0, color="k", lw=0.8)
-    ax.set_yticks(y, [f"{r.family} · {r.generator}" for r in v.itertuples()])
-    ax.set(xlabel="Δρ = ρ(real, real) − ρ(real, synthetic)   (> 0: ranks worse than a 2nd real sample)", title=title)
-    for k, c in colour.items(): ax.plot([], [], "o", color=c, label=k)
-    ax.legend(fontsize=7, loc="lower right", frameon=False)
+    for ax, (col, lab) in zip(axes, (("delta_spearman", "Δρ = ρ(real A, real B) − ρ(real A, synthetic)"),
+                                     ("delta_regret", "Δregret = regret(synthetic) − regret(real B)  (AUC)"))):
+        for yi, r in zip(y, v.to_dict("records")):
+            ax.errorbar(r[col], yi, xerr=[[r[col] - r[f"{col}_lo"]], [r[f"{col}_hi"] - r[col]]], fmt="o", color=colour[r["verdict"]], capsize=3)
+        ax.axvline(0, color="k", lw=0.8); ax.set_xlabel(lab + "\n> 0: worse than a second real sample", fontsize=8)
+    axes[0].set_yticks(y, [f"{r.family} · {r.generator}" for r in v.itertuples()])
+    for k, c in colour.items(): axes[1].plot([], [], "o", color=c, label=k)
+    axes[1].legend(fontsize=7, loc="best", frameon=False)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
