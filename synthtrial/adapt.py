@@ -700,8 +700,8 @@ def _continue_tvae(inner, data, discrete, epochs, lr_scale, warmup):
 
 def fine_tune(generator, target_rows: pd.DataFrame, epochs: int = 50, lr_scale: float = 0.5, warmup: int = 10, seed: int = 0):
     "A copy of a fitted synthtrial CTGAN/TVAE whose networks continued training on `target_rows` (source encoding kept)."
-    from .core import seed_everything
-    from .generators import to_sdv_frame
+    from synthtrial.core import seed_everything
+    from synthtrial.generators import to_sdv_frame
     name = getattr(generator, "name", type(generator).__name__)
     if name not in FINE_TUNABLE:
         raise AdaptationError(f"fine_tune: generator {name!r} is not supported; fine-tuning continues the networks of: {', '.join(FINE_TUNABLE)}")
@@ -743,7 +743,7 @@ def domain_experiment(split: dict, schema: Schema, model: str, seeds: Iterable[i
                       params: dict | None = None, ft_epochs: int = 50, lr_scale: float = 0.5, warmup: int = 10,
                       methods: Iterable[str] = DOMAIN_METHODS, checker=None, postprocess: Callable | None = None) -> pd.DataFrame:
     "Tidy rows (seed × method) of target-test utility, gap, independent-discriminator fidelity, DCR and violations for one generator."
-    from .generators import make_generator
+    from synthtrial.generators import make_generator
     methods = [check_choice("method", m, DOMAIN_METHODS) for m in methods]
     chk = as_checker(checker)
     n = len(split["target_train"])

@@ -578,7 +578,7 @@ def ceiling_test(scores: pd.DataFrame, test: pd.DataFrame, n_boot: int = 1000, s
 # %% ../nbs/07a_transfer.ipynb
 def constructed_trial(n: int = 400, seed: int = 0, strength: float = 1.0, n_noise: int = 24) -> tuple[pd.DataFrame, Schema]:
     "A trial with a known label model: `y` = Bernoulli(logistic(strength · (x1 − x2 + 0.5 x3))) and `n_noise` pure-noise covariates (all standard normal)."
-    from .schema import Column
+    from synthtrial.schema import Column
     rng = np.random.default_rng(seed)
     k = 3 + n_noise            # noise covariates make regularisation matter, so configurations differ in real AUC
     X = rng.normal(size=(n, k))
