@@ -805,8 +805,9 @@ def plot_domain_gaps(red: pd.DataFrame, title: str = ""):
     for ax, gname in zip(axes[0], gens):
         d = red[red.generator == gname].set_index("method").reindex(order)
         y = np.arange(len(order))[::-1]
-        ax.errorbar(d["mean"], y, xerr=[d["mean"] - d["lo"], d["hi"] - d["mean"]], fmt="o", capsize=3,
-                    color=["#555555" if m == "none" else "#1f77b4" for m in order][0])
+        for yi, m, r in zip(y, order, d.itertuples()):
+            ax.errorbar(r.mean, yi, xerr=[[max(r.mean - r.lo, 0)], [max(r.hi - r.mean, 0)]], fmt="o", capsize=3,
+                        color="#555555" if m == "none" else "#2ca02c" if m.startswith("target") else "#1f77b4")
         for yi, m, r in zip(y, order, d.itertuples()):
             if np.isfinite(r.reduction_pct) and m != "none":
                 ax.annotate(f"{r.reduction_pct:+.0f}% [{r.reduction_lo:+.0f}, {r.reduction_hi:+.0f}]", (r.hi, yi), xytext=(4, -3),
