@@ -698,6 +698,16 @@ def _continue_tvae(inner, data, discrete, epochs, lr_scale, warmup):
         for p in dec.parameters(): p.requires_grad_(True)
         inner.transformer, inner.decoder, inner.epochs = kept, dec, saved
 
+def _unseen_levels(transformer, data: pd.DataFrame) -> dict:
+    "Discrete columns whose target values the source encoding has no unit for: {column: [values]}."
+    X, out, j = transformer.transform(data), {}, 0
+    for info in transformer._column_transform_info_list:
+        if info.column_type == "discrete":
+            blank = X[:, j:j + info.output_dimensions].sum(axis=1) == 0
+            if blank.any(): out[info.column_name] = sorted(map(str, pd.unique(data[info.column_name][blank])))
+        j += info.output_dimensions
+    return out
+
 def fine_tune(generator, target_rows: pd.DataFrame, epochs: int = 50, lr_scale: float = 0.5, warmup: int = 10, seed: int = 0):
     "A copy of a fitted synthtrial CTGAN/TVAE whose networks continued training on `target_rows` (source encoding kept)."
     from synthtrial.core import seed_everything
@@ -720,6 +730,11 @@ def fine_tune(generator, target_rows: pd.DataFrame, epochs: int = 50, lr_scale: 
         warnings.simplefilter("ignore")
         data = synth._data_processor.transform(to_sdv_frame(rows[schema.modelled], schema))
         discrete = detect_discrete_columns(synth.metadata, data, synth._data_processor._hyper_transformer.field_transformers)
+        inner = synth._model
+        unseen = _unseen_levels(inner._transformer if name == "ctgan" else inner.transformer, data)
+        if unseen:   # a category the source never had has no output unit: continued training cannot learn to emit it
+            raise AdaptationError(f"fine_tune: the target rows hold values the source generator never saw ({unseen}); the "
+                                  "source encoding cannot represent them — define the target domain so that the source covers every level")
         seed_everything(seed, torch=True)
         if name == "ctgan": _continue_ctgan(synth._model, data, discrete, epochs, lr_scale)
         else: _continue_tvae(synth._model, data, discrete, epochs, lr_scale, max(int(warmup), 0))

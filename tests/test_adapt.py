@@ -242,9 +242,14 @@ def test_fine_tuning_closes_a_known_shift(model):
 
 def test_fine_tune_refuses_what_it_cannot_do(myeloid):
     from synthtrial.generators import make_generator
-    train, _, schema = myeloid
+    train, test, schema = myeloid
     with pytest.raises(AdaptationError, match="not supported"): fine_tune(make_generator("gaussian_copula"), train)
     with pytest.raises(AdaptationError, match="not fitted"): fine_tune(make_generator("tvae"), train)
+    # a target level the source never had (arm B when the source is arm A only) has no output unit: a clear refusal
+    sp = domain_split(train, test, schema, "trt == 'B'", n_target=40, seed=0)
+    for m in FINE_TUNABLE:
+        g = make_generator(m, budget=0.01).fit(sp["source"], schema, seed=0)
+        with pytest.raises(AdaptationError, match=r"never saw \(\{'trt': \['B'\]\}\)"): fine_tune(g, sp["target_small"], epochs=1)
 
 
 def test_domain_split_and_shift_size(myeloid):
@@ -262,7 +267,7 @@ def test_domain_split_and_shift_size(myeloid):
 @pytest.mark.slow
 def test_domain_experiment_and_gap_reduction(myeloid, isolated_outputs):
     train, test, schema = myeloid
-    sp = domain_split(train, test, schema, "trt == 'B'", n_target=40, seed=0)
+    sp = domain_split(train, test, schema, "(trt == 'B') & (flt3 != 'A')", n_target=40, seed=0)
     f = domain_experiment(sp, schema, "tvae", seeds=(0, 1), source_budget=0.02, ft_epochs=5, warmup=2,
                           methods=("none", "finetune", "coral", "target_sample"), checker=rules_for("myeloid", schema))
     assert (f.status == "ok").all() and len(f) == 2 * 4
