@@ -51,7 +51,8 @@ TABLES = ["datasets", "search_spaces", "default_vs_tuned", "violation_rates", "r
 TRANSFER_FIGS = [f"transfer_auc_{d}" for d in DS] + ["transfer_regret"]
 ADAPT_FIGS = [f"adaptation_{d}" for d in DS]
 ADAPT_PARTS = MODELS + ["controls"]   # one adaptation job per model's cohorts, one for the two controls
-ADAPT_SETTINGS = " ".join(f"{k}={q(v)}" for k, v in C["adapt"].items()) + f" configs={q(C['cohorts'])}"
+ADAPT_SETTINGS = " ".join(f"{k}={q(v)}" for k, v in C["adapt"].items()) + f" configs={q(C['cohorts'])}" + \
+                 f" source_budget={max(C['budget'], 0.2)}"     # the domain experiment's generators: at least 20 % of their epochs
 
 localrules: all, collect, report
 
@@ -68,7 +69,7 @@ rule all:
            expand(f"{R}/transfer/{{dataset}}/divergence.csv", dataset=DS),
            expand(f"{R}/adapt/{{dataset}}/{{part}}/adapt.csv", dataset=DS, part=ADAPT_PARTS),
            [f"{F}/{n}.{ext}" for n in TRANSFER_FIGS + ADAPT_FIGS for ext in ("png", "pdf", "json")],
-           [f"{F}/tables/{n}.{ext}" for n in ("transfer", "adaptation", "methods_review") for ext in ("csv", "md", "tex", "json")],
+           [f"{F}/tables/{n}.{ext}" for n in ("transfer", "adaptation", "adaptation_domain", "methods_review") for ext in ("csv", "md", "tex", "json")],
            f"{F}/review/review.md"
 
 rule utility:
@@ -126,7 +127,8 @@ rule transfer:
     output: f"{R}/transfer/{{dataset}}/divergence.csv"
     params: run_dir=lambda w: f"{R}/transfer/{w.dataset}", eval_dir=lambda w: f"{R}/eval/{w.dataset}",
             target=lambda w: q(C["transfer"]["targets"].get(w.dataset)),
-            settings=" ".join(f"{k}={q(v)}" for k, v in C["transfer"].items() if k != "targets") + f" models={q(MODELS)} configs={q(C['cohorts'])}"
+            settings=" ".join(f"{k}={q(v)}" for k, v in C["transfer"].items() if k != "targets") + f" models={q(MODELS)} configs={q(C['cohorts'])}" + \
+                     f" budget={max(C['budget'], 0.02)}"      # generators refitted on half B: at least 2 % of their epochs
     threads: 1
     shell: "OMP_NUM_THREADS={threads} {RUN} {input.nb} {params.run_dir} dataset={wildcards.dataset} "
            "eval_dir={params.eval_dir} target={params.target} {params.settings}"
@@ -165,7 +167,7 @@ rule transfer_figures:
 rule adapt_figures:
     input: expand(f"{R}/adapt/{{dataset}}/{{part}}/adapt.csv", dataset=DS, part=ADAPT_PARTS), nb="nbs/figures/adapt.ipynb"
     output: [f"{F}/{n}.{ext}" for n in ADAPT_FIGS for ext in ("png", "pdf", "json")],
-            [f"{F}/tables/adaptation.{ext}" for ext in ("csv", "md", "tex", "json")]
+            [f"{F}/tables/{n}.{ext}" for n in ("adaptation", "adaptation_domain") for ext in ("csv", "md", "tex", "json")]
     shell: "{RUN} {input.nb} {R}/runs/adapt_figures {SWEEP_PARAMS}"
 
 rule figures:

@@ -12,12 +12,13 @@ from .schema import Schema, Target, SchemaError, fresh_ids
 from .utility import target_label
 
 # %% auto 0
-__all__ = ['CLASSIFIER_PARAMS', 'GAP_MEASURES', 'ADAPT_METHODS', 'MIN_ROWS', 'ORDERS', 'AdaptationError', 'AdaptationWarning',
-           'encode_features', 'fit_classifier', 'predict_real', 'classifier_scores', 'cox_c_index',
-           'distributional_gap', 'real_scores', 'gap_report', 'privacy_summary', 'as_checker', 'violation_rate',
-           'DensityRatio', 'ess', 'importance_resample', 'rejection_resample', 'real_decimals', 'coral_align',
-           'ShiftedGenerator', 'fine_tune_resample', 'adapt', 'compose', 'adaptation_experiment',
-           'summarise_adaptation', 'adaptation_figure']
+__all__ = ['CLASSIFIER_PARAMS', 'GAP_MEASURES', 'ADAPT_METHODS', 'MIN_ROWS', 'ORDERS', 'DISCRIMINATORS', 'FINE_TUNABLE',
+           'DOMAIN_METHODS', 'AdaptationError', 'AdaptationWarning', 'encode_features', 'fit_classifier',
+           'predict_real', 'classifier_scores', 'cox_c_index', 'distributional_gap', 'real_scores', 'gap_report',
+           'privacy_summary', 'as_checker', 'violation_rate', 'DensityRatio', 'ess', 'importance_resample',
+           'rejection_resample', 'real_decimals', 'coral_align', 'ShiftedGenerator', 'fine_tune_resample', 'adapt',
+           'compose', 'adaptation_experiment', 'summarise_adaptation', 'adaptation_figure', 'domain_split',
+           'discriminator_auc', 'shift_size', 'fine_tune', 'domain_experiment', 'gap_reduction', 'plot_domain_gaps']
 
 # %% ../nbs/07b_adapt.ipynb
 class AdaptationError(SynthtrialError, ValueError):
@@ -547,7 +548,7 @@ def summarise_adaptation(frame: pd.DataFrame, measure: str | None = None) -> pd.
 # %% ../nbs/07b_adapt.ipynb
 def adaptation_figure(frame: pd.DataFrame, metric: str = "disc_auc", task: str | None = None, name: str | None = None,
                       producer: str = "synthtrial.adapt.adaptation_figure", params: dict | None = None, out_dir=None,
-                      caption: str | None = None):
+                      caption: str | None = None, run_dir: str | None = None):
     "Bar plots of the gap reduction (%) and the median-DCR change (%) per method and generator; saved via `save_figure` when `name` is given."
     import matplotlib.pyplot as plt, seaborn as sns
     f = frame[(frame["metric"] == metric) & (frame["status"] == "ok")]
@@ -562,14 +563,276 @@ def adaptation_figure(frame: pd.DataFrame, metric: str = "disc_auc", task: str |
     sns.barplot(per_run, x="method", y="dcr_change_pct", hue="generator", errorbar="sd", ax=axes[1])
     axes[1].axhline(0, color="k", lw=0.8); axes[1].set(ylabel="median DCR change (%)", xlabel="")
     axes[1].get_legend().remove() if axes[1].get_legend() else None
+    handles, labels = axes[0].get_legend_handles_labels()          # one legend, below the panels: never over the bars
+    axes[0].get_legend().remove()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=7, frameon=False, bbox_to_anchor=(0.5, -0.02))
     ds = ", ".join(map(str, frame["dataset"].unique()))
     fig.suptitle(f"{ds}: synthetic-to-real gap closed by adaptation, and its privacy cost (mean ± sd over {per_run['seed'].nunique()} seeds)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04 + 0.035 * math.ceil(len(labels) / 4), 1, 1))
     path = None
     if name is not None:
         from synthtrial.figures import save_figure
         cap = caption or (f"Reduction of the {metric} gap (|gap before| − |gap after|, % of before, real test split) per adaptation "
                           f"method and generator, and the % change of the median distance to the closest real training record; "
                           f"bars = mean, whiskers = sd over seeds. Dataset: {ds}.")
-        path = save_figure(fig, name, cap, producer, params, out_dir=out_dir)
+        path = save_figure(fig, name, cap, producer, params, out_dir=out_dir, **({"run_dir": run_dir} if run_dir else {}))
     return fig, path
+
+# %% ../nbs/07b_adapt.ipynb
+def domain_split(train: pd.DataFrame, test: pd.DataFrame, schema: Schema, rule: str, n_target: int = 60,
+                 seed: int = 0) -> dict[str, pd.DataFrame]:
+    "Source / small target sample / all target training rows / target test, by the covariate `rule` (a `DataFrame.query` string)."
+    n_target = check_positive_int("n_target", n_target)
+    try: in_tr, in_te = train.eval(rule).to_numpy(bool), test.eval(rule).to_numpy(bool)
+    except Exception as e: raise ParameterError(f"domain rule {rule!r} cannot be evaluated on {schema.name}: {type(e).__name__}: {e}") from None
+    tgt = train[in_tr]
+    if len(tgt) < n_target: raise AdaptationError(f"domain rule {rule!r}: only {len(tgt)} training rows in the target domain; n_target={n_target}")
+    if in_te.sum() < 2 * MIN_ROWS // 2: raise AdaptationError(f"domain rule {rule!r}: only {int(in_te.sum())} test rows in the target domain")
+    small = tgt.sample(n_target, random_state=seed)
+    return {"source": train[~in_tr], "target_small": small, "target_train": tgt, "target_test": test[in_te], "rule": rule}
+
+# %% ../nbs/07b_adapt.ipynb
+DISCRIMINATORS = ("logreg", "forest")
+
+def _design(frames: list[pd.DataFrame], schema: Schema, cols: list[str]) -> list[np.ndarray]:
+    "One-hot categoricals, median-filled numerics with missing indicators, standardised on the stacked frames."
+    (*enc,), mask = encode_features(frames, schema, cols)
+    allx = np.vstack(enc)
+    parts = []
+    for j, c in enumerate(cols):
+        v = allx[:, j]
+        if mask[j]:
+            parts += [(v == k).astype(float) for k in range(len(schema[c].levels))]
+        else:
+            med = np.nanmedian(v) if np.isfinite(v).any() else 0.0
+            f = np.where(np.isnan(v), med, v); sd = f.std() or 1.0
+            parts.append((f - f.mean()) / sd)
+        if np.isnan(v).any(): parts.append(np.isnan(v).astype(float))
+    X = np.column_stack(parts) if parts else np.zeros((len(allx), 1))
+    cuts = np.cumsum([len(f) for f in frames])[:-1]
+    return np.split(X, cuts)
+
+def discriminator_auc(reference: pd.DataFrame, other: pd.DataFrame, schema: Schema, model: str = "logreg", seed: int = 0,
+                      folds: int = 5, columns: list[str] | None = None) -> float:
+    "Cross-validated AUC of a `model` ('logreg' or 'forest') telling `reference` rows from `other` rows; 0.5 = indistinguishable."
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.metrics import roc_auc_score
+    check_choice("model", model, DISCRIMINATORS)
+    cols = list(columns) if columns is not None else schema.modelled
+    for what, df in (("reference data", reference), ("other data", other)):
+        if len(df) < 2 * folds: raise AdaptationError(f"discriminator: the {what} has {len(df)} rows; at least {2 * folds} are needed")
+    Xr, Xo = _design([reference, other], schema, cols)
+    X, y = np.vstack([Xr, Xo]), np.r_[np.ones(len(Xr)), np.zeros(len(Xo))]
+    clf = LogisticRegression(C=1.0, max_iter=2000) if model == "logreg" else \
+          RandomForestClassifier(200, min_samples_leaf=5, n_jobs=1, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = cross_val_predict(clf, X, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method="predict_proba")[:, 1]
+    return float(roc_auc_score(y, p))
+
+def shift_size(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, rule: str = "", seed: int = 0) -> dict:
+    "Size of a domain shift: discriminator AUCs beyond the rule's columns, largest |standardised mean difference|, target positive-rate differences."
+    used = [c for c in schema.modelled if c in rule]
+    cols = [c for c in schema.modelled if c not in used]
+    out = {f"disc_auc_{m}": discriminator_auc(target, source, schema, m, seed, columns=cols) for m in DISCRIMINATORS}
+    (Xs, Xt), _ = encode_features([source, target], schema, cols)
+    sd = np.sqrt((np.nanvar(Xs, 0) + np.nanvar(Xt, 0)) / 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        smd = np.abs(np.nanmean(Xt, 0) - np.nanmean(Xs, 0)) / np.where(sd > 0, sd, np.nan)
+    j = int(np.nanargmax(smd)) if np.isfinite(smd).any() else 0
+    out.update(max_smd=float(np.nanmax(smd)) if np.isfinite(smd).any() else 0.0, max_smd_column=cols[j] if cols else "",
+               n_source=len(source), n_target=len(target))
+    for t in schema.targets:
+        ys, yt = target_label(source, t), target_label(target, t)
+        out[f"rate_{t.name}_source"], out[f"rate_{t.name}_target"] = float(ys.mean()), float(yt.mean())
+    return out
+
+# %% ../nbs/07b_adapt.ipynb
+FINE_TUNABLE = ("ctgan", "tvae")
+
+class _KeptTransformer:
+    "Stands in for ctgan's `DataTransformer` during fine-tuning: the fitted source encoding, whose `fit` does nothing."
+    def __init__(self, fitted): self.__dict__["_fitted"] = fitted
+    def fit(self, *a, **k): return None
+    def __getattr__(self, name): return getattr(self.__dict__["_fitted"], name)
+
+def _patched(mod, attrs: dict):
+    "Context: set module attributes for the duration, restore them after (also on error)."
+    import contextlib
+    @contextlib.contextmanager
+    def ctx():
+        old = {k: getattr(mod, k) for k in attrs}
+        try:
+            for k, v in attrs.items(): setattr(mod, k, v)
+            yield
+        finally:
+            for k, v in old.items(): setattr(mod, k, v)
+    return ctx()
+
+def _continue_ctgan(inner, data, discrete, epochs, lr_scale):
+    import ctgan.synthesizers.ctgan as C
+    kept, g, saved = inner._transformer, inner._generator, (inner._epochs, inner._generator_lr, inner._discriminator_lr)
+    inner._epochs, inner._generator_lr, inner._discriminator_lr = epochs, saved[1] * lr_scale, saved[2] * lr_scale
+    try:
+        with _patched(C, {"DataTransformer": lambda: _KeptTransformer(kept), "Generator": lambda *a, **k: g}):
+            inner.fit(data, discrete_columns=discrete)
+    finally:
+        inner._transformer = kept
+        inner._epochs, inner._generator_lr, inner._discriminator_lr = saved
+
+def _continue_tvae(inner, data, discrete, epochs, lr_scale, warmup):
+    import functools, torch, ctgan.synthesizers.tvae as V
+    kept, dec, saved = inner.transformer, inner.decoder, inner.epochs
+    def schedule(epoch_range, **kw):                   # ctgan's epoch loop; the decoder is frozen for `warmup` epochs
+        for i in epoch_range:
+            for p in dec.parameters(): p.requires_grad_(i >= warmup)
+            yield i
+    inner.epochs = warmup + epochs
+    try:
+        with _patched(V, {"DataTransformer": lambda: _KeptTransformer(kept), "Decoder": lambda *a, **k: dec,
+                          "Adam": functools.partial(torch.optim.Adam, lr=1e-3 * lr_scale), "tqdm": schedule}):
+            inner.fit(data, discrete_columns=discrete)
+    finally:
+        for p in dec.parameters(): p.requires_grad_(True)
+        inner.transformer, inner.decoder, inner.epochs = kept, dec, saved
+
+def _unseen_levels(transformer, data: pd.DataFrame) -> dict:
+    "Discrete columns whose target values the source encoding has no unit for: {column: [values]}."
+    X, out, j = transformer.transform(data), {}, 0
+    for info in transformer._column_transform_info_list:
+        if info.column_type == "discrete":
+            blank = X[:, j:j + info.output_dimensions].sum(axis=1) == 0
+            if blank.any(): out[info.column_name] = sorted(map(str, pd.unique(data[info.column_name][blank])))
+        j += info.output_dimensions
+    return out
+
+def fine_tune(generator, target_rows: pd.DataFrame, epochs: int = 50, lr_scale: float = 0.5, warmup: int = 10, seed: int = 0):
+    "A copy of a fitted synthtrial CTGAN/TVAE whose networks continued training on `target_rows` (source encoding kept)."
+    from synthtrial.core import seed_everything
+    from synthtrial.generators import to_sdv_frame
+    name = getattr(generator, "name", type(generator).__name__)
+    if name not in FINE_TUNABLE:
+        raise AdaptationError(f"fine_tune: generator {name!r} is not supported; fine-tuning continues the networks of: {', '.join(FINE_TUNABLE)}")
+    if getattr(generator, "schema", None) is None or not hasattr(generator, "_model"):
+        raise AdaptationError(f"fine_tune: generator {name!r} is not fitted; fit it on the source domain first")
+    epochs = check_positive_int("epochs", epochs)
+    if not 0 < lr_scale <= 10: raise ParameterError(f"lr_scale={lr_scale!r} is not allowed; it must be in (0, 10]")
+    schema = generator.schema
+    rows = schema.validate(target_rows, what="fine-tuning target rows")
+    if len(rows) < 10: raise AdaptationError(f"fine_tune: {len(rows)} target rows; at least 10 are needed")
+    tuned = copy.deepcopy(generator)
+    synth = tuned._model
+    import joblib
+    from sdv.single_table.utils import detect_discrete_columns
+    with warnings.catch_warnings(), joblib.parallel_config(backend="sequential"):
+        warnings.simplefilter("ignore")
+        data = synth._data_processor.transform(to_sdv_frame(rows[schema.modelled], schema))
+        discrete = detect_discrete_columns(synth.metadata, data, synth._data_processor._hyper_transformer.field_transformers)
+        inner = synth._model
+        unseen = _unseen_levels(inner._transformer if name == "ctgan" else inner.transformer, data)
+        if unseen:   # a category the source never had has no output unit: continued training cannot learn to emit it
+            raise AdaptationError(f"fine_tune: the target rows hold values the source generator never saw ({unseen}); the "
+                                  "source encoding cannot represent them — define the target domain so that the source covers every level")
+        seed_everything(seed, torch=True)
+        if name == "ctgan": _continue_ctgan(synth._model, data, discrete, epochs, lr_scale)
+        else: _continue_tvae(synth._model, data, discrete, epochs, lr_scale, max(int(warmup), 0))
+    tuned.fine_tuned = {"rows": len(rows), "epochs": epochs, "lr_scale": lr_scale, "warmup": warmup if name == "tvae" else 0}
+    return tuned
+
+# %% ../nbs/07b_adapt.ipynb
+DOMAIN_METHODS = ("none", "finetune", "importance", "rejection", "coral", "target_only", "target_sample")
+
+def _judge(df: pd.DataFrame, split: dict, schema: Schema, seed: int, base: dict, chk) -> dict:
+    out = {}
+    sc = classifier_scores(df, split["target_test"], schema, seed, on_single_class="nan", what="method data")
+    for t in schema.targets:
+        out[f"auc_{t.name}"], out[f"gap_{t.name}"] = sc[t.name]["auc"], base[t.name]["auc"] - sc[t.name]["auc"]
+    for m in DISCRIMINATORS: out[f"disc_{m}"] = discriminator_auc(split["target_test"], df, schema, m, seed)
+    p = privacy_summary(df, split["target_small"], schema)
+    out.update(dcr_median=p["dcr_median"], exact_share=p["exact_share"], violation=violation_rate(df, chk))
+    return out
+
+def domain_experiment(split: dict, schema: Schema, model: str, seeds: Iterable[int] = (0, 1, 2), source_budget: float = 0.2,
+                      params: dict | None = None, ft_epochs: int = 50, lr_scale: float = 0.5, warmup: int = 10,
+                      methods: Iterable[str] = DOMAIN_METHODS, checker=None, postprocess: Callable | None = None) -> pd.DataFrame:
+    "Tidy rows (seed × method) of target-test utility, gap, independent-discriminator fidelity, DCR and violations for one generator."
+    from synthtrial.generators import make_generator
+    methods = [check_choice("method", m, DOMAIN_METHODS) for m in methods]
+    chk = as_checker(checker)
+    n = len(split["target_train"])
+    base = classifier_scores(split["target_train"], split["target_test"], schema, 0, on_single_class="nan", what="real target training data")
+    rows = []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        src = make_generator(model, params, budget=source_budget).fit(split["source"], schema, seed=seed)
+        fit_s = time.perf_counter() - t0
+        syn = src.sample(n, seed)
+        for method in methods:
+            t0 = time.perf_counter()
+            try:
+                if method == "none": df = syn
+                elif method == "finetune": df = fine_tune(src, split["target_small"], ft_epochs, lr_scale, warmup, seed).sample(n, seed)
+                elif method == "target_only": df = make_generator(model, params, budget=source_budget).fit(split["target_small"], schema, seed=seed).sample(n, seed)
+                elif method == "target_sample": df = split["target_small"]
+                else:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", AdaptationWarning)
+                        df, _ = adapt(method, syn, split["target_small"], schema, seed, sample_fn=src.sample)
+                if postprocess is not None: df = _post(df, postprocess, schema)
+                row, status = _judge(df, split, schema, seed, base, chk), "ok"
+            except (SynthtrialError, ValueError) as e:
+                row, status = {}, f"failed: {type(e).__name__}: {e}"
+            rows.append({"generator": model, "method": method, "seed": seed, "rule": split["rule"], "n_rows": n,
+                         "n_target_small": len(split["target_small"]), **{f"real_auc_{t.name}": base[t.name]["auc"] for t in schema.targets},
+                         **row, "status": status, "seconds": time.perf_counter() - t0 + (fit_s if method == "none" else 0.0)})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/07b_adapt.ipynb
+def gap_reduction(frame: pd.DataFrame, metric: str, n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+                  min_gap: float = 0.02) -> pd.DataFrame:
+    "Per generator × method: mean `metric` (a gap column), reduction % against 'none' with a paired bootstrap interval over seeds (NaN when |gap of none| < `min_gap`)."
+    if metric not in frame.columns: raise ParameterError(f"metric={metric!r} is not a column of the domain frame")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for gen, g in frame[frame.status == "ok"].groupby("generator", sort=False):
+        w = g.pivot_table(index="seed", columns="method", values=metric)
+        if "none" not in w: continue
+        draws = [rng.integers(0, len(w), len(w)) for _ in range(check_positive_int("n_boot", n_boot))]
+        for m in w.columns:
+            pair = w[["none", m]].dropna().to_numpy()
+            if not len(pair): continue
+            # a ratio over a gap that is itself ~0 is noise over noise (intervals of ±10 000 %): not reported
+            red = lambda a: 100 * (a[:, 0].mean() - a[:, 1].mean()) / a[:, 0].mean() if abs(a[:, 0].mean()) >= min_gap else np.nan
+            boot = np.array([red(pair[i % len(pair)]) for i in draws])
+            # draws whose gap without adaptation is ~0 have no ratio; when more than the tail share does, the bound is unknown
+            if np.isnan(boot).mean() > (1 - level) / 2: boot = np.array([np.nan])
+            rows.append({"generator": gen, "method": m, "metric": metric, "n_seeds": len(pair), "mean": float(pair[:, 1].mean()),
+                         "lo": float(np.quantile(pair[:, 1], (1 - level) / 2)), "hi": float(np.quantile(pair[:, 1], (1 + level) / 2)),
+                         "none_mean": float(pair[:, 0].mean()), "reduction_pct": float(red(pair)),
+                         "reduction_lo": float(np.nanpercentile(boot, 100 * (1 - level) / 2)),
+                         "reduction_hi": float(np.nanpercentile(boot, 100 * (1 + level) / 2))})
+    return pd.DataFrame(rows)
+
+def plot_domain_gaps(red: pd.DataFrame, title: str = ""):
+    "One panel per generator: each method's gap (mean, 2.5–97.5 % over seeds) as a point with a bar; the dashed line is 'none'."
+    import matplotlib.pyplot as plt
+    gens = list(red.generator.unique())
+    fig, axes = plt.subplots(1, len(gens), figsize=(4.2 * len(gens), 0.42 * red.method.nunique() + 1.6), squeeze=False, sharex=True)
+    order = [m for m in DOMAIN_METHODS if m in set(red.method)]
+    for ax, gname in zip(axes[0], gens):
+        d = red[red.generator == gname].set_index("method").reindex(order)
+        y = np.arange(len(order))[::-1]
+        for yi, m, r in zip(y, order, d.itertuples()):
+            ax.errorbar(r.mean, yi, xerr=[[max(r.mean - r.lo, 0)], [max(r.hi - r.mean, 0)]], fmt="o", capsize=3,
+                        color="#555555" if m == "none" else "#2ca02c" if m.startswith("target") else "#1f77b4")
+        for yi, m, r in zip(y, order, d.itertuples()):
+            if np.isfinite(r.reduction_pct) and m != "none":
+                ci = f"[{r.reduction_lo:+.0f}, {r.reduction_hi:+.0f}]" if np.isfinite(r.reduction_lo) else "[interval undefined]"
+                ax.annotate(f"{r.reduction_pct:+.0f}% {ci}", (r.hi, yi), xytext=(4, -3),
+                            textcoords="offset points", fontsize=7)
+        ax.axvline(d.loc["none", "mean"], color="grey", ls="--", lw=0.8); ax.axvline(0, color="k", lw=0.6)
+        ax.set_yticks(y, order); ax.set(title=gname, xlabel=f"gap ({red.metric.iloc[0]}): real-trained − method-trained AUC")
+    fig.suptitle(title, fontsize=9); fig.tight_layout()
+    return fig

@@ -13,10 +13,12 @@ from .schema import Schema, Target, SchemaError
 from .utility import utility_frame, MISSING_FILL
 
 # %% auto 0
-__all__ = ['FAMILIES', 'VAL_FRACTION', 'MIN_ROWS', 'MIN_CLASS', 'OBJECTIVES', 'TUNINGS', 'XY', 'TransferEncoder', 'Dim',
-           'family_space', 'suggest', 'normalise', 'denormalise', 'config_distance', 'split_xy', 'fit_model',
-           'fit_score', 'tune_family', 'evaluate_grid', 'shared_scores', 'transfer_analysis', 'transfer_summary',
-           'bootstrap_control', 'noise_control', 'run_controls', 'plot_transfer_bars', 'plot_regret_heatmap']
+__all__ = ['FAMILIES', 'VAL_FRACTION', 'MIN_ROWS', 'MIN_CLASS', 'OBJECTIVES', 'TUNINGS', 'CEILING_VERDICTS', 'XY',
+           'TransferEncoder', 'Dim', 'family_space', 'suggest', 'normalise', 'denormalise', 'config_distance',
+           'split_xy', 'fit_model', 'fit_score', 'tune_family', 'evaluate_grid', 'shared_scores', 'transfer_analysis',
+           'transfer_summary', 'bootstrap_control', 'noise_control', 'run_controls', 'plot_transfer_bars',
+           'plot_regret_heatmap', 'real_halves', 'random_configs', 'cv_scores', 'transfer_ceiling',
+           'ceiling_divergence', 'ceiling_test', 'constructed_trial', 'plot_ceiling_auc', 'plot_ceiling_test']
 
 # %% ../nbs/07a_transfer.ipynb
 @dataclass
@@ -387,3 +389,247 @@ def plot_regret_heatmap(div: pd.DataFrame, rows: str = "generator", cols: str = 
         ax.set_title(f"{f}: {value}")
     fig.tight_layout()
     return fig
+
+# %% ../nbs/07a_transfer.ipynb
+def real_halves(xy: XY, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    "Row positions of two disjoint halves A, B of `xy`, stratified on the label; identical rows stay on one side."
+    # scikit-learn's StratifiedGroupKFold balances classes poorly when nearly every group is one row (a 0.51/0.45
+    # split on myeloid); stratifying the distinct rows by their majority label is exact to one row per class
+    from sklearn.model_selection import StratifiedKFold
+    uniq, codes = np.unique(xy.groups, return_inverse=True)
+    lab = np.round(np.bincount(codes, weights=xy.y) / np.bincount(codes)).astype(int)
+    ga, _ = next(StratifiedKFold(2, shuffle=True, random_state=seed).split(np.zeros(len(uniq)), lab))
+    in_a = np.isin(codes, ga)
+    return np.flatnonzero(in_a), np.flatnonzero(~in_a)
+
+def random_configs(family: str, n: int, seed: int) -> list[dict]:
+    "`n` seeded configurations of `family`, uniform in the normalised search space."
+    rng = np.random.default_rng([check_positive_int("n", n), seed, 11])
+    d = len(family_space(check_choice("family", family, FAMILIES)))
+    return [denormalise(family, rng.random(d)) for _ in range(n)]
+
+# %% ../nbs/07a_transfer.ipynb
+def _auc_or_ll(y, p, objective):
+    from sklearn.metrics import roc_auc_score, log_loss
+    if objective == "auc": return float(roc_auc_score(y, p))
+    return -float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1]))
+
+def cv_scores(family: str, configs: list[dict], xy: XY, seed: int, folds: int = 3, repeats: int = 2,
+              also: XY | None = None, objective: str = "auc") -> pd.DataFrame:
+    "Repeated stratified-group K-fold score of each configuration on `xy` (`cv`); with `also`, the fold models' mean score on it (`on_also`)."
+    from sklearn.model_selection import StratifiedGroupKFold
+    folds, repeats = check_positive_int("folds", folds), check_positive_int("repeats", repeats)
+    if folds < 2: raise ParameterError(f"folds={folds} is not allowed; cross-validation needs at least 2")
+    _check_xy(xy, "the label")
+    _, codes = np.unique(xy.groups, return_inverse=True)
+    splits = [s for r in range(repeats) for s in StratifiedGroupKFold(folds, shuffle=True, random_state=seed * 1000 + r).split(xy.X, xy.y, codes)]
+    rows = []
+    for i, p in enumerate(configs):
+        cv, oa = [], []
+        for tr, va in splits:
+            if len(np.unique(xy.y[tr])) < 2 or len(np.unique(xy.y[va])) < 2: continue   # a fold without both classes
+            m = fit_model(family, p, xy.subset(tr, xy.what), seed)
+            cv.append(_auc_or_ll(xy.y[va], _proba(m, xy.X[va]), objective))
+            if also is not None: oa.append(_auc_or_ll(also.y, _proba(m, also.X), objective))
+        if not cv: raise SynthtrialError(f"{xy.what}: no fold has both classes in training and validation; cannot score")
+        rows.append({"config_id": i, "cv": float(np.mean(cv)), "cv_sd": float(np.std(cv)), "n_fits": len(cv),
+                     **({"on_also": float(np.mean(oa))} if also is not None else {})})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/07a_transfer.ipynb
+def _ranks(a, b):
+    from scipy.stats import spearmanr
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0: return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+def transfer_ceiling(real_train: pd.DataFrame, real_test: pd.DataFrame, schema: Schema,
+                     make_cohorts: Callable[[pd.DataFrame, int], dict], target: Target | str | None = None,
+                     families: Sequence[str] = ("hgb", "logreg"), n_configs: int = 20, folds: int = 3, repeats: int = 2,
+                     splits: Sequence[int] = (0,), objective: str = "auc", labels: dict | None = None) -> dict[str, pd.DataFrame]:
+    "The real-vs-real ceiling design: tidy `scores` (config × source CV scores), `test` (config real-test AUC), `divergence`."
+    families = [check_choice("family", f, FAMILIES) for f in families]
+    if not families: raise ParameterError("families=() is not allowed; give at least one of: 'hgb', 'logreg'")
+    check_choice("objective", objective, OBJECTIVES)
+    if target is None:
+        if not schema.targets: raise SchemaError(f"schema {schema.name!r} declares no target")
+        target = schema.targets[0]
+    t = schema.target(target) if isinstance(target, str) else target
+    real_train = schema.validate(real_train, what="real train"); real_test = schema.validate(real_test, what="real test")
+    enc = TransferEncoder(schema, t).fit(real_train)
+    full = enc.transform(real_train, "real data"); _check_xy(full, t.name)
+    scores, status, kept = [], [], {}
+    for s in splits:
+        a_pos, b_pos = real_halves(full, s)
+        A, B = full.subset(a_pos, "real-A"), full.subset(b_pos, "real-B")
+        b_frame = real_train.loc[B.index]
+        sources = {"real-B": B}
+        for name, df in make_cohorts(b_frame, s).items():       # generators see half B only
+            try:
+                xy = enc.transform(schema.validate(df, what=f"cohort {name!r}"), name); _check_xy(xy, t.name); sources[name] = xy
+            except SynthtrialError as e: status.append({"split": s, "source": name, "status": f"failed: {e}"})
+        for f in families:
+            configs = random_configs(f, n_configs, s)
+            ref = cv_scores(f, configs, A, s, folds, repeats, objective=objective)
+            scores.append(ref.assign(split=s, family=f, source="real-A", score=ref.cv, score_on_a=np.nan))
+            for name, xy in sources.items():
+                sc = cv_scores(f, configs, xy, s, folds, repeats, also=A, objective=objective)
+                scores.append(sc.assign(split=s, family=f, source=name, score=sc.cv, score_on_a=sc.on_also))
+        status += [{"split": s, "source": n, "status": "ok"} for n in sources]
+        kept[s] = sources
+    scores = pd.concat(scores, ignore_index=True)[["split", "family", "source", "config_id", "score", "score_on_a", "cv_sd", "n_fits"]]
+    # ---- every score above used real training rows and cohorts only; now the real test split ----
+    test_xy = enc.transform(real_test, "real test")
+    if len(np.unique(test_xy.y)) < 2: raise SynthtrialError(f"real test: target {t.name!r} has a single class; AUC is undefined")
+    test = []
+    for s in splits:
+        for f in families:
+            for i, p in enumerate(random_configs(f, n_configs, s)):
+                test.append({"split": s, "family": f, "config_id": i, "params": json.dumps(p),
+                             "test_auc": _auc_or_ll(test_xy.y, _proba(fit_model(f, p, full, s), test_xy.X), "auc")})
+    test = pd.DataFrame(test)
+    div = ceiling_divergence(scores, test)
+    # the seed document's other half: the same two picks trained on the source's own rows, tested on real
+    on_src = []
+    for r in div.itertuples():
+        xy = kept[r.split][r.source]
+        cf = random_configs(r.family, n_configs, r.split)
+        on_src.append([_auc_or_ll(test_xy.y, _proba(fit_model(r.family, cf[i], xy, r.split), test_xy.X), "auc")
+                       for i in (r.pick_real, r.pick_source)])
+    div[["auc_h_real_trained_on_source", "auc_h_synth_trained_on_source"]] = np.array(on_src).reshape(-1, 2)
+    out = {"scores": scores, "test": test, "divergence": div, "status": pd.DataFrame(status)}
+    for k in out:
+        for name, val in reversed(list((labels or {}).items())): out[k].insert(0, name, val)
+        out[k].attrs.update(dataset=schema.name, target=t.name, n_configs=n_configs, folds=folds, repeats=repeats,
+                            splits=list(splits), objective=objective)
+    return out
+
+# %% ../nbs/07a_transfer.ipynb
+def _pick(score: np.ndarray, test_auc: np.ndarray) -> float:
+    "Real-test AUC of the configuration with the best score (ties: the first)."
+    return float(test_auc[int(np.nanargmax(score))])
+
+def ceiling_divergence(scores: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    "Per split × family × source: ρ with real-A's scores, regret of its pick (and of its pick validated on A), the ceiling's in the same row."
+    rows = []
+    for (s, f), g in scores.groupby(["split", "family"], sort=False):
+        w = g.pivot_table(index="config_id", columns="source", values="score").sort_index()
+        wa = g.pivot_table(index="config_id", columns="source", values="score_on_a").sort_index()
+        ta = test[(test.split == s) & (test.family == f)].set_index("config_id").test_auc.reindex(w.index).to_numpy()
+        ref, best = w["real-A"].to_numpy(), float(np.nanmax(ta))
+        h_real, i_real = _pick(ref, ta), int(np.nanargmax(ref))
+        ceil_rho, ceil_regret = _ranks(ref, w["real-B"]), h_real - _pick(w["real-B"].to_numpy(), ta)
+        for src in w.columns.drop("real-A"):
+            kind = "ceiling" if src == "real-B" else "control" if src.startswith("control:") else "synthetic"
+            rows.append({"split": s, "family": f, "source": src, "generator": src.split("#")[0], "kind": kind,
+                         "spearman": _ranks(ref, w[src]), "regret": h_real - _pick(w[src].to_numpy(), ta),
+                         "regret_synth_real": h_real - _pick(wa[src].to_numpy(), ta) if src in wa and wa[src].notna().all() else np.nan,
+                         "ceiling_spearman": ceil_rho, "ceiling_regret": ceil_regret,
+                         "auc_h_real": h_real, "auc_h_synth": _pick(w[src].to_numpy(), ta), "auc_best": best,
+                         "pick_real": int(w.index[i_real]), "pick_source": int(w.index[int(np.nanargmax(w[src].to_numpy()))])})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/07a_transfer.ipynb
+CEILING_VERDICTS = ("tunes like real data", "worse than real data", "not answerable")
+
+def ceiling_test(scores: pd.DataFrame, test: pd.DataFrame, n_boot: int = 1000, seed: int = 0, min_auc: float = 0.55,
+                 level: float = 0.95) -> pd.DataFrame:
+    "Paired bootstrap (over configurations) of Δρ = ρ_ceiling − ρ_cohort and Δregret = regret_cohort − regret_ceiling, per generator × family, with the verdict."
+    n_boot = check_positive_int("n_boot", n_boot)
+    rng = np.random.default_rng(seed)
+    lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+    gens = sorted({s.split("#")[0] for s in scores.source.unique()} - {"real-A", "real-B"})
+    rows = []
+    for f, gf in scores.groupby("family", sort=False):
+        per = {}
+        for s, g in gf.groupby("split", sort=False):
+            w = g.pivot_table(index="config_id", columns="source", values="score").sort_index()
+            ta = test[(test.split == s) & (test.family == f)].set_index("config_id").test_auc.reindex(w.index).to_numpy()
+            per[s] = (w, ta)
+        idx = [[rng.integers(0, len(w), len(w)) for s, (w, _) in per.items()] for _ in range(n_boot)]
+        def stats(gen, draw):
+            d_rho, d_reg, c_rho = [], [], []
+            for (s, (w, ta)), ii in zip(per.items(), draw if draw is not None else [slice(None)] * len(per)):
+                ref, b, t_ = w["real-A"].to_numpy()[ii], w["real-B"].to_numpy()[ii], ta[ii]
+                cr, creg = _ranks(ref, b), _pick(ref, t_) - _pick(b, t_)
+                c_rho.append(cr)
+                for src in [c for c in w.columns if c.split("#")[0] == gen]:
+                    x = w[src].to_numpy()[ii]
+                    d_rho.append(cr - _ranks(ref, x)); d_reg.append(_pick(ref, t_) - _pick(x, t_) - creg)
+            return np.nanmean(d_rho), np.nanmean(d_reg), np.nanmean(c_rho)
+        for gen in gens:
+            if not any(c.split("#")[0] == gen for w, _ in per.values() for c in w.columns): continue
+            d_rho, d_reg, c_rho = stats(gen, None)
+            boot = np.array([stats(gen, draw) for draw in idx])
+            auc = float(np.mean([_pick(w["real-A"].to_numpy(), ta) for w, ta in per.values()]))
+            c_lo = float(np.nanpercentile(boot[:, 2], lo_q))
+            r_lo, r_hi = np.nanpercentile(boot[:, 0], [lo_q, hi_q])
+            answerable = c_lo > 0 and auc >= min_auc
+            verdict = CEILING_VERDICTS[2] if not answerable else CEILING_VERDICTS[1] if r_lo > 0 else CEILING_VERDICTS[0]
+            rows.append({"family": f, "generator": gen, "n_splits": len(per), "auc_h_real": auc,
+                         "ceiling_spearman": c_rho, "ceiling_spearman_lo": c_lo,
+                         "delta_spearman": d_rho, "delta_spearman_lo": float(r_lo), "delta_spearman_hi": float(r_hi),
+                         "p_worse_spearman": float(np.mean(boot[:, 0] <= 0)),
+                         "delta_regret": d_reg, "delta_regret_lo": float(np.nanpercentile(boot[:, 1], lo_q)),
+                         "delta_regret_hi": float(np.nanpercentile(boot[:, 1], hi_q)),
+                         "p_worse_regret": float(np.mean(boot[:, 1] <= 0)), "answerable": answerable, "verdict": verdict})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/07a_transfer.ipynb
+def constructed_trial(n: int = 400, seed: int = 0, strength: float = 1.0, n_noise: int = 24) -> tuple[pd.DataFrame, Schema]:
+    "A trial with a known label model: `y` = Bernoulli(logistic(strength · (x1 − x2 + 0.5 x3))) and `n_noise` pure-noise covariates (all standard normal)."
+    from synthtrial.schema import Column
+    rng = np.random.default_rng(seed)
+    k = 3 + n_noise            # noise covariates make regularisation matter, so configurations differ in real AUC
+    X = rng.normal(size=(n, k))
+    p = 1 / (1 + np.exp(-strength * (X[:, 0] - X[:, 1] + 0.5 * X[:, 2])))
+    df = pd.DataFrame(X, columns=[f"x{i + 1}" for i in range(k)]).assign(y=(rng.random(n) < p).astype(int))
+    df.insert(0, "id", [f"P{i + 1}" for i in range(n)])
+    schema = Schema("constructed", [Column("id", "identifier"), *[Column(f"x{i + 1}", "numeric") for i in range(k)],
+                                    Column("y", "boolean", outcome=True)], targets=[Target("y", "y")])
+    return schema.restore_types(df), schema
+
+# %% ../nbs/07a_transfer.ipynb
+def plot_ceiling_auc(div: pd.DataFrame, title: str = ""):
+    "Bars: real-test AUC of H_real and H_synth picks, trained on real and on the source, per source group (ceiling first) and family."
+    import matplotlib.pyplot as plt
+    fams = sorted(div.family.unique())
+    order = ["real-B"] + sorted(set(div.generator) - {"real-B"}, key=lambda g: (g.startswith("control:"), g))
+    bars = (("auc_h_real", "H_real · trained on real", "#1f77b4", 1.0), ("auc_h_synth", "H_synth · trained on real", "#1f77b4", 0.55),
+            ("auc_h_real_trained_on_source", "H_real · trained on source", "#ff7f0e", 1.0),
+            ("auc_h_synth_trained_on_source", "H_synth · trained on source", "#ff7f0e", 0.55))
+    fig, axes = plt.subplots(len(fams), 1, figsize=(max(6, 1.3 * len(order) + 2), 3.2 * len(fams)), squeeze=False)
+    for ax, f in zip(axes[:, 0], fams):
+        d = div[div.family == f]
+        for j, (col, lab, colour, alpha) in enumerate(bars):
+            g = d.groupby("generator")[col]
+            m, lo, hi = g.mean().reindex(order), g.quantile(0.025).reindex(order), g.quantile(0.975).reindex(order)
+            x = np.arange(len(order)) + (j - 1.5) * 0.2
+            err = np.nan_to_num(np.clip([m - lo, hi - m], 0, None))      # a generator absent here (no usable cohort) has no bar
+            ax.bar(x, m, 0.2, color=colour, alpha=alpha, label=lab, yerr=err, capsize=2, ecolor="k")
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.set_xticks(range(len(order)), ["real (2nd half)" if o == "real-B" else o for o in order], rotation=20, ha="right")
+        ax.set(ylabel="real-test AUC", ylim=(0.4, 1.0), title=f"{title} {f}".strip())
+    axes[0, 0].legend(fontsize=7, ncol=2, loc="upper right", frameon=False)
+    fig.tight_layout()
+    return fig
+
+def plot_ceiling_test(verdicts: pd.DataFrame, title: str = ""):
+    "Forest plots of Δρ (ceiling − cohort) and Δregret (cohort − ceiling) with bootstrap intervals per generator; colour = verdict."
+    import matplotlib.pyplot as plt
+    v = verdicts.sort_values(["family", "generator"]).reset_index(drop=True)
+    colour = {CEILING_VERDICTS[0]: "#2ca02c", CEILING_VERDICTS[1]: "#d62728", CEILING_VERDICTS[2]: "#999999"}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.35 * len(v) + 1.6), sharey=True)
+    y = np.arange(len(v))[::-1]
+    for ax, (col, lab) in zip(axes, (("delta_spearman", "Δρ = ρ(real A, real B) − ρ(real A, synthetic)"),
+                                     ("delta_regret", "Δregret = regret(synthetic) − regret(real B)  (AUC)"))):
+        for yi, r in zip(y, v.to_dict("records")):
+            ax.errorbar(r[col], yi, xerr=[[r[col] - r[f"{col}_lo"]], [r[f"{col}_hi"] - r[col]]], fmt="o", color=colour[r["verdict"]], capsize=3)
+        ax.axvline(0, color="k", lw=0.8); ax.set_xlabel(lab + "\n> 0: worse than a second real sample", fontsize=8)
+    axes[0].set_yticks(y, [f"{r.family} · {r.generator}" for r in v.itertuples()])
+    for k, c in colour.items(): axes[1].plot([], [], "o", color=c, label=k)
+    axes[1].legend(fontsize=7, loc="best", frameon=False)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+

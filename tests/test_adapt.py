@@ -207,3 +207,78 @@ def test_adapt_notebook_with_no_cohorts_and_no_controls_is_a_clear_failure(tmp_p
     assert rc == 1 and "no cohorts found for models ['tvae']" in err and "nothing to adapt" in err and "myeloid" in err, err
     rec = json.loads((tmp_path / "run" / "run.json").read_text())
     assert rec["status"] == "failed" and "nothing to adapt" in rec["error"]
+
+
+# --- real domain shift and fine-tuning of real generators ------------------------------------------------
+from synthtrial.adapt import (FINE_TUNABLE, domain_split, shift_size, fine_tune, discriminator_auc, domain_experiment,
+                              gap_reduction, plot_domain_gaps)
+from synthtrial.schema import Schema, Column, Target
+
+
+def _shifted(n, mu, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(mu, 1, n)
+    return pd.DataFrame({"id": [f"P{i}" for i in range(n)], "x": x, "z": rng.normal(0, 1, n) + 0.5 * x,
+                         "g": (rng.random(n) < (0.2 if mu == 0 else 0.8)).astype(int), "y": (rng.random(n) < 1 / (1 + np.exp(-x))).astype(int)})
+
+SHIFT = Schema("shift", [Column("id", "identifier"), Column("x", "numeric"), Column("z", "numeric"), Column("g", "boolean"),
+                         Column("y", "boolean", outcome=True)], targets=[Target("y", "y")])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", FINE_TUNABLE)
+def test_fine_tuning_closes_a_known_shift(model):
+    from synthtrial.generators import make_generator
+    src, tgt = SHIFT.restore_types(_shifted(600, 0.0, 0)), SHIFT.restore_types(_shifted(80, 2.5, 1))
+    g0 = make_generator(model, budget=0.2).fit(src, SHIFT, seed=0)
+    before, after = g0.sample(500, 0), fine_tune(g0, tgt, epochs=60, seed=0).sample(500, 0)
+    assert abs(before.x.mean() - 2.5) > 1.5 and abs(after.x.mean() - 2.5) < 0.6      # the shift of x is closed
+    assert after.g.mean() > before.g.mean() + 0.2                                     # and the category frequency moves
+    assert np.allclose(g0.sample(500, 0).x, before.x)                                 # the source generator is untouched
+    # the independent discriminator sees the difference: fine-tuned rows are closer to the target than the source's
+    tgt_test = SHIFT.restore_types(_shifted(300, 2.5, 2))
+    assert discriminator_auc(tgt_test, after, SHIFT) < discriminator_auc(tgt_test, before, SHIFT) - 0.2
+
+
+def test_fine_tune_refuses_what_it_cannot_do(myeloid):
+    from synthtrial.generators import make_generator
+    train, test, schema = myeloid
+    with pytest.raises(AdaptationError, match="not supported"): fine_tune(make_generator("gaussian_copula"), train)
+    with pytest.raises(AdaptationError, match="not fitted"): fine_tune(make_generator("tvae"), train)
+    # a target level the source never had (arm B when the source is arm A only) has no output unit: a clear refusal
+    sp = domain_split(train, test, schema, "trt == 'B'", n_target=40, seed=0)
+    for m in FINE_TUNABLE:
+        g = make_generator(m, budget=0.01).fit(sp["source"], schema, seed=0)
+        with pytest.raises(AdaptationError, match=r"never saw \(\{'trt': \['B'\]\}\)"): fine_tune(g, sp["target_small"], epochs=1)
+
+
+def test_domain_split_and_shift_size(myeloid):
+    train, test, schema = myeloid
+    sp = domain_split(train, test, schema, "trt == 'B'", n_target=40, seed=0)
+    assert (sp["source"].trt != "B").all() and (sp["target_train"].trt == "B").all() and (sp["target_test"].trt == "B").all()
+    assert len(sp["target_small"]) == 40 and set(sp["target_small"].index) <= set(sp["target_train"].index)
+    assert len(sp["source"]) + len(sp["target_train"]) == len(train)
+    s = shift_size(sp["source"], sp["target_train"], schema, sp["rule"])
+    assert 0.3 < s["disc_auc_logreg"] < 1 and s["max_smd"] >= 0 and s["max_smd_column"] != "trt"
+    with pytest.raises(Exception, match="cannot be evaluated"): domain_split(train, test, schema, "NOPE > 1")
+    with pytest.raises(AdaptationError, match="n_target"): domain_split(train, test, schema, "trt == 'B'", n_target=10_000)
+
+
+@pytest.mark.slow
+def test_domain_experiment_and_gap_reduction(myeloid, isolated_outputs):
+    train, test, schema = myeloid
+    sp = domain_split(train, test, schema, "(trt == 'B') & (flt3 != 'A')", n_target=40, seed=0)
+    f = domain_experiment(sp, schema, "tvae", seeds=(0, 1), source_budget=0.02, ft_epochs=5, warmup=2,
+                          methods=("none", "finetune", "coral", "target_sample"), checker=rules_for("myeloid", schema))
+    assert (f.status == "ok").all() and len(f) == 2 * 4
+    ts = f[f.method == "target_sample"]
+    assert (ts.exact_share == 1).all() and (ts.dcr_median == 0).all()            # the real sample copies itself
+    assert f[["disc_logreg", "disc_forest", "gap_OS_2y"]].notna().all().all()
+    r = gap_reduction(f, "gap_OS_2y", n_boot=200)
+    assert set(r.method) == {"none", "finetune", "coral", "target_sample"}
+    none = r.set_index("method").loc["none"]
+    assert none.reduction_pct == 0 and none.reduction_lo == 0 == none.reduction_hi
+    assert (r.reduction_lo <= r.reduction_pct + 1e-9).all() and (r.reduction_pct <= r.reduction_hi + 1e-9).all()
+    import matplotlib; matplotlib.use("Agg")
+    fig = plot_domain_gaps(r, "myeloid")
+    assert len(fig.axes) == 1

@@ -165,3 +165,65 @@ def test_figures(myeloid, isolated_outputs):
     assert png.is_file() and meta["caption"] == "regret"
     with pytest.raises(ParameterError, match="by='dataset'"):
         T.plot_transfer_bars(grid, by="dataset")
+
+
+# --- the real-vs-real ceiling design ------------------------------------------------------------------
+
+def _faithful_and_scrambled(b, s):
+    "Two cohorts per 'generator', both from half B: fresh rows of the true population, and B with shuffled labels."
+    out = {}
+    for r in range(2):
+        out[f"faithful#{r}"] = T.constructed_trial(len(b), seed=1000 + 10 * s + r)[0]
+        scr = b.copy(); scr["y"] = np.random.default_rng([s, r]).permutation(scr["y"].to_numpy())
+        out[f"scrambled#{r}"] = scr
+    return out
+
+
+@pytest.mark.slow
+def test_ceiling_verdicts_differ_when_ranking_is_kept_or_scrambled():
+    real, sc = T.constructed_trial(400, seed=0)
+    test_rows, _ = T.constructed_trial(300, seed=99)
+    res = T.transfer_ceiling(real, test_rows, sc, _faithful_and_scrambled, target="y", families=["logreg"], n_configs=20, splits=(0, 1, 2))
+    v = T.ceiling_test(res["scores"], res["test"], n_boot=300).set_index("generator")
+    assert v.loc["faithful", "verdict"] == "tunes like real data"
+    assert v.loc["scrambled", "verdict"] == "worse than real data"
+    assert v.loc["scrambled", "delta_spearman_lo"] > 0 >= v.loc["faithful", "delta_spearman_lo"]
+
+
+def test_ceiling_without_signal_is_not_answerable():
+    real, sc = T.constructed_trial(300, seed=1, strength=0.0)
+    test_rows, _ = T.constructed_trial(200, seed=2, strength=0.0)
+    res = T.transfer_ceiling(real, test_rows, sc, lambda b, s: {"faithful#0": T.constructed_trial(len(b), seed=50 + s, strength=0.0)[0]},
+                             target="y", families=["logreg"], n_configs=10, folds=2, splits=(0,))
+    v = T.ceiling_test(res["scores"], res["test"], n_boot=200)
+    assert v.verdict.tolist() == ["not answerable"] and not v.answerable.any()
+
+
+def test_ceiling_design_isolation_and_shape(monkeypatch):
+    real, sc = T.constructed_trial(240, seed=3, n_noise=4)
+    test_rows, _ = T.constructed_trial(120, seed=4, n_noise=4)
+    seen = []
+    def make(b, s):
+        seen.append(set(b["id"]))
+        return {"copy#0": b.assign(id=[f"C{i}" for i in range(len(b))])}
+    res = T.transfer_ceiling(real, test_rows, sc, make, target="y", families=["logreg"], n_configs=6, folds=2, repeats=2, splits=(0, 1))
+    # the cohort maker sees half B only: disjoint from A, half the rows
+    for s, ids in zip((0, 1), seen):
+        assert 100 <= len(ids) <= 140 and ids < set(real["id"])
+    sc_ = res["scores"]
+    assert set(sc_.source) == {"real-A", "real-B", "copy#0"} and (sc_.n_fits == 4).all()
+    assert len(res["test"]) == 2 * 6 and res["test"].test_auc.between(0, 1).all()
+    d = res["divergence"]
+    assert set(d.kind) == {"ceiling", "synthetic"} and len(d) == 2 * 2
+    # a copy of half B is the ceiling itself: same ranking, same regret
+    for s in (0, 1):
+        c, b = d[(d.split == s) & (d.source == "copy#0")].iloc[0], d[(d.split == s) & (d.source == "real-B")].iloc[0]
+        assert c.spearman == pytest.approx(b.spearman) and c.regret == pytest.approx(b.regret)
+
+
+def test_ceiling_bad_input():
+    real, sc = T.constructed_trial(120, seed=5, n_noise=2)
+    with pytest.raises(ParameterError, match="folds=1"):
+        T.cv_scores("logreg", T.random_configs("logreg", 2, 0), T.TransferEncoder(sc, sc.targets[0]).fit(real).transform(real, "r"), 0, folds=1)
+    with pytest.raises(ParameterError, match="families"):
+        T.transfer_ceiling(real, real, sc, lambda b, s: {}, families=[])
