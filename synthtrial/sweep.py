@@ -22,11 +22,11 @@ SWEEP_KEYS = {"profile", "datasets", "models", "objectives", "violation_strategi
 VIOLATION_STRATEGIES = ("none", "repair", "rejection", "nearest", "reparam", "default")
 FOLLOWUP_DEFAULTS = {
     "quick": {"cohorts": ["default", "compound"],
-              "transfer": {"n_trials": 5, "n_shared": 5, "seeds": [0], "families": ["hgb", "logreg"], "targets": {}},
+              "transfer": {"n_trials": 5, "n_shared": 20, "seeds": [0], "families": ["logreg"], "targets": {}},
               "adapt": {"methods": ["importance", "coral"], "control_methods": ["importance", "rejection", "coral", "finetune"],
                         "orders": ["adapt_then_enforce", "enforce_then_adapt"], "seeds": [0]}},
     "paper": {"cohorts": None,                      # None = default + every objective
-              "transfer": {"n_trials": 30, "n_shared": 20, "seeds": [0, 1, 2], "families": ["hgb", "logreg"], "targets": {}},
+              "transfer": {"n_trials": 30, "n_shared": 50, "seeds": [0, 1, 2], "families": ["hgb", "logreg"], "targets": {}},
               "adapt": {"methods": ["importance", "coral"], "control_methods": ["importance", "rejection", "coral", "finetune"],
                         "orders": ["adapt_then_enforce", "enforce_then_adapt"], "seeds": [0, 1, 2]}},
 }
