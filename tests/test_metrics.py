@@ -7,7 +7,7 @@ from synthtrial.schema import SchemaError
 from synthtrial.core import ParameterError
 from synthtrial import metrics as M, privacy as P, utility as U, scores as S
 
-FAST = {"CR1": {"iterations": 60}, "OS_2y": {"iterations": 60}}
+FAST = {"OS_2y": {"iterations": 60}}
 
 @pytest.fixture(scope="module")
 def data():
@@ -207,7 +207,7 @@ def test_bad_input_has_defined_behaviour(data):
         assert all(0 <= v <= 1 for v in out.values()), out
     # single-class synthetic target: the last label is flipped (study rule), with a warning
     with pytest.warns(M.MetricWarning, match="flipped"):
-        v = U.ml_efficiency(train.assign(CR1=0), test, schema, "CR1", {"iterations": 30})
+        v = U.ml_efficiency(train.assign(OSTM=100.0), test, schema, "OS_2y", {"iterations": 30})   # every OS_2y label is 1
     assert -1 <= v <= 1
     with pytest.raises(ParameterError, match="matches no metric"):
         S.compound_score({"k_means_score": 1.0}, {"kmeans": 1})
@@ -285,10 +285,13 @@ def test_utility_tuning_is_cached_by_key(data, isolated_outputs):
     assert 1 <= e1["params"]["iterations"] <= 40 and -1 <= e1["cv_mcc"] <= 1
 
 def test_study_compound_preset(data):
-    _, _, schema = data
+    from synthtrial.data import get_dataset
+    schema = get_dataset("aml_sal").schema                  # the study's variables: two utility targets
     names = S.metric_names(schema)
     w = S.resolve_weights("study", names)
-    assert len(w) == 10 and sum(w.values()) == 12 and w["ml_efficiency_CR1"] == w["ml_efficiency_OS_2y"] == 2
+    assert len(w) == 10 and sum(w.values()) == 12 and w["ml_efficiency_CR1"] == w["ml_efficiency_OSTM_2y"] == 2
+    w1 = S.resolve_weights("study", S.metric_names(data[2]))  # myeloid: one utility target
+    assert len(w1) == 9 and sum(w1.values()) == 10 and w1["ml_efficiency_OS_2y"] == 2
     scores = {n: float(i) / 10 for i, n in enumerate(names)}
     assert S.compound_score(scores, "study") == pytest.approx(sum(w[n] * scores[n] for n in names) / 12)
     assert S.compound_score(scores, "k_means_score") == scores["k_means_score"]

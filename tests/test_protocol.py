@@ -15,7 +15,7 @@ def test_quick_protocol_writes_the_tidy_results_table(tmp_path):
     key = ["dataset", "model", "config", "train_seed", "sample_seed", "split", "metric"]
     assert not on_disk.duplicated(key).any()                                   # one row per key
     ok = on_disk[on_disk.status == "ok"]
-    assert {"compound", "discriminator_measure_rf", "ml_efficiency_CR1", "survival_auc_abs_opt"} <= set(ok[ok.split == "train"].metric)
+    assert {"compound", "discriminator_measure_rf", "ml_efficiency_OS_2y", "survival_auc_abs_opt"} <= set(ok[ok.split == "train"].metric)
     assert {"compound", "discriminator_measure_rf", *HELDOUT_CRITERIA} <= set(ok[ok.split == "test"].metric)   # out-of-sample too
     assert (ok[ok.config != "default"].n_trials == 3).all()                    # the evidence behind tuned rows
     assert (ok[ok.metric == "compound"].invalid_rate_final == 0).all()          # enforced rules hold after processing

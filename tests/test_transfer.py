@@ -126,8 +126,8 @@ def test_space_normalisation():
 
 def test_bad_input(myeloid):
     train, test, schema = myeloid
-    one = T.bootstrap_control(train, schema, seed=1); one["CR1"] = 0
-    with pytest.raises(SynthtrialError, match="synthetic data: target 'CR1' has a single class"):
+    one = T.bootstrap_control(train, schema, seed=1); one["OSTM"] = 100.0      # every OS_2y label is 1
+    with pytest.raises(SynthtrialError, match="synthetic data: target 'OS_2y' has a single class"):
         T.transfer_analysis(train, test, one, schema, n_trials=2, seeds=(0,))
     with pytest.raises(SynthtrialError, match="only 25 rows"):
         T.transfer_analysis(train, test, train.head(25), schema, n_trials=2, seeds=(0,))
@@ -141,8 +141,8 @@ def test_bad_input(myeloid):
         T.transfer_analysis(train, test, train, schema, objective="f1")
     with pytest.raises(ParameterError, match="target='nope'"):
         T.transfer_analysis(train, test, train, schema, target="nope")
-    bad_test = test.copy(); bad_test["CR1"] = 1
-    with pytest.raises(SynthtrialError, match="real test: target 'CR1' has a single class"):
+    bad_test = test.copy(); bad_test["OSTM"] = 100.0
+    with pytest.raises(SynthtrialError, match="real test: target 'OS_2y' has a single class"):
         T.transfer_analysis(train, bad_test, T.bootstrap_control(train, schema), schema, families=("logreg",),
                             n_trials=2, n_shared=3, seeds=(0,))
 
