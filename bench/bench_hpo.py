@@ -26,7 +26,7 @@ The defaults are a reduced scale for a shared 2-core machine (a fraction `--budg
 trials); the study's scale is `--trials 70 --budget 1 --k-folds 5`. The settings are printed with the results.
 """
 from __future__ import annotations
-import argparse, json, math, os, sys, tempfile, time, warnings
+import argparse, json, math, os, signal, sys, tempfile, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 
@@ -96,12 +96,18 @@ def main(argv=None) -> int:
           f"k_folds={a.k_folds} budget={a.budget} (share of default epochs) pruner={a.pruner} early_stop={a.early_stop} "
           f"threads={torch.get_num_threads()}", flush=True)
     rows, t0 = [], time.perf_counter()
+    def _stop(signum, frame): raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, _stop)          # `timeout` stops the run: summarise the studies finished so far
     with tempfile.TemporaryDirectory() as d:
-        for model in models:
-            for seed in seeds:
-                for pruner in (None, a.pruner):
-                    rows.append(one_study(a, model, seed, pruner, Path(d)))
-                    print(json.dumps(rows[-1]), flush=True)
+        try:
+            for model in models:
+                for seed in seeds:
+                    for pruner in (None, a.pruner):
+                        rows.append(one_study(a, model, seed, pruner, Path(d)))
+                        print(json.dumps(rows[-1]), flush=True)
+        except KeyboardInterrupt:
+            print(f"stopped after {len(rows)} studies: the summary covers those", flush=True)
+    if not rows: return 1
     df = pd.DataFrame(rows)
     summary = summarise(df, a.pruner)
     pd.set_option("display.width", 250); pd.set_option("display.max_columns", 20)
