@@ -11,7 +11,7 @@ export PYTHONHASHSEED := 0
 export TF_CPP_MIN_LOG_LEVEL := 3
 export MPLBACKEND := Agg
 
-.PHONY: help venv quick sweep skeleton paper paper-slurm test test-fast test-slow nbdev-test pytest check-sync export clean-nbs doctor lab readme site clean
+.PHONY: help venv quick sweep skeleton paper paper-slurm evidence test test-fast test-slow nbdev-test pytest check-sync export clean-nbs doctor lab readme site clean
 
 help:
 	@echo "make quick      - the quick reproduction: Snakemake sweep, config/quick.yaml (~23 min on 2 cores)"
@@ -20,6 +20,7 @@ help:
 	@echo "make test-slow  - the same, including cells/tests marked slow"
 	@echo "make check-sync - nbdev_export + nbdev_clean must leave git status unchanged"
 	@echo "make paper      - the Snakemake sweep, the study's protocol (config/paper.yaml)"
+	@echo "make evidence   - the evidence profile (config/evidence.yaml, <= 8 h on 2 cores) in chunks of CHUNK_MINUTES (110)"
 	@echo "make doctor     - versions, GPU, missing optional parts"
 	@echo "make lab        - JupyterLab at nbs/index.ipynb with the project's kernel"
 	@echo "make site       - the offline HTML site (Jupyter Book 1.x) -> site/_build/html/index.html"
@@ -63,6 +64,28 @@ paper: venv
 
 paper-slurm: venv
 	$(SNAKE) --profile config/slurm --configfile config/paper.yaml
+
+# The evidence profile (config/evidence.yaml: its comments give the design and the per-job costs). One Snakemake
+# pass per `#@ phase` line of the config (those models with their own budget and trials, up to their evaluation
+# and violation jobs), then one pass over the whole workflow (follow-ups, figures, report; the phases' settings
+# are not a reason to rerun: --rerun-triggers mtime input). The whole chunk runs under a wall limit: at
+# CHUNK_MINUTES the running jobs are stopped and the chunk ends with status 0; `make evidence` again continues
+# (--rerun-incomplete: a stopped HPO job resumes its study, an evaluation job keeps its finished blocks).
+CHUNK_MINUTES ?= 110
+EVIDENCE := config/evidence.yaml
+evidence: venv
+	@echo "evidence chunk: at most $(CHUNK_MINUTES) min (CHUNK_MINUTES); started $$(date -u +%FT%TZ)"
+	@start=$$(date +%s); \
+	timeout --kill-after=120 $(CHUNK_MINUTES)m bash -euo pipefail -c '\
+	  grep "^#@ phase " $(EVIDENCE) | while read -r _ _ models settings; do \
+	    echo "evidence phase: $$models $$settings"; \
+	    $(SNAKE) --cores $(CORES) --configfile $(EVIDENCE) --rerun-incomplete --until evaluate violations \
+	      --config models="[$$models]" $$settings < /dev/null; \
+	  done; \
+	  $(SNAKE) --cores $(CORES) --configfile $(EVIDENCE) --rerun-incomplete --rerun-triggers mtime input'; \
+	rc=$$?; echo "evidence chunk: $$(( ($$(date +%s) - start) / 60 )) min"; \
+	if [ $$rc = 124 ] || [ $$rc = 137 ]; then echo "evidence: chunk limit reached; run make evidence again to continue"; exit 0; fi; \
+	[ $$rc = 0 ] && echo "report: figures/evidence/index.html"; exit $$rc
 
 doctor: venv
 	$(PY) -m synthtrial doctor

@@ -13,9 +13,10 @@ from .core import SynthtrialError, ParameterError, check_choice, check_positive_
 from .schema import Schema
 
 # %% auto 0
-__all__ = ['OBJECTIVES', 'Objective', 'register_objective', 'get_objective', 'redact_url', 'url_has_password', 'open_storage',
-           'suite_metric_fn', 'TrialTimeout', 'time_limit', 'StudyResult', 'worker_id', 'worker_gone', 'study_name',
-           'check_study_settings', 'code_fingerprint', 'FoldCache', 'run_study']
+__all__ = ['OBJECTIVES', 'PRUNERS', 'Objective', 'register_objective', 'get_objective', 'redact_url', 'url_has_password',
+           'open_storage', 'suite_metric_fn', 'TrialTimeout', 'time_limit', 'StudyResult', 'worker_id', 'worker_gone',
+           'study_name', 'check_study_settings', 'code_fingerprint', 'FoldCache', 'make_pruner', 'pruner_spec',
+           'run_study']
 
 # %% ../nbs/06_hpo.ipynb
 import fnmatch
@@ -415,9 +416,29 @@ class FoldCache:
         return path
 
 # %% ../nbs/06_hpo.ipynb
+PRUNERS = ("sha", "hyperband")
+
+def make_pruner(pruner: str | Any | None, # None (plain protocol), "sha", "hyperband", or an optuna pruner
+                k_folds: int, # folds per trial: the largest resource
+               ):
+    "The optuna pruner for `pruner` (an optuna pruner passes through; None stays None)."
+    import optuna
+    if pruner is None or isinstance(pruner, optuna.pruners.BasePruner): return pruner
+    if not isinstance(pruner, str): raise ParameterError(f"pruner={pruner!r} is not allowed; give one of {PRUNERS}, an optuna pruner or None")
+    check_choice("pruner", pruner, PRUNERS)
+    if pruner == "sha": return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=k_folds, reduction_factor=3)
+
+def pruner_spec(pruner: str | Any | None) -> str | dict | None:
+    "What a study records of its pruner: the name, or an optuna pruner's class and settings (None: no pruner)."
+    if pruner is None or isinstance(pruner, str): return pruner
+    conf = {k.lstrip("_"): v for k, v in sorted(vars(pruner).items()) if isinstance(v, (int, float, str, bool, type(None)))}
+    return {"class": type(pruner).__name__, **conf}
+
+# %% ../nbs/06_hpo.ipynb
 def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_seed: int = 11, *,
               k_folds: int = 5, fold_seed: int = 1, train_seed: int = 1, budget: float = 1.0,
-              early_stop: float | None = 0.9, pruner=None, storage: str | Path | None = None,
+              early_stop: float | None = 0.9, pruner: str | Any | None = None, storage: str | Path | None = None,
               enforcement: str | list[str] | None = "default", metric_fn: Callable | None = None,
               utility_trials: int = 0, out_dir: str | Path | None = None,
               progress: bool = True, timeout: float | None = None, trial_timeout: float | None = None,
@@ -463,6 +484,7 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
     safe_storage = redact_url(storage) if storage else "journal"
     st = open_storage(storage, out / "study.journal")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    pruner, pruner_id = make_pruner(pruner, k_folds), pruner_spec(pruner)
     study = optuna.create_study(storage=st, study_name=name, direction="maximize", load_if_exists=True, pruner=pruner)
     token = getattr(metric_fn, "cache_token", None)
     check_study_settings(study, dict(
@@ -470,7 +492,7 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
         train_seed=train_seed, budget=budget, early_stop=early_stop, enforcement=list(strategies), weights=weights,
         rules=hashlib.sha256(repr(ruleset).encode()).hexdigest()[:16], data=frame_digest(train)[:16],
         metric=token or getattr(metric_fn, "__qualname__", type(metric_fn).__name__),
-        pruner=type(pruner).__name__ if pruner is not None else None), safe_storage if storage else str(out / "study.journal"))
+        pruner=pruner_id), safe_storage if storage else str(out / "study.journal"))
     folds = list(KFold(k_folds, shuffle=True, random_state=fold_seed).split(train))
     cache = fold_cache if isinstance(fold_cache, FoldCache) or fold_cache is None else FoldCache(fold_cache)
     if cache is not None:
@@ -522,10 +544,12 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
                 raise SynthtrialError(f"trial {trial.number}: metrics {bad} NaN")
             fold_values.append(value); per_metric.append(scores)
             running = float(np.mean(fold_values))
-            trial.report(running, i)
+            trial.report(running, i + 1)     # step = folds done: the resource the pruner's rungs count
             trial.set_user_attr("fold_seconds", trial.user_attrs.get("fold_seconds", []) + [round(time.perf_counter() - t0, 2)])
             if cache is not None: trial.set_user_attr("fold_cache", trial.user_attrs.get("fold_cache", []) + [how])
-            if pruner is not None and trial.should_prune(): raise optuna.TrialPruned()
+            if pruner is not None and i < len(folds) - 1 and trial.should_prune():
+                trial.set_user_attr("pruned", f"after fold {i}: running mean {running:.4f}")
+                raise optuna.TrialPruned()
             if early_stop and best is not None and i < len(folds) - 1 and running < early_stop * best:
                 trial.set_user_attr("early_stopped", f"after fold {i}: {running:.4f} < {early_stop} x best {best:.4f}")
                 break
@@ -540,7 +564,7 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
     _write_json_atomic(provenance({"dataset": dataset, "model": model, "objective": objective, "n_trials": n_trials,
                            "hpo_seed": hpo_seed, "k_folds": k_folds, "fold_seed": fold_seed, "train_seed": train_seed,
                            "budget": budget, "early_stop": early_stop, "enforcement": "+".join(strategies), "utility_trials": utility_trials, "trial_timeout": trial_timeout,
-                           "storage": safe_storage, "sweep": sweep,
+                           "storage": safe_storage, "sweep": sweep, "pruner": pruner_id,
                            "fold_cache": str(cache.folder) if cache is not None else None},
                           study=name, best_params=best_params, best_value=best_value, n_finished=len(finished),
                           n_interrupted_recovered=n_recovered, worker=worker_id(), weights=weights), out / "best.json")

@@ -163,3 +163,24 @@ def test_a_fold_cache_that_is_not_a_folder_is_refused(tmp_path):
     with pytest.raises(ParameterError, match=r"fold_cache=\['a'\] is not allowed; give a folder path"):
         run_study("myeloid", "gaussian_copula", "survival", n_trials=1, metric_fn=km_only, out_dir=tmp_path / "s",
                   fold_cache=["a"], progress=False)
+
+def test_pruned_trials_are_finished_slots_and_the_pruner_is_part_of_the_study(tmp_path):
+    kw = dict(n_trials=8, k_folds=3, metric_fn=km_only, enforcement="none", out_dir=tmp_path, progress=False, early_stop=None)
+    r = run_study("myeloid", "gaussian_copula", "survival", pruner="sha", **kw)
+    S = optuna.trial.TrialState
+    pruned = [t for t in r.study.trials if t.state == S.PRUNED]
+    done = [t for t in r.study.trials if t.state == S.COMPLETE]
+    assert pruned and done and r.n_finished == 8 == len(r.study.trials)          # a pruned trial holds its slot: no extra trial
+    # a pruned trial stopped before its last fold, at a rung (after fold 1), and its value is its running mean there
+    assert all(len(t.user_attrs["fold_seconds"]) < 3 and "pruned" in t.user_attrs for t in pruned)
+    assert all(t.value == pytest.approx(t.intermediate_values[max(t.intermediate_values)]) for t in pruned)
+    assert all(len(t.user_attrs["fold_seconds"]) == 3 for t in done)
+    assert r.best_value == max(t.value for t in done)                             # the best is a complete trial
+    assert r.study.user_attrs["settings"]["pruner"] == "sha"
+    assert json.loads((tmp_path / "best.json").read_text())["params"]["pruner"] == "sha"
+    with pytest.raises(ParameterError, match="pruner"):                          # plain and pruned protocols never mix
+        run_study("myeloid", "gaussian_copula", "survival", **{**kw, "n_trials": 9})
+    again = run_study("myeloid", "gaussian_copula", "survival", pruner="sha", **kw)   # resumed: nothing runs again
+    assert len(again.study.trials) == 8
+    with pytest.raises(ParameterError, match="pruner"):
+        run_study("myeloid", "gaussian_copula", "survival", pruner="median", **kw)

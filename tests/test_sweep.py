@@ -195,3 +195,42 @@ def test_sweep_config_from_the_command_line_is_typed_and_checked(tmp_path):
     r = snake(["-n", "--cores", "1", *REDUCED, "train_seeds=[0,1]", "hpo_seed=3"], tmp_path, timeout=300)
     assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
     assert job_counts(r.stdout)["hpo"] == 4
+
+@pytest.mark.slow
+def test_paper_profile_plans_every_job_and_runs_one_real_hpo_job(tmp_path):
+    "`make paper` proven: the paper profile's whole DAG plans, and one of its HPO jobs (the cheapest model, 1 trial,"
+    "5 folds, full epochs) runs end to end through the command Snakemake would run."
+    cfg = load_config(ROOT / "config" / "paper.yaml")
+    nd, nm, no = len(cfg["datasets"]), len(cfg["models"]), len(cfg["objectives"])
+    assert (cfg["k_folds"], cfg["budget"], cfg["trial_timeout"]) == (5, 1.0, None)        # the study's protocol
+    r = snake(["-n", "--cores", "2", "--configfile", "config/paper.yaml"], tmp_path, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
+    assert job_counts(r.stdout) == {"all": 1, "collect": 1, "evaluate": nd * nm, "figures": 1, "hpo": nd * nm * no,
+                                    "report": 1, "tables": 1, "violations": nd * nm, "utility": nd,
+                                    "transfer": nd, "adapt": nd * nm, "adapt_controls": nd, "transfer_figures": 1,
+                                    "adapt_figures": 1, "review": 1}
+    # the job itself: planned with only n_trials changed, and run with the shell command Snakemake prints for it.
+    # TVAE is the cheapest study model at the defaults; the fidelity objective needs no CatBoost tuning (paper: 200 trials)
+    r = snake(["-n", "-p", "--cores", "1", "--configfile", "config/paper.yaml", "--config", "n_trials=1"], tmp_path, timeout=300)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
+    job = "/hpo/aml_sal/tvae/fidelity "
+    cmds = [l.split(":", 1)[1].strip() for l in r.stdout.splitlines() if l.strip().startswith("Shell command:") and job in l + " "]
+    assert len(cmds) == 1, r.stdout[-3000:]
+    for setting in ("n_trials='1'", "k_folds='5'", "budget='1.0'", "trial_timeout='null'", "profile=paper"):
+        assert setting in cmds[0], cmds[0]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "SYNTHTRIAL_RESULTS": str(tmp_path / "results"), "SYNTHTRIAL_FIGURES": str(tmp_path / "figures")}
+    t0 = time.time()
+    p = subprocess.run(cmds[0], shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)   # ~30 min on a busy 2-core machine
+    assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
+    run_dir = tmp_path / "results" / "sweep" / "paper" / "hpo" / "aml_sal" / "tvae" / "fidelity"
+    best = json.loads((run_dir / "study" / "best.json").read_text())
+    assert (best["params"]["k_folds"], best["params"]["budget"], best["params"]["n_trials"]) == (5, 1.0, 1)
+    assert best["n_finished"] == 1 and 0 <= best["best_value"] <= 1 and best["best_params"]["epochs"] in (300, 500, 1000, 5000, 10000)
+    import pandas as pd
+    trials = pd.read_csv(run_dir / "study" / "trials.csv")
+    assert list(trials["state"]) == ["COMPLETE"]
+    assert len(json.loads(trials["user_attrs_fold_seconds"][0])) == 5                      # all five folds were fitted
+    run = json.loads((run_dir / "run.json").read_text())
+    assert (run_dir / "hpo.ipynb").is_file() and run                                       # the executed notebook: the record
+    print(f"one paper-setting HPO job (aml_sal, tvae, fidelity, 1 trial x 5 folds, full epochs): {time.time() - t0:.0f} s")

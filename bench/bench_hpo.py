@@ -1,0 +1,124 @@
+"""Multi-fidelity HPO (issue 19, part 1): the plain protocol against fold-level successive halving.
+
+For every model and HPO seed, two studies of the same (dataset, model, objective) are run from scratch in a
+temporary folder, identical but for `pruner` (None = the study's plain protocol, or `--pruner sha|hyperband`;
+both with the study's early stopping at 0.9 x best, or `--early-stop none` to compare against a protocol without
+it). Per study:
+
+* `fold_s`: the seconds spent in folds (fit + sample + metrics: the trials' `fold_seconds`, summed) -- the
+  compute HPO costs; `folds`: how many folds were fitted;
+* `best`: the best value reached (in-sample, the K-fold mean on the training split, as the study selects);
+* `oos`: the best configuration's out-of-sample score: fitted once on the whole training split (seed 0),
+  sampled (seed 0), scored with the same objective against the held-out test split (fidelity vs the test
+  split, utility trained on the synthetic rows and tested on it).
+
+Decision rule, written before the run (the issue's goal): multi-fidelity passes for a model if the plain
+studies spend >= 3x the fold seconds of the pruned ones (sums over the seeds) AND the pruned studies' mean
+best value lies within the plain studies' seed spread or above it (>= their minimum over seeds); the out-of-sample score is
+reported beside it, with the same spread, as the check that the pruned search did not select a worse
+configuration.
+
+    python bench/bench_hpo.py [--dataset aml_sal] [--models tvae,ctgan] [--seeds 11,12,13] [--trials 10]
+                              [--budget 0.1] [--k-folds 5] [--objective compound] [--pruner sha] [--early-stop 0.9|none]
+                              [--json out.json]
+
+The defaults are a reduced scale for a shared 2-core machine (a fraction `--budget` of each model's epochs, few
+trials); the study's scale is `--trials 70 --budget 1 --k-folds 5`. The settings are printed with the results.
+"""
+from __future__ import annotations
+import argparse, json, math, os, signal, sys, tempfile, time, warnings
+from pathlib import Path
+import numpy as np, pandas as pd
+
+
+def out_of_sample(dataset: str, model: str, objective: str, params: dict, budget: float) -> float:
+    "The objective of `params` fitted on the whole training split and scored against the test split."
+    from synthtrial.data import load_split
+    from synthtrial.constraints import rules_for
+    from synthtrial.pipeline import SynthesisPipeline
+    from synthtrial.hpo import get_objective, suite_metric_fn
+    train, test, schema = load_split(dataset)
+    syn = SynthesisPipeline(model, rules_for(dataset, schema), "default", params=params, budget=budget).fit(train, schema, seed=0).sample(len(train), seed=0)
+    obj = get_objective(objective)
+    scores = suite_metric_fn()(test, test, syn, schema, metrics=list(obj.resolve(schema)), seed=0)
+    return obj.combine(scores, schema)
+
+
+def one_study(a, model: str, seed: int, pruner: str | None, root: Path) -> dict:
+    from synthtrial.hpo import run_study
+    t0 = time.perf_counter()
+    r = run_study(a.dataset, model, a.objective, n_trials=a.trials, hpo_seed=seed, k_folds=a.k_folds, budget=a.budget,
+                  pruner=pruner, early_stop=a.early_stop, out_dir=root / f"{model}_{seed}_{pruner or 'plain'}", progress=False, utility_trials=0)
+    wall = time.perf_counter() - t0
+    trials = r.study.trials
+    fold_s = sum(sum(t.user_attrs.get("fold_seconds", [])) for t in trials)
+    states = pd.Series([t.state.name for t in trials]).value_counts().to_dict()
+    oos = out_of_sample(a.dataset, model, a.objective, r.best_params, a.budget) if r.best_params is not None else float("nan")
+    return dict(model=model, seed=seed, mode=pruner or "plain", fold_s=round(fold_s, 1), wall_s=round(wall, 1),
+                folds=sum(len(t.user_attrs.get("fold_seconds", [])) for t in trials), best=r.best_value, oos=oos,
+                complete=states.get("COMPLETE", 0), pruned=states.get("PRUNED", 0), failed=states.get("FAIL", 0))
+
+
+def summarise(df: pd.DataFrame, pruner: str) -> pd.DataFrame:
+    rows = []
+    for model, g in df.groupby("model", sort=False):
+        p, m = g[g["mode"] == "plain"], g[g["mode"] == pruner]
+        ratio = p["fold_s"].sum() / m["fold_s"].sum() if m["fold_s"].sum() > 0 else float("nan")
+        within = bool(m["best"].mean() >= p["best"].min())     # within the plain seeds' spread (or above it)
+        rows.append(dict(model=model, compute_ratio=round(ratio, 2), fold_ratio=round(p["folds"].sum() / max(m["folds"].sum(), 1), 2),
+                         plain_best=f"{p['best'].mean():.4f} [{p['best'].min():.4f}, {p['best'].max():.4f}]",
+                         mf_best=f"{m['best'].mean():.4f} [{m['best'].min():.4f}, {m['best'].max():.4f}]",
+                         plain_oos=f"{p['oos'].mean():.4f} [{p['oos'].min():.4f}, {p['oos'].max():.4f}]",
+                         mf_oos=f"{m['oos'].mean():.4f} [{m['oos'].min():.4f}, {m['oos'].max():.4f}]",
+                         best_within_spread=within, passes=bool(ratio >= 3 and within)))
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="aml_sal")
+    ap.add_argument("--models", default="tvae,ctgan")
+    ap.add_argument("--seeds", default="11,12,13", help="HPO seeds (comma-separated); >= 3 for a seed spread")
+    ap.add_argument("--trials", type=int, default=10)
+    ap.add_argument("--budget", type=float, default=0.1, help="fraction of each model's default epochs")
+    ap.add_argument("--k-folds", type=int, default=5)
+    ap.add_argument("--objective", default="compound")
+    ap.add_argument("--pruner", default="sha", choices=["sha", "hyperband"])
+    ap.add_argument("--early-stop", default="0.9", type=lambda v: None if v.lower() == "none" else float(v),
+                    help="the study's early stopping factor for both modes (none: off)")
+    ap.add_argument("--json", default=None, help="write the per-study rows and the summary here")
+    a = ap.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch; torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    warnings.filterwarnings("ignore")
+    models, seeds = a.models.split(","), [int(s) for s in a.seeds.split(",")]
+    print(f"settings: dataset={a.dataset} models={models} objective={a.objective} seeds={seeds} trials={a.trials} "
+          f"k_folds={a.k_folds} budget={a.budget} (share of default epochs) pruner={a.pruner} early_stop={a.early_stop} "
+          f"threads={torch.get_num_threads()}", flush=True)
+    rows, t0 = [], time.perf_counter()
+    def _stop(signum, frame): raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, _stop)          # `timeout` stops the run: summarise the studies finished so far
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            for model in models:
+                for seed in seeds:
+                    for pruner in (None, a.pruner):
+                        rows.append(one_study(a, model, seed, pruner, Path(d)))
+                        print(json.dumps(rows[-1]), flush=True)
+        except KeyboardInterrupt:
+            print(f"stopped after {len(rows)} studies: the summary covers those", flush=True)
+    if not rows: return 1
+    df = pd.DataFrame(rows)
+    summary = summarise(df, a.pruner)
+    pd.set_option("display.width", 250); pd.set_option("display.max_columns", 20)
+    print("\nper study:\n" + df.to_string(index=False))
+    print("\nsummary (compute_ratio = plain fold seconds / multi-fidelity fold seconds, summed over seeds; "
+          "best/oos: mean [min, max] over seeds):\n" + summary.to_string(index=False))
+    print(f"\ntotal wall {time.perf_counter() - t0:.0f} s")
+    if a.json:
+        Path(a.json).write_text(json.dumps({"settings": vars(a), "studies": rows, "summary": summary.to_dict("records")}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
