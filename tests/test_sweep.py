@@ -42,9 +42,11 @@ def test_missing_offline_dataset_is_named(tmp_path, monkeypatch):
     assert validate_config(cfg, check_data=False)["datasets"] == ["myeloid", "aml_sal"]
 
 def test_shipped_configs_are_valid():
-    for name in ("quick", "paper"):
+    for name in ("quick", "paper", "evidence"):
         cfg = load_config(ROOT / "config" / f"{name}.yaml", check_data=False)
         assert cfg["name"] == name and len(cfg["models"]) == 8 and len(cfg["objectives"]) == 4
+    ev = load_config(ROOT / "config" / "evidence.yaml", check_data=False)   # the design: AML cohort, >= 3 x 2 seeds
+    assert ev["datasets"] == ["aml_sal"] and ev["train_seeds"] == [0, 1, 2] and ev["sample_seeds"] == [0, 1]
     assert {"myeloid", "aml_sal"} <= set(load_config(ROOT / "config" / "quick.yaml", check_data=False)["datasets"])
 
 def test_quick_dry_run_lists_every_job(tmp_path):
