@@ -5,7 +5,7 @@ import numpy as np, pandas as pd, pytest
 import optuna
 from synthtrial.core import ParameterError, SynthtrialError
 from synthtrial.data import load_split
-from synthtrial.generators import GaussianCopula, GeneratorError, GENERATORS, register_generator
+from synthtrial.generators import GaussianCopula, GeneratorError, GENERATORS
 from synthtrial.hpo import run_study, get_objective, register_objective, Objective, open_storage
 from synthtrial.metrics import survival_km_scores
 
@@ -37,8 +37,12 @@ class Exploding(GaussianCopula):
             raise GeneratorError(self.name, "loss became NaN at epoch 3")
         return super()._fit(data, seed)
 
-def test_test_split_never_reaches_the_objective(tmp_path):
-    register_generator(SpyCopula)
+def registered(monkeypatch, cls):
+    "Register a toy generator for one test only (monkeypatch removes it again, so the registry's names stay the project's)."
+    monkeypatch.setitem(GENERATORS._entries, cls.name, cls)
+
+def test_test_split_never_reaches_the_objective(tmp_path, monkeypatch):
+    registered(monkeypatch, SpyCopula)
     train, test, schema = load_split("myeloid")
     seen_metric = []
     def spy_metric(tr, va, syn, schema, metrics, seed):
@@ -52,8 +56,8 @@ def test_test_split_never_reaches_the_objective(tmp_path):
     assert all(not (s & test_ids) for s in SpyCopula.seen + seen_metric)
     assert set().union(*seen_metric) == set(train["id"])               # and all of train is used
 
-def test_failing_trials_are_recorded_and_the_study_completes(tmp_path):
-    register_generator(Exploding)
+def test_failing_trials_are_recorded_and_the_study_completes(tmp_path, monkeypatch):
+    registered(monkeypatch, Exploding)
     r = run_study("myeloid", "exploding", "survival", n_trials=6, k_folds=2, metric_fn=km_only, enforcement="none",
                   out_dir=tmp_path, progress=False)
     states = [t.state for t in r.study.trials]
