@@ -13,7 +13,7 @@ import numpy as np
 # %% auto 0
 __all__ = ['KEY_PACKAGES', 'SynthtrialError', 'ParameterError', 'check_choice', 'check_positive_int', 'seed_everything',
            'cpu_threads', 'project_root', 'results_dir', 'cache_dir', 'figures_dir', 'package_versions', 'git_commit',
-           'provenance', 'write_json', 'sha256_file']
+           'provenance', 'write_json', 'write_csv', 'sha256_file']
 
 # %% ../nbs/00_core.ipynb
 class SynthtrialError(Exception):
@@ -137,6 +137,14 @@ def write_json(obj: Any, path: str | Path) -> Path:
     tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")   # per process: two writers never share a temporary file
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
     tmp.replace(path)
+    return path
+
+def write_csv(df, path: str | Path) -> Path:
+    "Write the DataFrame `df` as CSV through a temporary file of this process, then rename it over `path`: a reader never sees half a file."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
     return path
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

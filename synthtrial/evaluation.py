@@ -8,10 +8,10 @@ import json, os, time, warnings
 from pathlib import Path
 from typing import Iterable
 import numpy as np, pandas as pd
-from .core import SynthtrialError, ParameterError, check_choice, provenance, write_json, package_versions, git_commit
+from .core import SynthtrialError, ParameterError, check_choice, provenance, write_json, write_csv, package_versions, git_commit
 
 # %% auto 0
-__all__ = ['PROFILES', 'get_profile', 'read_blocks', 'write_atomic', 'score_cohort', 'evaluate_config', 'relative_improvement',
+__all__ = ['PROFILES', 'get_profile', 'read_blocks', 'score_cohort', 'evaluate_config', 'relative_improvement',
            'generalisation_matrix', 'violation_rates', 'run_protocol']
 
 # %% ../nbs/07_evaluation.ipynb
@@ -42,13 +42,6 @@ def read_blocks(out_csv: str | Path) -> pd.DataFrame:
     g = df.groupby(["train_seed", "sample_seed"])["block_rows"]
     whole = (g.transform("size") == df["block_rows"]) & (g.transform("nunique") == 1) & (g.transform("count") == g.transform("size"))
     return df[whole].reset_index(drop=True)
-
-def write_atomic(df: pd.DataFrame, path: Path) -> None:
-    "Write `df` to a temporary file next to `path`, then rename it over `path`: a reader never sees half a block."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
 
 def score_cohort(train: pd.DataFrame, test: pd.DataFrame, syn: pd.DataFrame, schema, metrics: list[str] | None = None,
                  utility_params: dict[str, dict] | None = None) -> dict[str, dict[str, float]]:
@@ -127,7 +120,7 @@ def evaluate_config(dataset: str, model: str, config: str, params: dict | None =
                 rows = [{**meta, "status": "failed", "error": fit_err[:300], "split": "test", "metric": "compound", "value": np.nan}]
             frame = pd.DataFrame(rows).assign(block_rows=len(rows))
             done = _block_table([done, frame])
-            if out_csv is not None: write_atomic(done, out_csv)   # the whole file with the new block, renamed into place
+            if out_csv is not None: write_csv(done, out_csv)   # the whole file with the new block, renamed into place
             bar.update(1)
     bar.close()
     if out_csv is not None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib, hmac, json, os, pickle, secrets, stat, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import SynthtrialError, ParameterError, results_dir, write_json
+from .core import SynthtrialError, ParameterError, results_dir, write_json, write_csv
 
 # %% auto 0
 __all__ = ['GATE_SUFFIX', 'KEY_FILE', 'PrivacyGateError', 'privacy_gate', 'write_cohort', 'gate_failures', 'IntegrityError',
@@ -67,8 +67,7 @@ def write_cohort(syn: pd.DataFrame, # the synthetic cohort
         path.unlink(missing_ok=True)
         write_json({"passed": False, "error": str(e), "cohort": path.name}, side)
         raise
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    syn.to_csv(tmp, index=False); os.replace(tmp, path)
+    write_csv(syn, path)
     write_json(rep, side)
     return path
 

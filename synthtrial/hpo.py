@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 import numpy as np, pandas as pd
-from .core import SynthtrialError, ParameterError, check_choice, check_positive_int, results_dir, write_json, provenance
+from .core import SynthtrialError, ParameterError, check_choice, check_positive_int, results_dir, write_json, write_csv, provenance
 from .schema import Schema
 
 # %% auto 0
@@ -349,12 +349,6 @@ def _work(study, trial_fn: Callable, n_trials: int, hpo_seed: int, heartbeat: fl
             continue
         if progress: print(f"{study.study_name}: slot {slot} (trial {trial.number}) {state.name}" + (f" {value:.4f}" if value is not None else ""), flush=True)
 
-def _write_json_atomic(obj, path: Path) -> Path:
-    "`write_json` through a temporary file of this process: several workers may write the same record at once."
-    tmp = write_json(obj, path.with_name(f".{path.name}.{os.getpid()}"))
-    os.replace(tmp, path)
-    return path
-
 # %% ../nbs/06_hpo.ipynb
 _CODE_FINGERPRINT = None
 
@@ -561,14 +555,13 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
     finished = _finished(study)
     try: best_params, best_value = study.best_trial.user_attrs.get("params"), study.best_value
     except ValueError: best_params, best_value = None, None
-    _write_json_atomic(provenance({"dataset": dataset, "model": model, "objective": objective, "n_trials": n_trials,
+    write_json(provenance({"dataset": dataset, "model": model, "objective": objective, "n_trials": n_trials,
                            "hpo_seed": hpo_seed, "k_folds": k_folds, "fold_seed": fold_seed, "train_seed": train_seed,
                            "budget": budget, "early_stop": early_stop, "enforcement": "+".join(strategies), "utility_trials": utility_trials, "trial_timeout": trial_timeout,
                            "storage": safe_storage, "sweep": sweep, "pruner": pruner_id,
                            "fold_cache": str(cache.folder) if cache is not None else None},
                           study=name, best_params=best_params, best_value=best_value, n_finished=len(finished),
                           n_interrupted_recovered=n_recovered, worker=worker_id(), weights=weights), out / "best.json")
-    tmp = out / f".trials.csv.{os.getpid()}.tmp"     # every worker of a study writes these two files: each write is whole
-    study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration")).to_csv(tmp, index=False)
-    os.replace(tmp, out / "trials.csv")
+    # every worker of a study writes these two files: write_json and write_csv write each one whole
+    write_csv(study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration")), out / "trials.csv")
     return StudyResult(study, best_params, best_value, len(finished), safe_storage if storage else str(out / "study.journal"), out)
