@@ -45,6 +45,13 @@ STUDY = {k: C[k] for k in ("n_trials", "hpo_seed", "k_folds", "budget", "utility
 wildcard_constraints:
     dataset="[^/]+", model="[^/]+", objective="[^/]+"
 
+# The objectives' studies of one dataset x model fit the same folds (their first trials are the same seeded draws)
+# and share them through the fold cache. Run side by side they would both fit each fold before the cache has it, so
+# each (dataset, model) gets a resource of 1 that its HPO jobs take: the cores go to different models instead.
+import re as _re
+STUDY_LOCKS = {_re.sub(r"\W", "_", f"study_{d}_{m}"): (d, m) for d in DS for m in MODELS}
+workflow.global_resources.update({k: 1 for k in STUDY_LOCKS})
+
 FIGS = ["compound_default_vs_tuned", "generalisation_heatmap", "violations_by_strategy"] + \
        [f"{k}_{d}" for d in DS for k in ("km", "corr_diff", "privacy_dcr", "optuna_history", "param_importance")]
 TABLES = ["datasets", "search_spaces", "default_vs_tuned", "violation_rates", "runtimes", "published_comparison"]
@@ -83,6 +90,7 @@ rule hpo:
             shared=lambda w: f"{R}/hpo/{w.dataset}/{w.model}/shared_folds",
             settings=" ".join(f"{k}={q(v)}" for k, v in STUDY.items()) + f" storage={q(C['storage'])} profile={C['profile']} sweep={q(NAME)}"
     threads: 1
+    resources: **{k: (lambda w, dm=dm: int((w.dataset, w.model) == dm)) for k, dm in STUDY_LOCKS.items()}
     shell: "OMP_NUM_THREADS={threads} {RUN} {input.nb} {params.run_dir} dataset={wildcards.dataset} "
            "model={wildcards.model} objective={wildcards.objective} fold_cache={params.shared} {params.settings}"
 
