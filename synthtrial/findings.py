@@ -12,15 +12,17 @@ from .schema import Schema
 # %% auto 0
 __all__ = ['DECISION', 'PUBLISHED', 'VERDICTS', 'HELDOUT_CRITERIA', 'design_matrix', 'pmse_score', 'km_distance_score',
            'cox_concordance', 'dcr_ratio', 'heldout_scores', 'seed_matrix', 'relative_change', 't_interval',
-           'boot_indices', 'paired_bootstrap', 'naive_bootstrap', 'evidence', 'decide', 'simulate_results',
-           'improvements', 'heldout_changes', 'generalisation', 'wilson', 'efs_os_rates', 'published_findings']
+           'boot_indices', 'paired_bootstrap', 'naive_bootstrap', 'evidence', 'decide', 'search_note', 'one_sided',
+           'simulate_results', 'improvements', 'heldout_changes', 'generalisation', 'wilson', 'efs_os_rates',
+           'published_findings']
 
 # %% ../nbs/07c_findings.ipynb
 DECISION: dict = {
     "alpha": 0.05,              # two-sided 95 % intervals (bootstrap-t, Wilson)
     "n_boot": 2000,             # bootstrap replicates
-    "full_budget": 1.0,         # below this epoch budget nothing is `supported` (tuned vs default confounded with epochs)
-    "min_trials": 20,           # optuna trials per study below which the tuned configuration is barely searched
+    "full_budget": 1.0,         # below this epoch budget: not assessable (tuned vs default confounded with epochs)
+    "min_trials": 20,           # optuna trials per study below which a study is search-limited (one-sided verdicts)
+    "min_trials_one_sided": 10, # optuna trials below which the tuned configuration is barely searched: not assessable
     "min_train_seeds": 3,       # training seeds below which fit-to-fit variation has no interval
     "min_violation_rows": 200,  # sampled rows below which a violation rate is not judged
     "practically_valid": 0.01,  # an EFS > OS rate whose bound is below 1 % counts as "no violations"
@@ -28,15 +30,22 @@ DECISION: dict = {
 }
 
 PUBLISHED: tuple[dict, ...] = (
-    {"key": "improve_tvae", "claim": "TVAE improves with compound HPO", "published": "+60 %", "model": "tvae", "value": 60.0},
-    {"key": "improve_ctgan", "claim": "CTGAN improves with compound HPO", "published": "+39 %", "model": "ctgan", "value": 39.0},
-    {"key": "improve_ctabgan_plus", "claim": "CTAB-GAN+ improves with compound HPO", "published": "+38 %", "model": "ctabgan_plus", "value": 38.0},
-    {"key": "tabddpm_most", "claim": "TabDDPM improves the most", "published": "largest improvement of all models", "model": "tabddpm"},
+    {"key": "improve_tvae", "claim": "TVAE improves with compound HPO", "published": "+60 %",
+     "model": "tvae", "value": 60.0},
+    {"key": "improve_ctgan", "claim": "CTGAN improves with compound HPO", "published": "+39 %",
+     "model": "ctgan", "value": 39.0},
+    {"key": "improve_ctabgan_plus", "claim": "CTAB-GAN+ improves with compound HPO", "published": "+38 %",
+     "model": "ctabgan_plus", "value": 38.0},
+    {"key": "tabddpm_most", "claim": "TabDDPM improves the most", "published": "largest improvement of all models",
+     "model": "tabddpm"},
     {"key": "compound_generalises", "claim": "compound objectives generalise better than single-metric objectives",
      "published": "compound > single"},
-    {"key": "hpo_alone_violates", "claim": "HPO alone does not prevent EFS > OS violations", "published": "every tuned model violates"},
-    {"key": "violations_61", "claim": "without processing, up to 61 % of rows have EFS > OS", "published": "up to 61 %", "value": 0.61},
-    {"key": "processing_valid", "claim": "domain-constraint processing yields valid rows", "published": "constraints enforced (no rate published)"},
+    {"key": "hpo_alone_violates", "claim": "HPO alone does not prevent EFS > OS violations",
+     "published": "every tuned model violates"},
+    {"key": "violations_61", "claim": "without processing, up to 61 % of rows have EFS > OS",
+     "published": "up to 61 %", "value": 0.61},
+    {"key": "processing_valid", "claim": "domain-constraint processing yields valid rows",
+     "published": "constraints enforced (no rate published)"},
 )
 VERDICTS = ("supported", "contradicted", "inconclusive", "not assessable")
 
@@ -54,7 +63,8 @@ def design_matrix(frames: list[pd.DataFrame], # frames to encode alike; the firs
             allv = pd.concat([f[c].astype(object) for f in frames]).astype(str)
             levels = sorted(set(allv))
             for k, f in enumerate(frames):
-                blocks[k].append((f[c].astype(object).astype(str).to_numpy()[:, None] == np.array(levels)[None, :]).astype(float))
+                v = f[c].astype(object).astype(str).to_numpy()
+                blocks[k].append((v[:, None] == np.array(levels)[None, :]).astype(float))
         else:
             vals = [f[c].astype(float).to_numpy() for f in frames]
             mu, sd = np.nanmean(vals[0]) if np.isfinite(vals[0]).any() else 0.0, np.nanstd(vals[0])
@@ -86,7 +96,8 @@ def _endpoint(schema: Schema, name: str | None):
     if not schema.endpoints: raise ParameterError(f"schema {schema.name!r} has no survival endpoint")
     names = [e.name for e in schema.endpoints]
     want = name or ("EFS" if "EFS" in names else names[0])
-    if want not in names: raise ParameterError(f"endpoint {want!r} is not in schema {schema.name!r}; choose from {names}")
+    if want not in names:
+        raise ParameterError(f"endpoint {want!r} is not in schema {schema.name!r}; choose from {names}")
     return schema.endpoints[names.index(want)]
 
 def km_distance_score(real: pd.DataFrame, # real rows (the test split)
@@ -121,7 +132,8 @@ def cox_concordance(syn: pd.DataFrame, # synthetic rows: the Cox model is fitted
     okt = real_test[ep.time].notna().to_numpy() & real_test[ep.event].notna().to_numpy()
     if keep.sum() == 0 or ok.sum() < 10: return float("nan")
     df = pd.DataFrame(Xs[ok][:, keep], columns=[f"x{i}" for i in range(keep.sum())])
-    df["T"] = np.maximum(syn[ep.time].astype(float).to_numpy()[ok], 1e-6); df["E"] = syn[ep.event].astype(float).to_numpy()[ok]
+    df["T"] = np.maximum(syn[ep.time].astype(float).to_numpy()[ok], 1e-6)
+    df["E"] = syn[ep.event].astype(float).to_numpy()[ok]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -130,7 +142,8 @@ def cox_concordance(syn: pd.DataFrame, # synthetic rows: the Cox model is fitted
         warnings.warn(f"cox_concordance: the Cox fit on synthetic data failed ({type(e).__name__}); NaN")
         return float("nan")
     risk = Xt[okt][:, keep] @ cph.params_.to_numpy()
-    return float(concordance_index(real_test[ep.time].astype(float)[okt], -risk, real_test[ep.event].astype(float)[okt]))
+    t, e = real_test[ep.time].astype(float)[okt], real_test[ep.event].astype(float)[okt]
+    return float(concordance_index(t, -risk, e))
 
 # %% ../nbs/07c_findings.ipynb
 def dcr_ratio(syn: pd.DataFrame, # synthetic rows
@@ -154,22 +167,23 @@ def heldout_scores(real_train: pd.DataFrame, # the training split the generator 
                    schema: Schema,
                    fidelity_test: float | None = None, # mean fidelity against the test split, if already computed
                   ) -> dict[str, float]:
-    "Every held-out criterion of `HELDOUT_CRITERIA` for one synthetic cohort (NaN where a criterion cannot be computed)."
+    "Every held-out criterion of `HELDOUT_CRITERIA` for one synthetic cohort (NaN where one cannot be computed)."
     out = {"heldout_fidelity": float("nan") if fidelity_test is None else float(fidelity_test)}
     fns = {"heldout_pmse": lambda: pmse_score(real_test, syn, schema),
            "heldout_efs_km": lambda: km_distance_score(real_test, syn, schema),
            "heldout_cox_cindex": lambda: cox_concordance(syn, real_test, schema),
-           # capped at 1: farther from training patients than new patients are is no extra privacy but a fidelity failure
-           # (which the other criteria see); uncapped, a generator of noise would "generalise" best
+           # capped at 1: farther from training patients than new patients are is no extra privacy but a fidelity
+           # failure (which the other criteria see); uncapped, a generator of noise would "generalise" best
            "heldout_dcr_ratio": lambda: min(dcr_ratio(syn, real_train, real_test, schema), 1.0)}
     for k, f in fns.items():
         try: out[k] = f()
-        except (SynthtrialError, ValueError) as e:   # e.g. no endpoint, one class: the criterion is missing, not the cohort
+        # e.g. no endpoint, one class: the criterion is missing, not the cohort
+        except (SynthtrialError, ValueError) as e:
             warnings.warn(f"{k}: not computed ({type(e).__name__}: {e})"); out[k] = float("nan")
     return {k: out[k] for k in HELDOUT_CRITERIA}
 
 # %% ../nbs/07c_findings.ipynb
-def seed_matrix(rows: pd.DataFrame, # tidy rows of ONE dataset × model × metric × split: config, train_seed, value (+ hpo_seed)
+def seed_matrix(rows: pd.DataFrame, # ONE dataset × model × metric × split: config, train_seed, value (+ hpo_seed)
                 tuned: str, # the tuned configuration (objective) compared with `default`
                ) -> tuple[np.ndarray, np.ndarray, list]:
     "(default per training seed, tuned per training seed × HPO seed, the paired training seeds)."
@@ -197,7 +211,8 @@ def t_interval(est: float, boot: np.ndarray, n_units: int, alpha: float = DECISI
     h = student_t.ppf(1 - alpha / 2, n_units - 1) * se
     return (float(est - h), float(est + h))
 
-def boot_indices(n_seeds: int, n_hpo: int, n_boot: int = DECISION["n_boot"], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def boot_indices(n_seeds: int, n_hpo: int, n_boot: int = DECISION["n_boot"], seed: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
     "Resampled training-seed and HPO-seed indices: the same for every model with the same shape (joint replicates)."
     rng = np.random.default_rng(seed)
     si = rng.integers(0, n_seeds, (n_boot, n_seeds))
@@ -207,7 +222,9 @@ def boot_indices(n_seeds: int, n_hpo: int, n_boot: int = DECISION["n_boot"], see
 def paired_bootstrap(d: np.ndarray, # default: one value per training seed
                      t: np.ndarray, # tuned: training seeds × HPO seeds
                      stat=relative_change, # statistic of (default mean, tuned mean)
-                     n_boot: int = DECISION["n_boot"], seed: int = 0, alpha: float = DECISION["alpha"],
+                     n_boot: int = DECISION["n_boot"], # bootstrap replicates
+                     seed: int = 0, # seed of the resampling
+                     alpha: float = DECISION["alpha"], # 1 − coverage of the interval
                     ) -> dict:
     "Estimate and 95 % interval (`t_interval`) of `stat`, resampling training seeds (paired) and, if ≥ 2, HPO seeds."
     est = float(stat(d.mean(), t.mean())) if len(d) else float("nan")
@@ -217,37 +234,58 @@ def paired_bootstrap(d: np.ndarray, # default: one value per training seed
     lo, up = t_interval(est, boot, len(d), alpha)
     return {"estimate": est, "ci_low": lo, "ci_high": up, "boot": boot}
 
-def naive_bootstrap(default_values: np.ndarray, tuned_values: np.ndarray, stat=relative_change,
-                    n_boot: int = DECISION["n_boot"], seed: int = 0, alpha: float = DECISION["alpha"]) -> tuple[float, float]:
-    "The interval that treats every (training seed, sampling seed) row as independent and unpaired — for comparison only."
+def naive_bootstrap(default_values: np.ndarray, # every default row (training seed × sampling seed)
+                    tuned_values: np.ndarray, # every tuned row
+                    stat=relative_change, # statistic of (default mean, tuned mean)
+                    n_boot: int = DECISION["n_boot"], # bootstrap replicates
+                    seed: int = 0, # seed of the resampling
+                    alpha: float = DECISION["alpha"], # 1 − coverage of the interval
+                   ) -> tuple[float, float]:
+    "The interval that treats every (training seed, sampling seed) row as independent, unpaired: for comparison only."
     rng = np.random.default_rng(seed)
     dv, tv = np.asarray(default_values, float), np.asarray(tuned_values, float)
-    boot = stat(dv[rng.integers(0, len(dv), (n_boot, len(dv)))].mean(1), tv[rng.integers(0, len(tv), (n_boot, len(tv)))].mean(1))
+    draw = lambda v: v[rng.integers(0, len(v), (n_boot, len(v)))].mean(1)
+    boot = stat(draw(dv), draw(tv))
     lo, up = np.nanpercentile(boot, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     return float(lo), float(up)
 
 # %% ../nbs/07c_findings.ipynb
-def evidence(results: pd.DataFrame, # tidy results of one dataset
+def _span(lo: float, hi: float, fmt=lambda x: f"{x:g}") -> str:
+    if np.isnan(lo): return "?"
+    return fmt(lo) if lo == hi else f"{fmt(lo)}–{fmt(hi)}"
+
+def evidence(results: pd.DataFrame, # tidy results: one model's rows, or the rows of the models a finding compares
              rules: dict = DECISION) -> dict:
-    "Budget, trials and seeds behind the rows, and the reasons (gates of `DECISION`) that make a finding not assessable."
+    "Budget, trials and seeds behind the rows; the hard gates of `DECISION` they fail; whether they are search-limited."
     ok = results[results.get("status", pd.Series("ok", index=results.index)) == "ok"]
-    budget = float(ok["budget"].min()) if "budget" in ok and len(ok) else float("nan")
+    has_budget = "budget" in ok and ok["budget"].notna().any()
+    budget, max_budget = (float(ok["budget"].min()), float(ok["budget"].max())) if has_budget else (np.nan, np.nan)
     tuned = ok[ok["config"] != "default"]
-    trials = float(tuned["n_trials"].min()) if "n_trials" in tuned and tuned["n_trials"].notna().any() else float("nan")
+    nt = tuned["n_trials"].dropna() if "n_trials" in tuned else pd.Series(dtype=float)
+    trials, max_trials = (float(nt.min()), float(nt.max())) if len(nt) else (np.nan, np.nan)
     n_ts, n_ss = ok["train_seed"].nunique(), ok["sample_seed"].nunique()
     n_hs = int(tuned["hpo_seed"].nunique()) if "hpo_seed" in tuned and tuned["hpo_seed"].notna().any() else 1
     has_test = "split" in ok and (ok["split"] == "test").any()
-    reasons = []
+    reasons, failed = [], []     # the same failures, in full (a verdict's reason) and short (a model left out)
     if not budget >= rules["full_budget"]:
         reasons.append(f"reduced epoch budget {budget:g}: tuned vs default is confounded with more epochs")
-    if not trials >= rules["min_trials"]:
-        reasons.append(f"{'unknown' if np.isnan(trials) else int(trials)} optuna trials (< {rules['min_trials']})")
+        failed.append(f"reduced epoch budget {budget:g} (< {rules['full_budget']:g})")
+    if not trials >= rules["min_trials_one_sided"]:
+        n = "unknown" if np.isnan(trials) else int(trials)
+        reasons.append(f"{n} optuna trials (< {rules['min_trials_one_sided']})")
+        failed.append(f"{n} optuna trials (< {rules['min_trials_one_sided']})")
     if n_ts < rules["min_train_seeds"]:
         reasons.append(f"{n_ts} training seed(s) (< {rules['min_train_seeds']}): no interval for fit-to-fit variation")
-    if not has_test: reasons.append("no out-of-sample (test split) scores")
-    label = f"budget {budget:g}, {'?' if np.isnan(trials) else int(trials)} trials, {n_ts}×{n_ss} seeds, {n_hs} HPO seed(s)"
+        failed.append(f"{n_ts} training seed(s) (< {rules['min_train_seeds']})")
+    if not has_test:
+        reasons.append("no out-of-sample (test split) scores"); failed.append("no test-split scores")
+    if not len(ok): reasons, failed = ["no finished run"], ["no finished run"]
+    limited = bool(rules["min_trials_one_sided"] <= trials < rules["min_trials"])
+    label = (f"budget {_span(budget, max_budget)}, {_span(trials, max_trials, lambda x: f'{x:.0f}')} trials, "
+             f"{n_ts}×{n_ss} seeds, {n_hs} HPO seed(s)")
     return {"budget": budget, "n_trials": trials, "n_train_seeds": n_ts, "n_sample_seeds": n_ss, "n_hpo_seeds": n_hs,
-            "out_of_sample": bool(has_test), "reasons": reasons, "assessable": not reasons, "label": label}
+            "out_of_sample": bool(has_test), "reasons": reasons, "failed": failed, "assessable": not reasons,
+            "search_limited": limited and not reasons, "label": label}
 
 def decide(lo: float, hi: float, # the interval
            reasons: list[str], # failed evidence gates
@@ -257,51 +295,87 @@ def decide(lo: float, hi: float, # the interval
     if reasons: return "not assessable", "; ".join(reasons)
     if not (np.isfinite(lo) and np.isfinite(hi)): return "not assessable", "no interval (too few units)"
     above, below = lo > value, hi < value
-    if not (above or below): return "inconclusive", f"the 95 % interval [{lo:.3g}, {hi:.3g}] spans {value:g}"
+    ci = f"the 95 % interval [{lo:.3g}, {hi:.3g}]"
+    if not (above or below): return "inconclusive", f"{ci} spans {value:g}"
     side = "above" if above else "below"
-    return ("supported" if above == higher_supports else "contradicted"), f"the 95 % interval [{lo:.3g}, {hi:.3g}] lies {side} {value:g}"
+    return ("supported" if above == higher_supports else "contradicted"), f"{ci} lies {side} {value:g}"
+
+# %% ../nbs/07c_findings.ipynb
+def search_note(trials: dict[str, float], # search-limited studies: {model: optuna trials}
+                rules: dict = DECISION,
+                named: bool = True) -> str: # name the models (a finding about several)
+    "'search-limited (10 trials < 20)', or with the models named: 'search-limited (tvae 10, ctgan 12 trials < 20)'."
+    n = ", ".join(f"{m} {t:.0f}" if named else f"{t:.0f}" for m, t in sorted(trials.items()))
+    return f"search-limited ({n} trials < {rules['min_trials']})"
+
+def one_sided(vr: tuple[str, str], # (verdict, reason) from `decide`
+              explained: dict[str, tuple[dict, str]], # {verdict: ({model: trials}, what less search may have caused)}
+              limited: dict[str, float], # every search-limited study behind the finding: {model: trials}
+              rules: dict = DECISION,
+              named: bool = True) -> tuple[str, str]: # name the models in the reason
+    "The search-limited tier: a verdict less search could have produced becomes `inconclusive`; any other stands."
+    v, reason = vr
+    who, why = explained.get(v, ({}, ""))
+    if who: return "inconclusive", f"{search_note(who, rules, named)}: {why} ({reason})"
+    if limited and v != "not assessable": return v, f"{reason}; {search_note(limited, rules, named)}"
+    return vr
 
 # %% ../nbs/07c_findings.ipynb
 def simulate_results(models=("tvae", "ctgan", "ctabgan_plus", "tabddpm"), # models of the table
                      objectives=("compound", "fidelity", "utility", "survival"), # tuned configurations
-                     effects: dict | None = None, # {(objective, metric or "heldout"): mean change}; "heldout" = every held-out criterion
-                     n_train_seeds: int = 5, n_sample_seeds: int = 3, n_hpo_seeds: int = 1,
+                     effects: dict | None = None, # {(objective, metric or "heldout"): mean change}; "heldout" = every
+                                                  # held-out criterion
+                     n_train_seeds: int = 5, # training seeds (fitted models) per configuration
+                     n_sample_seeds: int = 3, # sampling draws per fitted model
+                     n_hpo_seeds: int = 1, # HPO seeds per tuned configuration
                      seed_sd: float = 0.02, # spread of a tuning effect between training seeds (fit-to-fit)
                      noise_sd: float = 0.01, # spread between sampling draws of one fit
-                     budget: float = 1.0, n_trials: int = 70, dataset: str = "aml_sal", seed: int = 0) -> pd.DataFrame:
+                     budget: float | dict = 1.0, # epoch budget, or {model: budget} (a model not named: 1.0)
+                     n_trials: int | dict = 70, # optuna trials per study, or {model: trials} (a model not named: 70)
+                     dataset: str = "aml_sal", # the dataset column
+                     seed: int = 0, # seed of the simulation
+                    ) -> pd.DataFrame:
     "A tidy results table (split = test) whose tuning effects are known."
     rng = np.random.default_rng(seed)
     effects = effects or {}
+    per_model = lambda x, m, dflt: x.get(m, dflt) if isinstance(x, dict) else x
     metrics = ("compound", "fidelity", "utility", "survival") + HELDOUT_CRITERIA
+    def effect(cfg, k):
+        if cfg == "default": return 0.0
+        return effects.get((cfg, k), effects.get((cfg, "heldout"), 0.0) if k.startswith("heldout") else 0.0)
     rows = []
     for m in models:
+        b, nt = per_model(budget, m, 1.0), per_model(n_trials, m, 70)
         for cfg in ("default",) + tuple(objectives):
             for h in ([None] if cfg == "default" else range(n_hpo_seeds)):
                 for ts in range(n_train_seeds):
                     fit = {k: rng.normal(0, seed_sd) for k in metrics}
                     for ss in range(n_sample_seeds):
                         for k in metrics:
-                            eff = 0.0 if cfg == "default" else effects.get((cfg, k), effects.get((cfg, "heldout"), 0.0) if k.startswith("heldout") else 0.0)
-                            rows.append({"dataset": dataset, "model": m, "config": cfg, "train_seed": ts, "sample_seed": ss,
-                                         "hpo_seed": np.nan if h is None else 11 + h, "n_trials": np.nan if cfg == "default" else n_trials,
-                                         "budget": budget, "status": "ok", "split": "test", "metric": k,
-                                         "value": 0.5 + eff + (fit[k] if cfg != "default" else 0.0) + rng.normal(0, noise_sd)})
+                            rows.append({"dataset": dataset, "model": m, "config": cfg, "train_seed": ts,
+                                         "sample_seed": ss, "hpo_seed": np.nan if h is None else 11 + h,
+                                         "n_trials": np.nan if cfg == "default" else nt, "budget": b, "status": "ok",
+                                         "split": "test", "metric": k, "value": 0.5 + effect(cfg, k)
+                                         + (fit[k] if cfg != "default" else 0.0) + rng.normal(0, noise_sd)})
     return pd.DataFrame(rows)
 
 # %% ../nbs/07c_findings.ipynb
 def _ok(results: pd.DataFrame, split: str | None) -> pd.DataFrame:
     ok = results[results.get("status", pd.Series("ok", index=results.index)) == "ok"]
     if split is None: return ok
-    sp = ok["split"] if "split" in ok else pd.Series("train", index=ok.index)   # tables before the split column are in-sample
+    # tables from before the split column are in-sample
+    sp = ok["split"] if "split" in ok else pd.Series("train", index=ok.index)
     return ok[sp == split]
 
 def improvements(results: pd.DataFrame, # tidy results
-                 metric: str = "compound", objective: str = "compound",
+                 metric: str = "compound", # the metric compared
+                 objective: str = "compound", # the tuned configuration compared with the defaults
                  split: str = "test", # "test" (out-of-sample, what findings use) or "train" (in-sample, as the study)
-                 n_boot: int = DECISION["n_boot"], seed: int = 0,
+                 n_boot: int = DECISION["n_boot"], # bootstrap replicates
+                 seed: int = 0, # seed of the resampling (the same for every model: joint replicates)
                  boot_out: dict | None = None, # if given: filled with {(dataset, model): bootstrap replicates}
                 ) -> pd.DataFrame:
-    "Per dataset × model: paired relative change (%) of `metric`, `objective`-tuned vs default, with a cluster-bootstrap interval."
+    "Per dataset × model: paired relative change (%) of `metric`, `objective`-tuned vs default, cluster-bootstrap CI."
     rows, boots = [], ({} if boot_out is None else boot_out)
     ok = _ok(results, split)
     for (ds, model), g in ok[ok["metric"] == metric].groupby(["dataset", "model"]):
@@ -310,21 +384,24 @@ def improvements(results: pd.DataFrame, # tidy results
         r = paired_bootstrap(d, t, n_boot=n_boot, seed=seed)
         boots[(ds, model)] = r.pop("boot")
         rows.append({"dataset": ds, "model": model, "config": objective, "metric": metric, "split": split,
-                     "default_mean": d.mean(), "tuned_mean": t.mean(), "n_train_seeds": len(seeds), "n_hpo_seeds": t.shape[1], **r})
+                     "default_mean": d.mean(), "tuned_mean": t.mean(), "n_train_seeds": len(seeds),
+                     "n_hpo_seeds": t.shape[1], **r})
     return pd.DataFrame(rows)
 
 # %% ../nbs/07c_findings.ipynb
 def heldout_changes(results: pd.DataFrame, criteria=HELDOUT_CRITERIA) -> pd.DataFrame:
-    "Standardised paired changes: per dataset × model × objective × criterion × training seed, (tuned − default) / sd of the criterion."
+    "Per dataset × model × objective × criterion × training seed: (tuned − default) / sd of the criterion."
     ok = _ok(results, "test")
     ok = ok[ok["metric"].isin(criteria) & ok["value"].notna()]
-    cell = ok.groupby(["dataset", "model", "config", "metric", "train_seed"])["value"].mean()   # sampling draws and HPO seeds averaged
+    # sampling draws and HPO seeds averaged
+    cell = ok.groupby(["dataset", "model", "config", "metric", "train_seed"])["value"].mean()
     sd = cell.groupby(["dataset", "metric"]).transform("std")
     z = (cell / sd.where(sd > 0)).rename("z").reset_index()
     base = z[z["config"] == "default"].drop(columns="config").rename(columns={"z": "z_default"})
     out = z[z["config"] != "default"].merge(base, on=["dataset", "model", "metric", "train_seed"])
     out["change"] = out["z"] - out["z_default"]
-    return out.rename(columns={"config": "objective", "metric": "criterion"})[["dataset", "model", "objective", "criterion", "train_seed", "change"]]
+    out = out.rename(columns={"config": "objective", "metric": "criterion"})
+    return out[["dataset", "model", "objective", "criterion", "train_seed", "change"]]
 
 # %% ../nbs/07c_findings.ipynb
 def _failures(results: pd.DataFrame, dataset: str, objectives: list[str]) -> dict[str, str]:
@@ -332,20 +409,26 @@ def _failures(results: pd.DataFrame, dataset: str, objectives: list[str]) -> dic
     r = results[results["dataset"] == dataset]
     out = {}
     for m, g in r.groupby("model"):
-        bad = [f"{c}: {e}" for c, e in g[g.get("status", "ok") == "failed"].groupby("config")["error"].first().items()] if "error" in g else []
+        failed = g[g.get("status", "ok") == "failed"]
+        bad = [f"{c}: {e}" for c, e in failed.groupby("config")["error"].first().items()] if "error" in g else []
         missing = [o for o in ["default", *objectives] if o not in set(g["config"])]
         bad += [f"{o}: no tuned configuration" for o in missing]
         if bad: out[m] = "; ".join(str(b)[:80] for b in bad)
     return out
 
-def generalisation(results: pd.DataFrame, dataset: str, # tidy results; the dataset judged
+def generalisation(results: pd.DataFrame, # tidy results
+                   dataset: str, # the dataset judged
                    objectives: list[str] | None = None, # default: every tuned configuration in the table
-                   n_boot: int = DECISION["n_boot"], seed: int = 0, alpha: float = DECISION["alpha"]) -> dict:
-    "G(objective) on held-out criteria over one model set, and G(compound) − best single with a models × seeds cluster-bootstrap interval."
+                   n_boot: int = DECISION["n_boot"], # bootstrap replicates
+                   seed: int = 0, # seed of the resampling
+                   alpha: float = DECISION["alpha"], # 1 − coverage of the interval
+                  ) -> dict:
+    "G(objective) on held-out criteria over one model set; G(compound) − best single, models × seeds bootstrap CI."
     ch = heldout_changes(results[results["dataset"] == dataset])
     objectives = list(objectives or sorted(set(ch["objective"])))
     excluded = _failures(results, dataset, objectives)
-    A = ch[ch["objective"].isin(objectives)].pivot_table(index=["model", "train_seed"], columns=["objective", "criterion"], values="change")
+    A = ch[ch["objective"].isin(objectives)].pivot_table(index=["model", "train_seed"],
+                                                         columns=["objective", "criterion"], values="change")
     crit = sorted(set(ch["criterion"]))
     A = A.reindex(columns=pd.MultiIndex.from_product([objectives, crit]))
     incomplete = A.isna().groupby(level="model").any().any(axis=1)
@@ -353,8 +436,9 @@ def generalisation(results: pd.DataFrame, dataset: str, # tidy results; the data
     A = A.drop(index=[m for m in excluded if m in A.index.get_level_values("model")], level="model")
     models = sorted(set(A.index.get_level_values("model")))
     seeds = sorted(set(A.index.get_level_values("train_seed")))
-    out = {"objectives": objectives, "models": models, "excluded": excluded, "criteria": crit, "n_train_seeds": len(seeds),
-           "G": {}, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "best_single": None}
+    out = {"objectives": objectives, "models": models, "excluded": excluded, "criteria": crit,
+           "n_train_seeds": len(seeds), "G": {}, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan,
+           "best_single": None}
     if not models or "compound" not in objectives or len(objectives) < 2: return out
     arr = A.to_numpy().reshape(len(models), len(seeds), len(objectives), len(crit)).mean(axis=3)   # (M, S, O)
     G = arr.mean((0, 1)); out["G"] = dict(zip(objectives, G))
@@ -363,10 +447,12 @@ def generalisation(results: pd.DataFrame, dataset: str, # tidy results; the data
     out["estimate"] = float(G[ci] - G[singles].max())
     if len(models) * len(seeds) >= 2:
         rng = np.random.default_rng(seed)
-        mi = rng.integers(0, len(models), (n_boot, len(models))); si = rng.integers(0, len(seeds), (n_boot, len(seeds)))
+        mi = rng.integers(0, len(models), (n_boot, len(models)))
+        si = rng.integers(0, len(seeds), (n_boot, len(seeds)))
         Gb = arr[mi[:, :, None], si[:, None, :], :].mean((1, 2))                                           # (B, O)
         boot = Gb[:, ci] - Gb[:, singles].max(axis=1)
-        out["ci_low"], out["ci_high"] = t_interval(out["estimate"], boot, max(2, min(len(models), len(seeds))), alpha)
+        n_units = max(2, min(len(models), len(seeds)))
+        out["ci_low"], out["ci_high"] = t_interval(out["estimate"], boot, n_units, alpha)
     return out
 
 # %% ../nbs/07c_findings.ipynb
@@ -376,7 +462,8 @@ def wilson(rate: float, n: int, alpha: float = DECISION["alpha"]) -> tuple[float
     if not n or not np.isfinite(rate): return (np.nan, np.nan)
     z = norm.ppf(1 - alpha / 2); c = (rate + z * z / (2 * n)) / (1 + z * z / n)
     h = z * np.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (0.0 if rate <= 0 else float(max(0.0, c - h)), 1.0 if rate >= 1 else float(min(1.0, c + h)))   # exact ends: no float residue
+    # exact ends: no float residue
+    return (0.0 if rate <= 0 else float(max(0.0, c - h)), 1.0 if rate >= 1 else float(min(1.0, c + h)))
 
 def efs_os_rates(violations: pd.DataFrame, rule: str = "efs_le_os") -> pd.DataFrame:
     "Per dataset × model × config × strategy: the EFS > OS rate (raw and final), its rows and Wilson intervals."
@@ -386,114 +473,218 @@ def efs_os_rates(violations: pd.DataFrame, rule: str = "efs_le_os") -> pd.DataFr
     for col in ("raw", "final"):
         ci = [wilson(r, int(n)) if np.isfinite(n) else (np.nan, np.nan) for r, n in zip(v[f"rate_{col}"], v["n_rows"])]
         v[f"{col}_low"], v[f"{col}_high"] = [c[0] for c in ci], [c[1] for c in ci]
-    keep = ["dataset", "model", "config", "strategy", "rate_raw", "raw_low", "raw_high", "rate_final", "final_low", "final_high", "n_rows"]
+    keep = ["dataset", "model", "config", "strategy", "rate_raw", "raw_low", "raw_high", "rate_final", "final_low",
+            "final_high", "n_rows"]
     return v[keep + [c for c in ("budget",) if c in v]].reset_index(drop=True)
 
 # %% ../nbs/07c_findings.ipynb
 def _row(ds, p, ev_label, verdict_reason, estimate=np.nan, lo=np.nan, hi=np.nan, unit="", **extra):
     verdict, reason = verdict_reason
-    return {"dataset": ds, "comparability": "study-comparable" if ds == DECISION["study_dataset"] else "another trial: does it generalise?",
-            "finding": p["claim"], "published": p["published"], "estimate": estimate, "ci_low": lo, "ci_high": hi, "unit": unit,
-            "evidence": ev_label, "verdict": verdict, "reason": reason, **extra}
+    comparability = "study-comparable" if ds == DECISION["study_dataset"] else "another trial: does it generalise?"
+    return {"dataset": ds, "comparability": comparability, "finding": p["claim"], "published": p["published"],
+            "estimate": estimate, "ci_low": lo, "ci_high": hi, "unit": unit, "evidence": ev_label, "verdict": verdict,
+            "reason": reason, **extra}
 
-def _violation_rows(ds, violations, ev, rules):
-    P = {p["key"]: p for p in PUBLISHED}
-    v = efs_os_rates(violations[violations["dataset"] == ds]) if violations is not None and len(violations) else pd.DataFrame()
-    budget = float(v["budget"].min()) if "budget" in v and len(v) else ev["budget"]
-    gate = [] if budget >= rules["full_budget"] else [f"reduced epoch budget {budget:g}: a briefly trained generator is not the study's"]
-    if len(v) and v["n_rows"].min() < rules["min_violation_rows"]: gate.append(f"{int(v['n_rows'].min())} rows (< {rules['min_violation_rows']})")
-    label = f"one fit per model × config, {int(v['n_rows'].min()) if len(v) else 0} rows; budget {budget:g} (interval: sampling only)"
-    if not len(v): v = pd.DataFrame(columns=["model", "config", "strategy", "rate_raw", "raw_low", "raw_high", "rate_final", "final_low", "final_high", "n_rows"])
+def _noted(vr: tuple[str, str], note: str) -> tuple[str, str]:
+    "(verdict, reason) with `note` (models left out, failed runs) appended to the reason."
+    return (vr[0], f"{vr[1]}; {note}") if note else vr
+
+def _left_out(why: dict[str, str]) -> str:
+    return "; ".join(f"{m} left out ({w})" for m, w in sorted(why.items()))
+
+_P = {p["key"]: p for p in PUBLISHED}
+_RATE_COLS = ["model", "config", "strategy", "rate_raw", "raw_low", "raw_high", "rate_final", "final_low",
+              "final_high", "n_rows", "budget"]
+
+def _run_budgets(v: pd.DataFrame, results: pd.DataFrame) -> pd.Series:
+    "Each violation row's epoch budget: its own, else its model's in the results table (NaN where neither says)."
+    own = v["budget"].astype(float) if "budget" in v else pd.Series(np.nan, index=v.index)
+    by_model = results.groupby("model")["budget"].min() if "budget" in results and len(results) else pd.Series()
+    return own.fillna(v["model"].map(by_model).astype(float))
+
+def _full_budget_runs(ds, violations, results, rules) -> tuple[pd.DataFrame, str]:
+    "EFS > OS rates of the full-budget models' violation runs, and a note naming the capped models and failed runs."
+    vd = violations[violations["dataset"] == ds] if violations is not None and len(violations) else pd.DataFrame()
+    if not len(vd): return pd.DataFrame(columns=_RATE_COLS), ""
+    vd = vd.assign(budget=_run_budgets(vd, results))
+    full = vd["budget"] >= rules["full_budget"]
+    capped = vd[~full].groupby("model")["budget"].min()
+    notes = ["left out (capped epoch budget: not the study's generator): "
+             + ", ".join(f"{m} {b:g}" for m, b in capped.items())] if len(capped) else []
+    failed = vd[full & (vd.get("status", "ok") == "failed")]
+    if len(failed):
+        err = failed.assign(error=failed.get("error", "failed")).groupby(["model", "config"])["error"].first()
+        notes.append("failed runs: " + ", ".join(f"{m}/{c} ({str(e)[:60]})" for (m, c), e in err.items()))
+    v = efs_os_rates(vd[full]) if full.any() else pd.DataFrame(columns=_RATE_COLS)
+    return v, "; ".join(notes)
+
+# %% ../nbs/07c_findings.ipynb
+def _violation_rows(ds, violations, results, rules):
+    v, note = _full_budget_runs(ds, violations, results, rules)
+    gate = []
+    if len(v) and v["n_rows"].min() < rules["min_violation_rows"]:
+        gate.append(f"{int(v['n_rows'].min())} rows (< {rules['min_violation_rows']})")
+    models = ", ".join(sorted(set(v["model"]))) or "none"
+    label = (f"one fit per model × config, {int(v['n_rows'].min()) if len(v) else 0} rows; full-budget models: "
+             f"{models} (interval: sampling only)")
+    none = "no full-budget model's run"
     raw, tuned = v[v["strategy"] == "none"], v[(v["strategy"] == "none") & (v["config"] != "default")]
-    out = []
+    out, pv = [], rules["practically_valid"]
     if len(tuned):
         w = tuned.loc[tuned["rate_raw"].idxmin()]
         vr = decide(-1, -1, gate)   # gate first
         if not gate:
-            if (tuned["raw_low"] > 0).all(): vr = ("supported", f"every tuned model's lower bound > 0 (lowest: {w['model']}/{w['config']} {w['rate_raw']:.1%})")
-            elif (tuned["raw_high"] < rules["practically_valid"]).any(): vr = ("contradicted", f"{w['model']}/{w['config']}: upper bound {w['raw_high']:.2%} < {rules['practically_valid']:.0%}")
+            if (tuned["raw_low"] > 0).all():
+                vr = ("supported", f"every tuned model's lower bound > 0 (lowest: {w['model']}/{w['config']} "
+                                   f"{w['rate_raw']:.1%})")
+            elif (tuned["raw_high"] < pv).any():
+                vr = ("contradicted", f"{w['model']}/{w['config']}: upper bound {w['raw_high']:.2%} < {pv:.0%}")
             else: vr = ("inconclusive", "some tuned model's interval reaches 0")
-        out.append(_row(ds, P["hpo_alone_violates"], label, vr, w["rate_raw"], w["raw_low"], w["raw_high"], "lowest tuned EFS > OS rate"))
+        out.append(_row(ds, _P["hpo_alone_violates"], label, _noted(vr, note), w["rate_raw"], w["raw_low"],
+                        w["raw_high"], "lowest tuned EFS > OS rate"))
     else:
-        out.append(_row(ds, P["hpo_alone_violates"], label, ("not assessable", "no tuned configuration sampled without processing")))
+        vr = ("not assessable", f"{none} with a tuned configuration sampled without processing")
+        out.append(_row(ds, _P["hpo_alone_violates"], label, _noted(vr, note)))
     if len(raw):
         w = raw.loc[raw["rate_raw"].idxmax()]
-        vr = decide(-1, -1, gate) if gate else (("supported" if w["raw_low"] <= 0.61 <= w["raw_high"] else "contradicted"),
-                                                 f"largest rate {w['rate_raw']:.1%} ({w['model']}/{w['config']}), 95 % interval "
-                                                 f"[{w['raw_low']:.1%}, {w['raw_high']:.1%}] {'contains' if w['raw_low'] <= 0.61 <= w['raw_high'] else 'excludes'} 61 %")
-        out.append(_row(ds, P["violations_61"], label, vr, w["rate_raw"], w["raw_low"], w["raw_high"], "largest EFS > OS rate, raw",
-                        published_in_ci=bool(w["raw_low"] <= 0.61 <= w["raw_high"])))
+        inside = bool(w["raw_low"] <= 0.61 <= w["raw_high"])
+        vr = decide(-1, -1, gate) if gate else (("supported" if inside else "contradicted"),
+                                                 f"largest rate {w['rate_raw']:.1%} ({w['model']}/{w['config']}), "
+                                                 f"95 % interval [{w['raw_low']:.1%}, {w['raw_high']:.1%}] "
+                                                 f"{'contains' if inside else 'excludes'} 61 %")
+        out.append(_row(ds, _P["violations_61"], label, _noted(vr, note), w["rate_raw"], w["raw_low"], w["raw_high"],
+                        "largest EFS > OS rate, raw", published_in_ci=inside))
     else:
-        out.append(_row(ds, P["violations_61"], label, ("not assessable", "no run without processing")))
+        out.append(_row(ds, _P["violations_61"], label, _noted(("not assessable", f"{none} without processing"), note)))
     proc = v[v["strategy"] == "default"]
     if len(proc):
         w = proc.loc[proc["rate_final"].idxmax()]
-        vr = decide(-1, -1, gate) if gate else decide(-w["final_high"], -w["final_low"], [], value=-rules["practically_valid"])
-        out.append(_row(ds, P["processing_valid"], label, vr, w["rate_final"], w["final_low"], w["final_high"], "largest EFS > OS rate after processing"))
+        vr = decide(-1, -1, gate) if gate else decide(-w["final_high"], -w["final_low"], [], value=-pv)
+        out.append(_row(ds, _P["processing_valid"], label, _noted(vr, note), w["rate_final"], w["final_low"],
+                        w["final_high"], "largest EFS > OS rate after processing"))
     else:
-        out.append(_row(ds, P["processing_valid"], label, ("not assessable", "no run with the default processing")))
+        vr = ("not assessable", f"{none} with the default processing")
+        out.append(_row(ds, _P["processing_valid"], label, _noted(vr, note)))
     return out
+
+# %% ../nbs/07c_findings.ipynb
+def _improve_rows(ds, evs, by, ins, rules):
+    "improve_<model>: gated on that model's rows; a search-limited study cannot contradict."
+    rows = []
+    for key in ("improve_tvae", "improve_ctgan", "improve_ctabgan_plus"):
+        p = _P[key]; m = p["model"]; ev = evs.get(m)
+        if m not in by.index:
+            why = f"{m} is not in this sweep" if ev is None else f"{m} has no paired default and compound-tuned scores"
+            rows.append(_row(ds, p, ev["label"] if ev else "no rows", ("not assessable", why))); continue
+        r = by.loc[m]
+        vr = decide(r["ci_low"], r["ci_high"], ev["reasons"])
+        if ev["search_limited"]:
+            lim = {m: ev["n_trials"]}
+            vr = one_sided(vr, {"contradicted": (lim, "a failure to improve may be for lack of search")}, lim, rules,
+                           named=False)
+        in_ci = bool(r["ci_low"] <= p["value"] <= r["ci_high"]) if np.isfinite(r["ci_low"]) else np.nan
+        rows.append(_row(ds, p, ev["label"], vr, r["estimate"], r["ci_low"], r["ci_high"],
+                         "% change, out-of-sample compound", published_in_ci=in_ci,
+                         in_sample_estimate=float(ins.loc[m, "estimate"]) if m in ins.index else np.nan))
+    return rows
+
+def _models_label(res, models, rules):
+    if not len(models): return "no model passes the evidence gates"
+    return f"{evidence(res[res['model'].isin(models)], rules)['label']}; models {', '.join(sorted(models))}"
+
+# %% ../nbs/07c_findings.ipynb
+def _tabddpm_interval(by, boots, ds, others, est, alpha):
+    "The interval of tabddpm − best other and the models that beat tabddpm (Bonferroni), from joint replicates."
+    bs = [boots.get((ds, m)) for m in ["tabddpm", *others]]
+    if not (all(b is not None for b in bs) and len({len(b) for b in bs}) == 1
+            and len(set(by.loc[["tabddpm", *others], "n_train_seeds"])) == 1):
+        return np.nan, np.nan, []
+    tb, S = boots[(ds, "tabddpm")], int(by.loc["tabddpm", "n_train_seeds"])   # same seed draws: joint replicates
+    lo, hi = t_interval(est, tb - np.max([boots[(ds, m)] for m in others], axis=0), S, alpha)
+    # "some model beats tabddpm" is a family of len(others) comparisons: Bonferroni-adjusted lower bounds
+    diff = lambda m: t_interval(by.loc[m, "estimate"] - by.loc["tabddpm", "estimate"], boots[(ds, m)] - tb, S,
+                                alpha / len(others))[0]
+    return lo, hi, [m for m in others if diff(m) > 0]
+
+def _tabddpm_row(ds, res, evs, by, boots, rules):
+    "tabddpm_most: the compared models that pass the hard gates; tabddpm failing one: not assessable."
+    p = _P["tabddpm_most"]
+    gated = {m: ", ".join(evs[m]["failed"]) for m in by.index if evs[m]["failed"]}
+    kept = [m for m in by.index if m not in gated]
+    others = [m for m in kept if m != "tabddpm"]
+    note = _left_out({m: w for m, w in gated.items() if m != "tabddpm"})
+    label = _models_label(res, kept, rules)
+    if "tabddpm" not in by.index or len(by) < 2:
+        return _row(ds, p, label, ("not assessable", "tabddpm and another model need paired scores"))
+    if "tabddpm" in gated:
+        vr = ("not assessable", "tabddpm: " + "; ".join(evs["tabddpm"]["reasons"]))
+        return _row(ds, p, evs["tabddpm"]["label"], _noted(vr, note))
+    if not others:
+        return _row(ds, p, label, _noted(("not assessable", "no other model passes the evidence gates"), note))
+    est = float(by.loc["tabddpm", "estimate"] - by.loc[others, "estimate"].max())
+    lo, hi, beaten = _tabddpm_interval(by, boots, ds, others, est, rules["alpha"])
+    vr = decide(lo, hi, [])
+    if vr[0] == "contradicted" or (vr[0] == "inconclusive" and beaten):
+        vr = (("contradicted", f"{', '.join(beaten)} improve(s) more than tabddpm (interval of the difference above 0)")
+              if beaten else ("inconclusive", f"{vr[1]}; no single model beats tabddpm beyond its interval"))
+    limited = {m: evs[m]["n_trials"] for m in kept if evs[m]["search_limited"]}
+    vr = one_sided(vr, {"supported": ({m: t for m, t in limited.items() if m != "tabddpm"},
+                                      "the other models' improvements may be understated"),
+                        "contradicted": ({m: t for m, t in limited.items() if m == "tabddpm"},
+                                         "tabddpm's improvement may be understated")}, limited, rules)
+    top = by.loc[kept, "estimate"].idxmax()
+    return _row(ds, p, label, _noted(vr, note), est, lo, hi,
+                f"pp: tabddpm − best other (largest: {top})")
+
+# %% ../nbs/07c_findings.ipynb
+def _generalisation_row(ds, res, evs, rules, n_boot, seed, at_chance):
+    "compound_generalises: the models whose own rows pass the hard gates (≥ 2); the others named as left out."
+    p = _P["compound_generalises"]
+    gated = {m: ", ".join(e["failed"]) for m, e in evs.items() if e["failed"]}
+    g = generalisation(res[~res["model"].isin(gated)], ds, n_boot=n_boot, seed=seed)
+    note = _left_out({**gated, **g["excluded"]})
+    if at_chance and "utility" in g["objectives"]:   # the utility objective then tunes for noise: said, not hidden
+        note = "; ".join(x for x in (note, f"the utility objective tunes for {', '.join(at_chance)}, at chance on "
+                                           "real data") if x)
+    label = _models_label(res, g["models"], rules)
+    if len(g["models"]) < 2:
+        why = f"{len(g['models'])} model(s) pass the evidence gates (< 2): no model set to generalise over"
+        return _row(ds, p, label, _noted(("not assessable", why), note))
+    if not np.isfinite(g["estimate"]):
+        why = "needs compound and a single-metric objective on one model set with held-out criteria"
+        return _row(ds, p, label, _noted(("not assessable", why), note))
+    v, why = decide(g["ci_low"], g["ci_high"], [])
+    vr = (v, f"{why}; held-out criteria {len(g['criteria'])}, models {len(g['models'])}")
+    limited = {m: evs[m]["n_trials"] for m in g["models"] if evs[m]["search_limited"]}
+    vr = one_sided(vr, {"contradicted": (limited, "a failure to generalise better may be for lack of search")},
+                   limited, rules)
+    return _row(ds, p, label, _noted(vr, note), g["estimate"], g["ci_low"], g["ci_high"],
+                f"sd units: G(compound) − G({g['best_single']}) on held-out criteria")
 
 # %% ../nbs/07c_findings.ipynb
 def published_findings(results: pd.DataFrame, # tidy evaluation results (the sweep's results.csv)
                        violations: pd.DataFrame | None = None, # tidy violation rows (the sweep's violations.csv files)
-                       rules: dict = DECISION, n_boot: int = DECISION["n_boot"], seed: int = 0,
-                       at_chance: dict[str, list[str]] | None = None, # {dataset: utility targets at chance on real data} (`synthtrial.data.target_signal`)
+                       rules: dict = DECISION, # the decision rules (`DECISION`)
+                       n_boot: int = DECISION["n_boot"], # bootstrap replicates
+                       seed: int = 0, # seed of the resampling
+                       at_chance: dict[str, list[str]] | None = None, # {dataset: utility targets at chance on real
+                                                                       # data} (`synthtrial.data.target_signal`)
                       ) -> pd.DataFrame:
-    "One row per dataset × published finding: estimate, 95 % interval, evidence, verdict and reason (rules: `DECISION`)."
-    P = {p["key"]: p for p in PUBLISHED}
+    "One row per dataset × published finding: estimate, 95 % interval, evidence, verdict, reason (rules: `DECISION`)."
     rows = []
     for ds in sorted(results["dataset"].unique(), key=lambda d: (d != rules["study_dataset"], d)):
         res = results[results["dataset"] == ds]
-        ev = evidence(res, rules)
+        evs = {m: evidence(g, rules) for m, g in res.groupby("model")}   # every finding is gated on its own rows
         boots = {}
         imp = improvements(res, n_boot=n_boot, seed=seed, boot_out=boots)
         ins = improvements(res, split="train", n_boot=n_boot, seed=seed)
         ins = ins.set_index("model") if len(ins) else pd.DataFrame(columns=["estimate"])
-        by = imp.set_index("model") if len(imp) else pd.DataFrame(columns=["estimate", "ci_low", "ci_high", "n_train_seeds"])
-        for key in ("improve_tvae", "improve_ctgan", "improve_ctabgan_plus"):
-            p = P[key]; m = p["model"]
-            if m not in by.index:
-                why = f"{m} is not in this sweep" if m not in set(res["model"]) else f"{m} has no paired default and compound-tuned scores"
-                rows.append(_row(ds, p, ev["label"], ("not assessable", why))); continue
-            r = by.loc[m]
-            rows.append(_row(ds, p, ev["label"], decide(r["ci_low"], r["ci_high"], ev["reasons"]), r["estimate"], r["ci_low"], r["ci_high"],
-                             "% change, out-of-sample compound",
-                             published_in_ci=bool(r["ci_low"] <= p["value"] <= r["ci_high"]) if np.isfinite(r["ci_low"]) else np.nan,
-                             in_sample_estimate=float(ins.loc[m, "estimate"]) if m in ins.index else np.nan))
-        p = P["tabddpm_most"]
-        if "tabddpm" in by.index and len(by) >= 2:
-            others = [m for m in by.index if m != "tabddpm"]
-            est = float(by.loc["tabddpm", "estimate"] - by.loc[others, "estimate"].max())
-            bs = [boots.get((ds, m)) for m in by.index]
-            lo = hi = np.nan; beaten = []
-            if all(b is not None for b in bs) and len({len(b) for b in bs}) == 1 and len(set(by["n_train_seeds"])) == 1:
-                tb, S = boots[(ds, "tabddpm")], int(by["n_train_seeds"].iloc[0])   # same seed draws for every model: joint replicates
-                lo, hi = t_interval(est, tb - np.max([boots[(ds, m)] for m in others], axis=0), S, rules["alpha"])
-                # "some model beats tabddpm" is a family of len(others) comparisons: Bonferroni-adjusted lower bounds
-                beaten = [m for m in others if t_interval(by.loc[m, "estimate"] - by.loc["tabddpm", "estimate"], boots[(ds, m)] - tb, S,
-                                                          rules["alpha"] / len(others))[0] > 0]
-            top = by["estimate"].idxmax()
-            vr = decide(lo, hi, ev["reasons"])
-            if vr[0] == "contradicted" or (vr[0] == "inconclusive" and beaten):
-                vr = ("contradicted", f"{', '.join(beaten)} improve(s) more than tabddpm (interval of the difference above 0)") if beaten                      else ("inconclusive", f"{vr[1]}; no single model beats tabddpm beyond its interval")
-            rows.append(_row(ds, p, ev["label"], vr, est, lo, hi, f"pp: tabddpm − best other (largest: {top})"))
-        else:
-            rows.append(_row(ds, p, ev["label"], ("not assessable", "tabddpm and another model need paired scores")))
-        g = generalisation(res, ds, n_boot=n_boot, seed=seed)
-        p = P["compound_generalises"]
-        note = "; ".join(f"{m} left out ({why})" for m, why in g["excluded"].items())
-        if (at_chance or {}).get(ds) and "utility" in g["objectives"]:   # the utility objective then tunes for noise: said, not hidden
-            note = "; ".join(x for x in (note, f"the utility objective tunes for {', '.join(at_chance[ds])}, at chance on real data") if x)
-        if np.isfinite(g["estimate"]):
-            v, why = decide(g["ci_low"], g["ci_high"], ev["reasons"])
-            why = f"{why}; held-out criteria {len(g['criteria'])}, models {len(g['models'])}" + (f"; {note}" if note else "")
-            rows.append(_row(ds, p, ev["label"], (v, why), g["estimate"], g["ci_low"], g["ci_high"],
-                             f"sd units: G(compound) − G({g['best_single']}) on held-out criteria"))
-        else:
-            rows.append(_row(ds, p, ev["label"], ("not assessable", "needs compound and a single-metric objective on one model set with held-out criteria"
-                                                  + (f"; {note}" if note else ""))))
-        rows += _violation_rows(ds, violations, ev, rules)
+        by = imp.set_index("model") if len(imp) else pd.DataFrame(columns=["estimate", "ci_low", "ci_high",
+                                                                            "n_train_seeds"])
+        rows += _improve_rows(ds, evs, by, ins, rules)
+        rows.append(_tabddpm_row(ds, res, evs, by, boots, rules))
+        rows.append(_generalisation_row(ds, res, evs, rules, n_boot, seed, (at_chance or {}).get(ds)))
+        rows += _violation_rows(ds, violations, res, rules)
     out = pd.DataFrame(rows)
     for c in ("published_in_ci", "in_sample_estimate"):
         if c not in out: out[c] = np.nan

@@ -100,6 +100,110 @@ def test_violation_findings_use_efs_le_os_alone_and_tuned_configurations():
     cheap = verdicts(res, violation_table(0.1, budget=0.002))
     assert cheap.loc["HPO alone does not prevent EFS > OS violations", "verdict"] == "not assessable"
 
+# --- gates per finding and the search-limited tier (a profile with a budget and trials per model) ---------------------
+
+TVAE, TABDDPM = "TVAE improves with compound HPO", "TabDDPM improves the most"
+HPO_VIOL, UP_TO_61 = "HPO alone does not prevent EFS > OS violations", "without processing, up to 61 % of rows have EFS > OS"
+
+def test_mixed_budgets_judge_tvae_on_its_own_rows_and_leave_the_capped_model_out():
+    # TVAE and CTGAN at full epochs, CTAB-GAN+ capped at 5 %: the old table-wide gate made every finding not assessable
+    t = simulate_results(models=("tvae", "ctgan", "ctabgan_plus", "tabddpm"), budget={"ctabgan_plus": 0.05},
+                         effects={("compound", "compound"): 0.1, ("compound", "heldout"): 0.12, ("fidelity", "heldout"): 0.02})
+    f = verdicts(t)
+    assert f.loc[TVAE, "verdict"] == "supported" and "reduced epoch budget" not in f.loc[TVAE, "reason"]
+    assert f.loc[TVAE, "evidence"].startswith("budget 1,")
+    cp = f.loc["CTAB-GAN+ improves with compound HPO"]
+    assert cp["verdict"] == "not assessable" and "reduced epoch budget 0.05" in cp["reason"]
+    # the comparisons go on without the capped model and say so
+    assert f.loc[GEN, "verdict"] == "supported" and "ctabgan_plus left out (reduced epoch budget 0.05" in f.loc[GEN, "reason"]
+    assert "models 3" in f.loc[GEN, "reason"] and "ctabgan_plus" not in f.loc[GEN, "evidence"]
+    assert f.loc[TABDDPM, "verdict"] != "not assessable" and "ctabgan_plus left out" in f.loc[TABDDPM, "reason"]
+
+def test_a_capped_tabddpm_makes_its_finding_not_assessable_and_a_capped_rival_cannot_win_it():
+    capped_ddpm = simulate_results(models=("tvae", "ctgan", "tabddpm"), budget={"tabddpm": 0.25},
+                                   effects={("compound", "compound"): 0.1})
+    r = verdicts(capped_ddpm).loc[TABDDPM]
+    assert r["verdict"] == "not assessable" and r["reason"].startswith("tabddpm: reduced epoch budget 0.25")
+    # tabddpm improves more than tvae, a capped ctgan "improves" more than tabddpm: left out, tabddpm is supported
+    t = pd.concat([simulate_results(models=("tabddpm",), effects={("compound", "compound"): 0.2}),
+                   simulate_results(models=("tvae",), effects={("compound", "compound"): 0.02}, seed=1),
+                   simulate_results(models=("ctgan",), effects={("compound", "compound"): 0.4}, budget=0.1, seed=2)])
+    r = verdicts(t).loc[TABDDPM]
+    assert r["verdict"] == "supported" and "ctgan left out (reduced epoch budget 0.1" in r["reason"]
+
+def test_compound_generalises_needs_two_models_that_pass_the_gates():
+    t = simulate_results(models=("tvae", "ctgan", "tabddpm"), budget={"ctgan": 0.5, "tabddpm": 0.25},
+                         effects={("compound", "heldout"): 0.15})
+    r = verdicts(t).loc[GEN]
+    assert r["verdict"] == "not assessable" and "1 model(s) pass the evidence gates (< 2)" in r["reason"]
+    assert "ctgan left out" in r["reason"] and "tabddpm left out" in r["reason"]
+
+@pytest.mark.parametrize("effect, n_trials, verdict", [
+    (0.1, 10, "supported"),          # less search is conservative for "HPO improves": the improvement stands
+    (-0.1, 10, "inconclusive"),      # a failure to improve may be for lack of search: never contradicted
+    (0.1, 5, "not assessable"),      # below min_trials_one_sided: whatever the effect
+    (-0.1, 20, "contradicted"),      # a full search may contradict
+])
+def test_search_limited_tier_on_an_improvement(effect, n_trials, verdict):
+    f = verdicts(simulate_results(models=("tvae", "ctgan"), n_trials=n_trials, effects={("compound", "compound"): effect}))
+    r = f.loc[TVAE]
+    assert r["verdict"] == verdict, r["reason"]
+    if n_trials == 10:
+        assert (r["ci_high"] < 0) if effect < 0 else (r["ci_low"] > 0)      # the interval itself is clear-cut
+        assert "search-limited (10 trials < 20)" in r["reason"]
+    if verdict == "inconclusive":
+        assert r["reason"].startswith("search-limited (10 trials < 20): a failure to improve may be for lack of search")
+    if verdict == "not assessable":
+        assert "5 optuna trials (< 10)" in r["reason"]
+
+def test_search_limited_tier_on_generalisation():
+    worse = simulate_results(n_trials=10, effects={("compound", "heldout"): -0.1, ("fidelity", "heldout"): 0.1})
+    better = simulate_results(n_trials=10, effects={("compound", "heldout"): 0.12, ("fidelity", "heldout"): 0.02})
+    w, b = verdicts(worse).loc[GEN], verdicts(better).loc[GEN]
+    assert w["ci_high"] < 0 and w["verdict"] == "inconclusive" and "search-limited" in w["reason"]
+    assert b["ci_low"] > 0 and b["verdict"] == "supported"
+
+def test_search_limited_tier_on_tabddpm_most_counts_against_the_side_with_less_search():
+    def table(ddpm_effect, ddpm_trials, rival_trials):
+        return pd.concat([simulate_results(models=("tabddpm",), n_trials=ddpm_trials,
+                                           effects={("compound", "compound"): ddpm_effect}),
+                          simulate_results(models=("tvae", "ctgan"), n_trials=rival_trials,
+                                           effects={("compound", "compound"): 0.1}, seed=1)])
+    assert verdicts(table(0.3, 10, 70)).loc[TABDDPM, "verdict"] == "supported"     # tabddpm's own limit understates it
+    r = verdicts(table(0.3, 70, 10)).loc[TABDDPM]                                    # the rivals' limit may understate them
+    assert r["verdict"] == "inconclusive" and "improvements may be understated" in r["reason"]
+    assert verdicts(table(-0.1, 70, 10)).loc[TABDDPM, "verdict"] == "contradicted"  # limited rivals still beat it
+    r = verdicts(table(-0.1, 10, 70)).loc[TABDDPM]                                   # tabddpm searched less: may catch up
+    assert r["verdict"] == "inconclusive" and r["reason"].startswith("search-limited (tabddpm 10 trials < 20)")
+
+def test_violation_findings_use_full_budget_models_only_and_name_the_capped_ones():
+    res = simulate_results(models=("tvae", "ctgan", "survival_gan"), budget={"survival_gan": 0.02})
+    v = violation_table(0.1)
+    # a capped survival_gan whose tuned output has no violations and whose default breaks 61 %: would flip both verdicts
+    for cfg, rate in (("default", 0.61), ("compound", 0.0)):
+        for strat in ("none", "default"):
+            v.loc[len(v)] = {"dataset": "aml_sal", "model": "survival_gan", "config": cfg, "strategy": strat, "rule": "efs_le_os",
+                             "rate_raw": rate, "rate_final": 0.0, "n_rows": 1000, "budget": 0.02, "status": "ok"}
+    f = verdicts(res, v)
+    assert f.loc[HPO_VIOL, "verdict"] == "supported" and f.loc[UP_TO_61, "verdict"] == "contradicted"
+    for k in (HPO_VIOL, UP_TO_61, "domain-constraint processing yields valid rows"):
+        assert "left out (capped epoch budget: not the study's generator): survival_gan 0.02" in f.loc[k, "reason"]
+        assert "full-budget models: ctgan, tvae" in f.loc[k, "evidence"]
+    # the budget of a violation run without its own budget column comes from its model's results rows
+    g = verdicts(res, v.drop(columns="budget"))
+    assert g.loc[HPO_VIOL, "verdict"] == "supported" and "survival_gan 0.02" in g.loc[HPO_VIOL, "reason"]
+    # only capped models: not assessable, and the reason names them
+    h = verdicts(res, v[v.model == "survival_gan"])
+    assert (h.loc[[HPO_VIOL, UP_TO_61], "verdict"] == "not assessable").all()
+    assert "no full-budget model's run" in h.loc[HPO_VIOL, "reason"] and "survival_gan 0.02" in h.loc[HPO_VIOL, "reason"]
+
+def test_a_failed_violation_run_is_named_not_dropped():
+    v = violation_table(0.1).assign(error="")          # the violation notebook's columns
+    v.loc[len(v)] = {"dataset": "aml_sal", "model": "ctgan", "config": "utility", "strategy": "none", "rule": "",
+                     "budget": 1.0, "status": "failed", "error": "HPO: no finished trial"}
+    f = verdicts(simulate_results(effects={("compound", "compound"): 0.1}), v)
+    assert "failed runs: ctgan/utility (HPO: no finished trial)" in f.loc[HPO_VIOL, "reason"]
+
 def test_wilson_interval_matches_the_closed_form():
     lo, hi = wilson(0.5, 100)
     assert abs(lo - 0.4038) < 1e-3 and abs(hi - 0.5962) < 1e-3        # textbook value for 50/100
