@@ -75,11 +75,15 @@ paper-slurm: venv
 # .gitignore). A fresh clone has those files but no Snakemake metadata and checkout-time modification times, which
 # Snakemake would read as "inputs newer than outputs": the first `make evidence` on a checkout runs one
 # `snakemake --touch` pass (marks what exists as up to date in the workflow's order; creates nothing, runs nothing).
+# tools/evidence_record.py puts back (restore) and keeps (record) the tuned utility parameters, a cache outside the
+# sweep folder, and makes the run records' paths relative to the project folder before they are committed.
+# After a chunk: git add results/sweep/evidence figures/evidence && git commit.
 CHUNK_MINUTES ?= 110
 EVIDENCE := config/evidence.yaml
 EVIDENCE_MARK := .snakemake/evidence-checkout-marked
 evidence: venv
 	@echo "evidence chunk: at most $(CHUNK_MINUTES) min (CHUNK_MINUTES); started $$(date -u +%FT%TZ)"
+	@$(PY) tools/evidence_record.py restore $(EVIDENCE)
 	@test -f $(EVIDENCE_MARK) || { echo "evidence: marking this checkout's committed results as up to date (snakemake --touch)"; \
 	  $(SNAKE) --cores 1 --configfile $(EVIDENCE) --touch --quiet rules < /dev/null && touch $(EVIDENCE_MARK); }
 	@start=$$(date +%s); \
@@ -91,6 +95,7 @@ evidence: venv
 	  done; \
 	  $(SNAKE) --cores $(CORES) --configfile $(EVIDENCE) --rerun-incomplete --rerun-triggers mtime input'; \
 	rc=$$?; echo "evidence chunk: $$(( ($$(date +%s) - start) / 60 )) min"; \
+	$(PY) tools/evidence_record.py record $(EVIDENCE); \
 	if [ $$rc = 124 ] || [ $$rc = 137 ]; then echo "evidence: chunk limit reached; run make evidence again to continue"; exit 0; fi; \
 	[ $$rc = 0 ] && echo "report: figures/evidence/index.html"; exit $$rc
 
