@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 import numpy as np, pandas as pd, yaml
+from fastcore.basics import patch
 from .core import SynthtrialError, ParameterError, check_choice
 from .schema import Schema, SchemaError
 
@@ -76,17 +77,22 @@ def parse_condition(d: Any, where: str = "condition"):
     if not isinstance(d, dict): raise ConstraintError(f"{where}: a condition must be a mapping, got {d!r}")
     if "all" in d or "any" in d:
         key = "all" if "all" in d else "any"
-        if len(d) != 1: raise ConstraintError(f"{where}: '{key}' must be the only key of its mapping, got {sorted(d)}")
+        if len(d) != 1:
+            raise ConstraintError(f"{where}: '{key}' must be the only key of its mapping, got {sorted(d)}")
         items = d[key]
-        if not isinstance(items, list) or not items: raise ConstraintError(f"{where}: '{key}' needs a non-empty list of conditions")
+        if not isinstance(items, list) or not items:
+            raise ConstraintError(f"{where}: '{key}' needs a non-empty list of conditions")
         parsed = [parse_condition(i, where) for i in items]
         return AllOf(parsed) if key == "all" else AnyOf(parsed)
     if "not" in d:
         if len(d) != 1: raise ConstraintError(f"{where}: 'not' must be the only key of its mapping, got {sorted(d)}")
         return Not(parse_condition(d["not"], where))
     bad = set(d) - {"column", "op", "value", "other"}
-    if bad: raise ConstraintError(f"{where}: unknown condition keys {sorted(bad)}; allowed: column, op, value, other (or all/any/not)")
-    if "column" not in d or "op" not in d: raise ConstraintError(f"{where}: a condition needs 'column' and 'op', got {d!r}")
+    if bad:
+        raise ConstraintError(f"{where}: unknown condition keys {sorted(bad)}; "
+                              "allowed: column, op, value, other (or all/any/not)")
+    if "column" not in d or "op" not in d:
+        raise ConstraintError(f"{where}: a condition needs 'column' and 'op', got {d!r}")
     op = d["op"]
     if op not in OPS: raise ConstraintError(f"{where}: op {op!r} is not allowed; choose one of: {', '.join(OPS)}")
     if op in ("isna", "notna"):
@@ -95,7 +101,8 @@ def parse_condition(d: Any, where: str = "condition"):
     if ("value" in d) == ("other" in d):
         raise ConstraintError(f"{where}: condition on {d['column']!r} needs exactly one of 'value' or 'other'")
     if "other" in d:
-        if op in ("in", "not in"): raise ConstraintError(f"{where}: op {op!r} compares with a list 'value', not another column")
+        if op in ("in", "not in"):
+            raise ConstraintError(f"{where}: op {op!r} compares with a list 'value', not another column")
         return Cond(str(d["column"]), op, other=str(d["other"]))
     v = d["value"]
     if op in ("in", "not in") and not isinstance(v, list):
@@ -111,7 +118,8 @@ def _kinds_of(df: pd.DataFrame | None, schema: Schema | None) -> dict:
     out = {}
     for c in df.columns:
         s = df[c]
-        out[c] = ("numeric" if (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)) else "categorical", None)
+        numeric = pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
+        out[c] = ("numeric" if numeric else "categorical", None)
     return out
 
 def _check_cond(c, kinds: dict, where: str, against: str) -> None:
@@ -124,7 +132,8 @@ def _check_cond(c, kinds: dict, where: str, against: str) -> None:
         if col not in kinds: raise ConstraintError(f"{where}: unknown column {col!r} (not in {against})")
     if c.op in ("isna", "notna"): return
     kind, levels = kinds[c.column]
-    if kind == "identifier": raise ConstraintError(f"{where}: column {c.column!r} is an identifier; rules cannot compare identifiers")
+    if kind == "identifier":
+        raise ConstraintError(f"{where}: column {c.column!r} is an identifier; rules cannot compare identifiers")
     if c.other is not None:
         okind = kinds[c.other][0]
         if (kind in _NUM_KINDS) != (okind in _NUM_KINDS) or okind == "identifier":
@@ -136,12 +145,15 @@ def _check_cond(c, kinds: dict, where: str, against: str) -> None:
             vals = c.value if isinstance(c.value, list) else [c.value]
             if levels is not None:
                 bad = [v for v in vals if str(v) not in levels]
-                if bad: raise ConstraintError(f"{where}: unknown category {bad[0]!r} for column {c.column!r}; levels: {levels}")
+                if bad:
+                    raise ConstraintError(f"{where}: unknown category {bad[0]!r} for column {c.column!r}; "
+                                          f"levels: {levels}")
     elif c.other is None:
         vals = c.value if isinstance(c.value, list) else [c.value]
         bad = [v for v in vals if not _is_num_value(v)]
         if bad: raise ConstraintError(f"{where}: column {c.column!r} is {kind}, so value {bad[0]!r} must be a number")
 
+# %% ../nbs/03_constraints.ipynb
 def _num(s: pd.Series) -> np.ndarray:
     return pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
@@ -150,17 +162,49 @@ def _nullable(values: np.ndarray, unknown: np.ndarray, index) -> pd.Series:
     arr[unknown] = pd.NA
     return pd.Series(arr, index=index)
 
-_NP_OPS = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}
+_NP_OPS = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
+           ">": np.greater, ">=": np.greater_equal}
 
 def _tol_op(op: str, x: np.ndarray, y, tol: float) -> np.ndarray:
     "Numeric comparison in which values within `tol` of each other count as equal."
     if tol == 0: return _NP_OPS[op](x, y)
     d = x - y
-    return {"==": np.abs(d) <= tol, "!=": np.abs(d) > tol, "<": d < -tol, "<=": d <= tol, ">": d > tol, ">=": d >= -tol}[op]
+    return {"==": np.abs(d) <= tol, "!=": np.abs(d) > tol, "<": d < -tol,
+            "<=": d <= tol, ">": d > tol, ">=": d >= -tol}[op]
+
+# %% ../nbs/03_constraints.ipynb
+def _eval_numeric(c: Cond, s: pd.Series, df: pd.DataFrame, tol: float) -> pd.Series:
+    "A comparison on a numeric (or boolean) column, with tolerance `tol`."
+    x = _num(s)
+    if c.other is not None:
+        y = _num(df[c.other]); unknown = np.isnan(x) | np.isnan(y)
+        with np.errstate(invalid="ignore"): res = _tol_op(c.op, x, y, tol)
+    elif c.op in ("in", "not in"):
+        vals = np.asarray(c.value, dtype=float); unknown = np.isnan(x)
+        res = (np.abs(x[:, None] - vals[None, :]) <= tol).any(axis=1) if len(x) else np.zeros(0, bool)
+        if c.op == "not in": res = ~res
+    else:
+        unknown = np.isnan(x)
+        with np.errstate(invalid="ignore"): res = _tol_op(c.op, x, float(c.value), tol)
+    return _nullable(res, unknown, df.index)
+
+def _eval_text(c: Cond, s: pd.Series, df: pd.DataFrame) -> pd.Series:
+    "An (in)equality or membership test on a categorical column, comparing strings."
+    x = s.to_numpy(dtype=object); unknown = s.isna().to_numpy()
+    if c.other is not None:
+        o = df[c.other]; unknown = unknown | o.isna().to_numpy()
+        res = x.astype(str) == o.to_numpy(dtype=object).astype(str)
+    elif c.op in ("in", "not in"):
+        res = np.isin(x.astype(str), [str(v) for v in c.value])
+    else:
+        res = x.astype(str) == str(c.value)
+    if c.op in ("!=", "not in"): res = ~res
+    return _nullable(res, unknown, df.index)
 
 def eval_condition(c, df: pd.DataFrame, tol: float = 0.0) -> pd.Series:
     """Evaluate condition `c` on `df`: a nullable boolean series (`<NA>` where a compared value is missing).
-    Numeric comparisons treat values within `tol` of each other as equal (`==` is `|x − y| ≤ tol`, `<` is `x < y − tol`)."""
+    Numeric comparisons treat values within `tol` of each other as equal
+    (`==` is `|x − y| ≤ tol`, `<` is `x < y − tol`)."""
     if isinstance(c, AllOf):
         out = eval_condition(c.items[0], df, tol)
         for i in c.items[1:]: out = out & eval_condition(i, df, tol)
@@ -173,30 +217,8 @@ def eval_condition(c, df: pd.DataFrame, tol: float = 0.0) -> pd.Series:
     s = df[c.column]
     if c.op == "isna": return pd.Series(s.isna().to_numpy(), index=df.index, dtype="boolean")
     if c.op == "notna": return pd.Series(s.notna().to_numpy(), index=df.index, dtype="boolean")
-    numeric = pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
-    if numeric:
-        x = _num(s)
-        if c.other is not None:
-            y = _num(df[c.other]); unknown = np.isnan(x) | np.isnan(y)
-            with np.errstate(invalid="ignore"): res = _tol_op(c.op, x, y, tol)
-        elif c.op in ("in", "not in"):
-            vals = np.asarray(c.value, dtype=float)
-            res = (np.abs(x[:, None] - vals[None, :]) <= tol).any(axis=1) if len(x) else np.zeros(0, bool); unknown = np.isnan(x)
-            if c.op == "not in": res = ~res
-        else:
-            unknown = np.isnan(x)
-            with np.errstate(invalid="ignore"): res = _tol_op(c.op, x, float(c.value), tol)
-        return _nullable(res, unknown, df.index)
-    x = s.to_numpy(dtype=object); unknown = s.isna().to_numpy()
-    if c.other is not None:
-        o = df[c.other]; unknown = unknown | o.isna().to_numpy()
-        res = x.astype(str) == o.to_numpy(dtype=object).astype(str)
-    elif c.op in ("in", "not in"):
-        res = np.isin(x.astype(str), [str(v) for v in c.value])
-    else:
-        res = x.astype(str) == str(c.value)
-    if c.op in ("!=", "not in"): res = ~res
-    return _nullable(res, unknown, df.index)
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s): return _eval_numeric(c, s, df, tol)
+    return _eval_text(c, s, df)
 
 # %% ../nbs/03_constraints.ipynb
 _COMMON = {"name", "kind", "description", "enforce", "nan", "repair"}
@@ -211,183 +233,241 @@ RULE_KINDS = {  # kind -> (required keys, optional keys with defaults)
     "check": (("condition",), {"tol": 0.0}),
 }
 
+# %% ../nbs/03_constraints.ipynb
+def _rule_spec(where: str, kind: str, spec: dict) -> dict:
+    "`spec` checked against the keys of `kind` and completed with the kind's defaults."
+    req, opt = RULE_KINDS[kind]
+    miss = [k for k in req if k not in spec]
+    if miss: raise ConstraintError(f"{where}: kind {kind!r} needs keys {list(req)}; missing {miss}")
+    bad = sorted(set(spec) - set(req) - set(opt))
+    if bad:
+        allowed = sorted(set(req) | set(opt) | _COMMON)
+        raise ConstraintError(f"{where}: unknown keys {bad} for kind {kind!r}; allowed: {allowed}")
+    sp = {**opt, **spec}
+    for k in ("left", "right", "column"):
+        if k in sp and not isinstance(sp[k], str):
+            raise ConstraintError(f"{where}: '{k}' must be a column name, got {sp[k]!r}")
+    for k in ("tol", "lower", "upper"):
+        if k in sp and sp[k] is not None and not _is_num_value(sp[k]):
+            raise ConstraintError(f"{where}: '{k}' must be a number, got {sp[k]!r}")
+    if sp.get("tol", 0) < 0: raise ConstraintError(f"{where}: 'tol' must be >= 0, got {sp['tol']!r}")
+    if kind == "range" and sp["lower"] is None and sp["upper"] is None:
+        raise ConstraintError(f"{where}: a range needs 'lower' and/or 'upper'")
+    if kind == "categories" and (not isinstance(sp["levels"], list) or not sp["levels"]):
+        raise ConstraintError(f"{where}: 'levels' must be a non-empty list")
+    return sp
+
+# %% ../nbs/03_constraints.ipynb
+def _rule_conditions(where: str, kind: str, spec: dict) -> dict:
+    "The parsed conditions of a rule: `if`/`then` (implies), `a`/`b` (equivalent), `condition` (check) or none."
+    if kind == "implies":
+        return {"if": parse_condition(spec["if"], where), "then": parse_condition(spec["then"], where)}
+    if kind == "check": return {"condition": parse_condition(spec["condition"], where)}
+    if kind == "equivalent":
+        if not isinstance(spec["conditions"], list) or len(spec["conditions"]) != 2:
+            raise ConstraintError(f"{where}: 'conditions' must be a list of two conditions")
+        return {"a": parse_condition(spec["conditions"][0], where), "b": parse_condition(spec["conditions"][1], where)}
+    return {}
+
+# %% ../nbs/03_constraints.ipynb
+def _rule_repairs(where: str, repair: Any) -> list:
+    "`repair` as a list of checked assignments `{set: COLUMN, value: V}` or `{set: COLUMN, column: OTHER}`."
+    if isinstance(repair, dict): repair = [repair]
+    if not isinstance(repair, list): raise ConstraintError(f"{where}: 'repair' must be a list of assignments")
+    for a in repair:
+        if not isinstance(a, dict) or "set" not in a or len(a) != 2 or not ({"value", "column"} & set(a)):
+            raise ConstraintError(f"{where}: each repair must be {{set: COLUMN, value: V}} "
+                                  f"or {{set: COLUMN, column: OTHER}}, got {a!r}")
+    return repair
+
+# %% ../nbs/03_constraints.ipynb
 @dataclass
 class Rule:
     "One named clinical rule; build it with `Rule.from_dict` (the YAML mapping) or `Rule(name, kind, spec)`."
-    name: str
-    kind: str
-    spec: dict = field(default_factory=dict)
-    description: str = ""
-    enforce: bool = True
-    nan: str = "pass"
-    repair: list = field(default_factory=list)
+    name: str # readable identifier, e.g. `efs_le_os`
+    kind: str # one of `RULE_KINDS`
+    spec: dict = field(default_factory=dict) # the keys of the kind (`left`, `right`, `if`, `then`, …)
+    description: str = "" # what the rule means clinically
+    enforce: bool = True # enforcement strategies drive its violations to zero (`False`: report only)
+    nan: str = "pass" # how an unknown result (a missing value) counts: `pass` or `fail`
+    repair: list = field(default_factory=list) # assignments that fix a violating row, used by the `repair` strategy
 
     def __post_init__(self):
         where = f"rule {self.name!r}"
-        if not isinstance(self.name, str) or not self.name: raise ConstraintError(f"rule name must be a non-empty string, got {self.name!r}")
-        if self.kind not in RULE_KINDS: raise ConstraintError(f"{where}: kind {self.kind!r} is not allowed; choose one of: {', '.join(RULE_KINDS)}")
-        if self.nan not in ("pass", "fail"): raise ConstraintError(f"{where}: nan={self.nan!r} is not allowed; choose 'pass' or 'fail'")
-        if not isinstance(self.enforce, bool): raise ConstraintError(f"{where}: enforce must be true or false, got {self.enforce!r}")
-        req, opt = RULE_KINDS[self.kind]
-        miss = [k for k in req if k not in self.spec]
-        if miss: raise ConstraintError(f"{where}: kind {self.kind!r} needs keys {list(req)}; missing {miss}")
-        bad = sorted(set(self.spec) - set(req) - set(opt))
-        if bad: raise ConstraintError(f"{where}: unknown keys {bad} for kind {self.kind!r}; allowed: {sorted(set(req) | set(opt) | _COMMON)}")
-        self.spec = {**opt, **self.spec}
-        sp = self.spec
-        for k in ("left", "right", "column"):
-            if k in sp and not isinstance(sp[k], str): raise ConstraintError(f"{where}: '{k}' must be a column name, got {sp[k]!r}")
-        for k in ("tol", "lower", "upper"):
-            if k in sp and sp[k] is not None and not _is_num_value(sp[k]): raise ConstraintError(f"{where}: '{k}' must be a number, got {sp[k]!r}")
-        if sp.get("tol", 0) < 0: raise ConstraintError(f"{where}: 'tol' must be >= 0, got {sp['tol']!r}")
-        if self.kind == "range" and sp["lower"] is None and sp["upper"] is None: raise ConstraintError(f"{where}: a range needs 'lower' and/or 'upper'")
-        if self.kind == "categories" and (not isinstance(sp["levels"], list) or not sp["levels"]): raise ConstraintError(f"{where}: 'levels' must be a non-empty list")
-        self._conds = {}
-        if self.kind == "implies": self._conds = {"if": parse_condition(sp["if"], where), "then": parse_condition(sp["then"], where)}
-        if self.kind == "check": self._conds = {"condition": parse_condition(sp["condition"], where)}
-        if self.kind == "equivalent":
-            if not isinstance(sp["conditions"], list) or len(sp["conditions"]) != 2: raise ConstraintError(f"{where}: 'conditions' must be a list of two conditions")
-            self._conds = {"a": parse_condition(sp["conditions"][0], where), "b": parse_condition(sp["conditions"][1], where)}
-        if isinstance(self.repair, dict): self.repair = [self.repair]
-        if not isinstance(self.repair, list): raise ConstraintError(f"{where}: 'repair' must be a list of assignments")
-        for a in self.repair:
-            if not isinstance(a, dict) or "set" not in a or len(a) != 2 or not ({"value", "column"} & set(a)):
-                raise ConstraintError(f"{where}: each repair must be {{set: COLUMN, value: V}} or {{set: COLUMN, column: OTHER}}, got {a!r}")
+        if not isinstance(self.name, str) or not self.name:
+            raise ConstraintError(f"rule name must be a non-empty string, got {self.name!r}")
+        if self.kind not in RULE_KINDS:
+            raise ConstraintError(f"{where}: kind {self.kind!r} is not allowed; choose one of: {', '.join(RULE_KINDS)}")
+        if self.nan not in ("pass", "fail"):
+            raise ConstraintError(f"{where}: nan={self.nan!r} is not allowed; choose 'pass' or 'fail'")
+        if not isinstance(self.enforce, bool):
+            raise ConstraintError(f"{where}: enforce must be true or false, got {self.enforce!r}")
+        self.spec = _rule_spec(where, self.kind, self.spec)
+        self._conds = _rule_conditions(where, self.kind, self.spec)
+        self.repair = _rule_repairs(where, self.repair)
 
-    @classmethod
-    def from_dict(cls, d: Any, where: str = "rules") -> "Rule":
-        "A rule from its YAML mapping; `where` (the file) is named in errors."
-        if not isinstance(d, dict): raise ConstraintError(f"{where}: each rule must be a mapping, got {d!r}")
-        if "name" not in d or "kind" not in d: raise ConstraintError(f"{where}: rule {d.get('name', d)!r} needs 'name' and 'kind'")
-        spec = {k: v for k, v in d.items() if k not in _COMMON}
-        return cls(name=d["name"], kind=d["kind"], spec=spec, description=d.get("description", ""),
-                   enforce=d.get("enforce", True), nan=d.get("nan", "pass"), repair=copy.deepcopy(d.get("repair", [])))
+# %% ../nbs/03_constraints.ipynb
+@patch(cls_method=True)
+def from_dict(cls: Rule, d: Any, where: str = "rules") -> Rule:
+    "A rule from its YAML mapping; `where` (the file) is named in errors."
+    if not isinstance(d, dict): raise ConstraintError(f"{where}: each rule must be a mapping, got {d!r}")
+    if "name" not in d or "kind" not in d:
+        raise ConstraintError(f"{where}: rule {d.get('name', d)!r} needs 'name' and 'kind'")
+    spec = {k: v for k, v in d.items() if k not in _COMMON}
+    return cls(name=d["name"], kind=d["kind"], spec=spec, description=d.get("description", ""),
+               enforce=d.get("enforce", True), nan=d.get("nan", "pass"), repair=copy.deepcopy(d.get("repair", [])))
 
-    def to_dict(self) -> dict:
-        "The YAML mapping of the rule (defaults omitted)."
-        _, opt = RULE_KINDS[self.kind]
-        d = {"name": self.name, "kind": self.kind}
-        d.update({k: v for k, v in self.spec.items() if not (k in opt and opt[k] == v)})
-        if self.description: d["description"] = self.description
-        if not self.enforce: d["enforce"] = False
-        if self.nan != "pass": d["nan"] = self.nan
-        if self.repair: d["repair"] = copy.deepcopy(self.repair)
-        return d
+@patch
+def to_dict(self: Rule) -> dict:
+    "The YAML mapping of the rule (defaults omitted)."
+    _, opt = RULE_KINDS[self.kind]
+    d = {"name": self.name, "kind": self.kind}
+    d.update({k: v for k, v in self.spec.items() if not (k in opt and opt[k] == v)})
+    if self.description: d["description"] = self.description
+    if not self.enforce: d["enforce"] = False
+    if self.nan != "pass": d["nan"] = self.nan
+    if self.repair: d["repair"] = copy.deepcopy(self.repair)
+    return d
 
-    # ----- structure -----
-    @property
-    def columns(self) -> list[str]:
-        "Columns the rule reads or repairs (in order, unique)."
-        sp, cols = self.spec, []
-        for k in ("left", "right", "column"):
-            if k in sp: cols.append(sp[k])
-        for c in self._conds.values(): cols += c.columns()
-        for a in self.repair: cols += [a["set"]] + ([a["column"]] if "column" in a else [])
-        return list(dict.fromkeys(cols))
+# %% ../nbs/03_constraints.ipynb
+@patch(as_prop=True)
+def columns(self: Rule) -> list[str]:
+    "Columns the rule reads or repairs (in order, unique)."
+    sp, cols = self.spec, []
+    for k in ("left", "right", "column"):
+        if k in sp: cols.append(sp[k])
+    for c in self._conds.values(): cols += c.columns()
+    for a in self.repair: cols += [a["set"]] + ([a["column"]] if "column" in a else [])
+    return list(dict.fromkeys(cols))
 
-    @property
-    def expression(self) -> str:
-        "A readable one-line form of the rule, e.g. `EFSTM <= OSTM`."
-        sp = self.spec
-        if self.kind == "le": return f"{sp['left']} {'<' if sp['strict'] else '<='} {sp['right']}" + (f" + {sp['tol']}" if sp["tol"] else "")
-        if self.kind == "equal": return f"{sp['left']} == {sp['right']}" + (f" ± {sp['tol']}" if sp["tol"] else "")
-        if self.kind == "range":
-            lo = "" if sp["lower"] is None else f"{sp['lower']} {'<' if sp['lower_strict'] else '<='} "
-            hi = "" if sp["upper"] is None else f" {'<' if sp['upper_strict'] else '<='} {sp['upper']}"
-            return f"{lo}{sp['column']}{hi}"
-        if self.kind == "integer": return f"{sp['column']} is whole"
-        if self.kind == "categories": return f"{sp['column']} in {sp['levels']}"
-        within = f" (± {sp['tol']})" if sp.get("tol") else ""
-        if self.kind == "implies": return f"{self._conds['if']} => {self._conds['then']}{within}"
-        if self.kind == "equivalent": return f"{self._conds['a']} <=> {self._conds['b']}{within}"
-        return str(self._conds["condition"]) + within
+def _bounds_expression(sp: dict) -> str:
+    "`lower <= column <= upper` of a range rule (`<` where a bound is strict)."
+    lo = "" if sp["lower"] is None else f"{sp['lower']} {'<' if sp['lower_strict'] else '<='} "
+    hi = "" if sp["upper"] is None else f" {'<' if sp['upper_strict'] else '<='} {sp['upper']}"
+    return f"{lo}{sp['column']}{hi}"
 
-    def validate(self, kinds: dict, against: str = "the data") -> "Rule":
-        "Check columns, types and categories against `kinds` (column -> (kind, levels)); raise ConstraintError."
-        where, sp = f"rule {self.name!r}", self.spec
-        for col in self.columns:
-            if col not in kinds: raise ConstraintError(f"{where}: unknown column {col!r} (not in {against})")
-        for k in ("left", "right", "column"):
-            if k not in sp or self.kind == "categories": continue
-            kind = kinds[sp[k]][0]
-            if kind not in _NUM_KINDS:
-                raise ConstraintError(f"{where}: kind {self.kind!r} needs numeric columns, but {sp[k]!r} is {kind}")
-        if self.kind == "categories":
-            kind, levels = kinds[sp["column"]]
-            if kind == "identifier": raise ConstraintError(f"{where}: column {sp['column']!r} is an identifier")
-            if levels is not None:
-                bad = [l for l in sp["levels"] if str(l) not in levels]
-                if bad: raise ConstraintError(f"{where}: unknown category {bad[0]!r} for column {sp['column']!r}; levels: {levels}")
-            elif kind in _NUM_KINDS:
-                bad = [l for l in sp["levels"] if not _is_num_value(l)]
-                if bad: raise ConstraintError(f"{where}: column {sp['column']!r} is {kind}, so level {bad[0]!r} must be a number")
-        for c in self._conds.values(): _check_cond(c, kinds, where, against)
-        for a in self.repair:
-            kind, levels = kinds[a["set"]]
-            if "value" in a:
-                v = a["value"]
-                if kind in _NUM_KINDS and not _is_num_value(v): raise ConstraintError(f"{where}: repair sets {a['set']!r} ({kind}) to non-number {v!r}")
-                if levels is not None and str(v) not in levels: raise ConstraintError(f"{where}: repair sets {a['set']!r} to unknown category {v!r}; levels: {levels}")
-            elif (kind in _NUM_KINDS) != (kinds[a["column"]][0] in _NUM_KINDS):
-                raise ConstraintError(f"{where}: repair copies {a['column']!r} into {a['set']!r} of a different type")
-        return self
+@patch(as_prop=True)
+def expression(self: Rule) -> str:
+    "A readable one-line form of the rule, e.g. `EFSTM <= OSTM`."
+    sp, kind = self.spec, self.kind
+    if kind == "le":
+        return f"{sp['left']} {'<' if sp['strict'] else '<='} {sp['right']}" + (f" + {sp['tol']}" if sp["tol"] else "")
+    if kind == "equal": return f"{sp['left']} == {sp['right']}" + (f" ± {sp['tol']}" if sp["tol"] else "")
+    if kind == "range": return _bounds_expression(sp)
+    if kind == "integer": return f"{sp['column']} is whole"
+    if kind == "categories": return f"{sp['column']} in {sp['levels']}"
+    within = f" (± {sp['tol']})" if sp.get("tol") else ""
+    if kind == "implies": return f"{self._conds['if']} => {self._conds['then']}{within}"
+    if kind == "equivalent": return f"{self._conds['a']} <=> {self._conds['b']}{within}"
+    return str(self._conds["condition"]) + within
 
-    # ----- evaluation -----
-    def evaluate(self, df: pd.DataFrame) -> pd.Series:
-        "Three-valued result on `df`: True (holds), False (violated), `<NA>` (unknown; see `nan`)."
-        sp, idx = self.spec, df.index
-        if self.kind in ("le", "equal"):
-            x, y = _num(df[sp["left"]]), _num(df[sp["right"]]); unknown = np.isnan(x) | np.isnan(y)
-            with np.errstate(invalid="ignore"):
-                if self.kind == "le": res = (x < y + sp["tol"]) if sp["strict"] else (x <= y + sp["tol"])
-                else: res = np.abs(x - y) <= sp["tol"]
-            return _nullable(res, unknown, idx)
-        if self.kind in ("range", "integer"):
-            x = _num(df[sp["column"]]); unknown = np.isnan(x); res = np.ones(len(x), bool)
-            with np.errstate(invalid="ignore"):
-                if self.kind == "integer": res = x == np.round(x)
-                else:
-                    if sp["lower"] is not None: res &= (x > sp["lower"]) if sp["lower_strict"] else (x >= sp["lower"])
-                    if sp["upper"] is not None: res &= (x < sp["upper"]) if sp["upper_strict"] else (x <= sp["upper"])
-            return _nullable(res, unknown, idx)
-        if self.kind == "categories":
-            return eval_condition(Cond(sp["column"], "in", value=list(sp["levels"])), df)
-        tol = sp["tol"]
-        if self.kind == "implies": return ~eval_condition(self._conds["if"], df, tol) | eval_condition(self._conds["then"], df, tol)
-        if self.kind == "equivalent":
-            a, b = eval_condition(self._conds["a"], df, tol), eval_condition(self._conds["b"], df, tol)
-            return (a & b) | (~a & ~b)
-        return eval_condition(self._conds["condition"], df, tol)
+# %% ../nbs/03_constraints.ipynb
+def _check_levels(where: str, col: str, wanted: list, kind: str, levels: list | None) -> None:
+    "The levels of a `categories` rule on column `col` must exist (categorical) or be numbers (numeric)."
+    if kind == "identifier": raise ConstraintError(f"{where}: column {col!r} is an identifier")
+    if levels is not None:
+        bad = [l for l in wanted if str(l) not in levels]
+        if bad: raise ConstraintError(f"{where}: unknown category {bad[0]!r} for column {col!r}; levels: {levels}")
+    elif kind in _NUM_KINDS:
+        bad = [l for l in wanted if not _is_num_value(l)]
+        if bad: raise ConstraintError(f"{where}: column {col!r} is {kind}, so level {bad[0]!r} must be a number")
 
-    def holds(self, df: pd.DataFrame) -> pd.Series:
-        "Plain boolean series: the rule holds in each row, unknown decided by `nan`."
-        return self.evaluate(df).fillna(self.nan == "pass").astype(bool)
+def _check_repair(where: str, a: dict, kinds: dict) -> None:
+    "A repair must write a value of the column's type (a number, a known category) or copy a same-type column."
+    kind, levels = kinds[a["set"]]
+    if "value" in a:
+        v = a["value"]
+        if kind in _NUM_KINDS and not _is_num_value(v):
+            raise ConstraintError(f"{where}: repair sets {a['set']!r} ({kind}) to non-number {v!r}")
+        if levels is not None and str(v) not in levels:
+            raise ConstraintError(f"{where}: repair sets {a['set']!r} to unknown category {v!r}; levels: {levels}")
+    elif (kind in _NUM_KINDS) != (kinds[a["column"]][0] in _NUM_KINDS):
+        raise ConstraintError(f"{where}: repair copies {a['column']!r} into {a['set']!r} of a different type")
 
-    def apply_repair(self, df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-        "Apply the rule's repair to its violating rows; returns `(frame, number of rows changed)`."
-        if not self.repair: return df, 0
-        bad = ~self.holds(df)
-        n = int(bad.sum())
-        if n == 0: return df, 0
-        df = df.copy()
-        for a in self.repair:
-            df.loc[bad, a["set"]] = a["value"] if "value" in a else df.loc[bad, a["column"]]
-        return df, n
+@patch
+def validate(self: Rule,
+             kinds: dict, # column -> (kind, levels or None), see `_kinds_of`
+             against: str = "the data", # what `kinds` describes, named in errors
+            ) -> Rule:
+    "Check columns, types and categories against `kinds`; raise a `ConstraintError` naming the rule, else return self."
+    where, sp = f"rule {self.name!r}", self.spec
+    for col in self.columns:
+        if col not in kinds: raise ConstraintError(f"{where}: unknown column {col!r} (not in {against})")
+    for k in ("left", "right", "column"):
+        if k not in sp or self.kind == "categories": continue
+        kind = kinds[sp[k]][0]
+        if kind not in _NUM_KINDS:
+            raise ConstraintError(f"{where}: kind {self.kind!r} needs numeric columns, but {sp[k]!r} is {kind}")
+    if self.kind == "categories": _check_levels(where, sp["column"], sp["levels"], *kinds[sp["column"]])
+    for c in self._conds.values(): _check_cond(c, kinds, where, against)
+    for a in self.repair: _check_repair(where, a, kinds)
+    return self
 
-    def __repr__(self):
-        flags = ("enforced" if self.enforce else "report-only") + (", repair" if self.repair else "") + (", nan=fail" if self.nan == "fail" else "")
-        return f"Rule({self.name}: {self.expression} [{flags}])"
+# %% ../nbs/03_constraints.ipynb
+def _eval_pair(kind: str, sp: dict, df: pd.DataFrame) -> pd.Series:
+    "`left <= right + tol` (`<` if strict) for `le`, `|left − right| <= tol` for `equal`; unknown where one is missing."
+    x, y = _num(df[sp["left"]]), _num(df[sp["right"]]); unknown = np.isnan(x) | np.isnan(y)
+    with np.errstate(invalid="ignore"):
+        if kind == "le": res = (x < y + sp["tol"]) if sp["strict"] else (x <= y + sp["tol"])
+        else: res = np.abs(x - y) <= sp["tol"]
+    return _nullable(res, unknown, df.index)
+
+def _eval_bounds(kind: str, sp: dict, df: pd.DataFrame) -> pd.Series:
+    "The value is whole (`integer`) or inside the bounds (`range`); unknown where it is missing."
+    x = _num(df[sp["column"]]); unknown = np.isnan(x); res = np.ones(len(x), bool)
+    with np.errstate(invalid="ignore"):
+        if kind == "integer": res = x == np.round(x)
+        else:
+            if sp["lower"] is not None: res &= (x > sp["lower"]) if sp["lower_strict"] else (x >= sp["lower"])
+            if sp["upper"] is not None: res &= (x < sp["upper"]) if sp["upper_strict"] else (x <= sp["upper"])
+    return _nullable(res, unknown, df.index)
+
+@patch
+def evaluate(self: Rule, df: pd.DataFrame) -> pd.Series:
+    "Three-valued result on `df`: True (holds), False (violated), `<NA>` (unknown; see `nan`)."
+    sp = self.spec
+    if self.kind in ("le", "equal"): return _eval_pair(self.kind, sp, df)
+    if self.kind in ("range", "integer"): return _eval_bounds(self.kind, sp, df)
+    if self.kind == "categories": return eval_condition(Cond(sp["column"], "in", value=list(sp["levels"])), df)
+    c = {k: eval_condition(cond, df, sp["tol"]) for k, cond in self._conds.items()}
+    if self.kind == "implies": return ~c["if"] | c["then"]
+    if self.kind == "equivalent": return (c["a"] & c["b"]) | (~c["a"] & ~c["b"])
+    return c["condition"]
+
+# %% ../nbs/03_constraints.ipynb
+@patch
+def holds(self: Rule, df: pd.DataFrame) -> pd.Series:
+    "Plain boolean series: the rule holds in each row, unknown decided by `nan`."
+    return self.evaluate(df).fillna(self.nan == "pass").astype(bool)
+
+@patch
+def apply_repair(self: Rule, df: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    "Apply the rule's repair to its violating rows; returns `(frame, number of rows changed)`."
+    if not self.repair: return df, 0
+    bad = ~self.holds(df)
+    n = int(bad.sum())
+    if n == 0: return df, 0
+    df = df.copy()
+    for a in self.repair:
+        df.loc[bad, a["set"]] = a["value"] if "value" in a else df.loc[bad, a["column"]]
+    return df, n
+
+@patch
+def __repr__(self: Rule):
+    flags = ("enforced" if self.enforce else "report-only") + (", repair" if self.repair else "")
+    flags += ", nan=fail" if self.nan == "fail" else ""
+    return f"Rule({self.name}: {self.expression} [{flags}])"
 
 # %% ../nbs/03_constraints.ipynb
 @dataclass
 class ViolationReport:
     "Per-rule violation counts/rates, the overall invalid-row rate and example rows of each violated rule."
-    name: str
-    n_rows: int
-    table: pd.DataFrame
-    n_invalid: int
-    n_invalid_enforced: int
-    examples: dict
+    name: str # the rule set's name
+    n_rows: int # rows checked
+    table: pd.DataFrame # one row per rule: expression, enforce, n_checked, n_violations, rate, description
+    n_invalid: int # rows that break at least one rule
+    n_invalid_enforced: int # rows that break at least one enforced rule
+    examples: dict # rule -> a few of its violating rows (the rule's columns)
 
     @property
     def invalid_rate(self) -> float: return self.n_invalid / self.n_rows
@@ -396,17 +476,25 @@ class ViolationReport:
     def counts(self) -> dict: return {k: int(v) for k, v in self.table["n_violations"].items()}
     def to_dict(self) -> dict:
         "JSON-ready summary (no example rows)."
-        return {"name": self.name, "n_rows": self.n_rows, "n_invalid": self.n_invalid, "invalid_rate": self.invalid_rate,
-                "n_invalid_enforced": self.n_invalid_enforced, "violations": self.counts()}
+        return {"name": self.name, "n_rows": self.n_rows, "n_invalid": self.n_invalid,
+                "invalid_rate": self.invalid_rate, "n_invalid_enforced": self.n_invalid_enforced,
+                "violations": self.counts()}
     def __repr__(self):
-        head = (f"Violation report {self.name!r}: {self.n_invalid} of {self.n_rows} rows invalid ({self.invalid_rate:.1%}); "
-                f"on enforced rules {self.n_invalid_enforced} ({self.invalid_rate_enforced:.1%})")
+        head = (f"Violation report {self.name!r}: {self.n_invalid} of {self.n_rows} rows invalid "
+                f"({self.invalid_rate:.1%}); on enforced rules {self.n_invalid_enforced} "
+                f"({self.invalid_rate_enforced:.1%})")
         t = self.table.copy(); t["rate"] = t["rate"].map(lambda v: f"{v:.1%}")
         return head + "\n" + t.drop(columns=["description"]).to_string()
 
+# %% ../nbs/03_constraints.ipynb
 class RuleSet:
     "An ordered, named set of `Rule`s, checked together."
-    def __init__(self, rules: Iterable[Rule], name: str = "rules", description: str = "", schema: Schema | None = None):
+    def __init__(self,
+                 rules: Iterable[Rule], # the rules, in report order
+                 name: str = "rules", # the rule set's name (usually the dataset's)
+                 description: str = "", # what the rules are for
+                 schema: Schema | None = None, # when given, every rule is validated against it now
+                ):
         self.rules, self.name, self.description = list(rules), name, description
         names = [r.name for r in self.rules]
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -414,7 +502,6 @@ class RuleSet:
         self.schema = schema
         if schema is not None: self.validate(schema)
 
-    # ----- container -----
     def __len__(self): return len(self.rules)
     def __iter__(self): return iter(self.rules)
     def __getitem__(self, name: str) -> Rule:
@@ -425,107 +512,146 @@ class RuleSet:
     def names(self) -> list[str]: return [r.name for r in self.rules]
     @property
     def columns(self) -> list[str]: return list(dict.fromkeys(c for r in self.rules for c in r.columns))
-    def subset(self, names: Iterable[str] | None = None, enforced: bool | None = None) -> "RuleSet":
-        "The rules named in `names` (in that order) and/or with `enforce == enforced`."
-        rules = [self[n] for n in names] if names is not None else list(self.rules)
-        if enforced is not None: rules = [r for r in rules if r.enforce == enforced]
-        return RuleSet(rules, self.name, self.description, self.schema)
-    @property
-    def enforced(self) -> "RuleSet": return self.subset(enforced=True)
 
-    def to_frame(self) -> pd.DataFrame:
-        "One row per rule: kind, expression, enforce, nan, repair, description."
-        return pd.DataFrame([{"rule": r.name, "kind": r.kind, "expression": r.expression, "enforce": r.enforce, "nan": r.nan,
-                              "repair": "; ".join(f"{a['set']} := {a.get('column', a.get('value'))}" for a in r.repair),
-                              "description": r.description} for r in self.rules]).set_index("rule")
-    def __repr__(self):
-        return f"RuleSet {self.name!r} ({len(self)} rules, {len(self.enforced)} enforced)\n" + self.to_frame().drop(columns=["description"]).to_string()
+# %% ../nbs/03_constraints.ipynb
+@patch
+def subset(self: RuleSet, names: Iterable[str] | None = None, enforced: bool | None = None) -> RuleSet:
+    "The rules named in `names` (in that order) and/or with `enforce == enforced`."
+    rules = [self[n] for n in names] if names is not None else list(self.rules)
+    if enforced is not None: rules = [r for r in rules if r.enforce == enforced]
+    return RuleSet(rules, self.name, self.description, self.schema)
 
-    # ----- (de)serialisation -----
-    def to_dict(self) -> dict:
-        d = {"name": self.name}
-        if self.description: d["description"] = self.description
-        d["rules"] = [r.to_dict() for r in self.rules]
-        return d
-    @classmethod
-    def from_dict(cls, d: Any, source: str = "rules", schema: Schema | None = None) -> "RuleSet":
-        "A rule set from its mapping form (`name`, `description`, `rules`); `source` is named in errors."
-        if not isinstance(d, dict) or "rules" not in d: raise ConstraintError(f"{source}: the top level must be a mapping with 'name' and 'rules'")
-        bad = set(d) - {"name", "description", "rules"}
-        if bad: raise ConstraintError(f"{source}: unknown top-level keys {sorted(bad)}")
-        if not isinstance(d["rules"], list): raise ConstraintError(f"{source}: 'rules' must be a list")
-        try:
-            rules = [Rule.from_dict(r, source) for r in d["rules"]]
-            return cls(rules, str(d.get("name", "rules")), d.get("description", ""), schema)
-        except ConstraintError as e:
-            msg = str(e); raise ConstraintError(msg if msg.startswith(source) else f"{source}: {msg}") from None
-    def to_yaml(self, path: str | Path | None = None) -> str:
-        "YAML text of the rule set; also written to `path` when given."
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
-        if path is not None: Path(path).write_text(text)
-        return text
-    @classmethod
-    def from_yaml(cls, path_or_text: str | Path, schema: Schema | None = None) -> "RuleSet":
-        "Read a rule set from a YAML file (or YAML text containing 'rules:'); only `yaml.safe_load` is used."
-        is_text = isinstance(path_or_text, str) and "\n" in path_or_text and "rules" in path_or_text
-        p = None if is_text else Path(path_or_text)
-        if p is not None and not p.is_file(): raise ConstraintError(f"rules file not found: {p}")
-        source = str(p) if p else "rules text"
-        try: d = yaml.safe_load(p.read_text() if p else path_or_text)
-        except yaml.YAMLError as e: raise ConstraintError(f"{source}: malformed YAML: {str(e).splitlines()[0]}") from None
-        return cls.from_dict(d, source, schema)
+@patch(as_prop=True)
+def enforced(self: RuleSet) -> RuleSet: return self.subset(enforced=True)
 
-    # ----- checking -----
-    def validate(self, schema_or_df: Schema | pd.DataFrame) -> "RuleSet":
-        "Validate every rule against a `Schema` (kinds, levels) or a frame (columns, dtypes); returns self."
-        if isinstance(schema_or_df, Schema): kinds, against = _kinds_of(None, schema_or_df), f"schema {schema_or_df.name!r}"
-        else: kinds, against = _kinds_of(schema_or_df, None), "the data"
-        for r in self.rules: r.validate(kinds, against)
-        return self
+def _repair_text(r: Rule) -> str: return "; ".join(f"{a['set']} := {a.get('column', a.get('value'))}" for a in r.repair)
 
-    def _prepare(self, df: pd.DataFrame, schema: Schema | None) -> pd.DataFrame:
-        if not isinstance(df, pd.DataFrame): raise ConstraintError(f"rule set {self.name!r}: expected a pandas DataFrame, got {type(df).__name__}")
-        if len(df) == 0: raise ConstraintError(f"rule set {self.name!r}: the data is empty (0 rows); nothing to check")
-        if schema is not None:   # an explicit schema: check the rules against it and the data against it
-            self.validate(schema)
-            df = schema.validate(df, what="data checked by rule set " + repr(self.name), allow_extra=True)
-        self.validate(df)
-        return df
+@patch
+def to_frame(self: RuleSet) -> pd.DataFrame:
+    "One row per rule: kind, expression, enforce, nan, repair, description."
+    rows = [{"rule": r.name, "kind": r.kind, "expression": r.expression, "enforce": r.enforce, "nan": r.nan,
+             "repair": _repair_text(r), "description": r.description} for r in self.rules]
+    return pd.DataFrame(rows).set_index("rule")
 
-    def evaluate(self, df: pd.DataFrame, schema: Schema | None = None) -> pd.DataFrame:
-        "Three-valued row × rule frame (nullable boolean; `<NA>` = unknown before NaN semantics)."
-        df = self._prepare(df, schema)
-        return pd.DataFrame({r.name: r.evaluate(df) for r in self.rules}, index=df.index)
+@patch
+def __repr__(self: RuleSet):
+    table = self.to_frame().drop(columns=["description"]).to_string()
+    return f"RuleSet {self.name!r} ({len(self)} rules, {len(self.enforced)} enforced)\n" + table
 
-    def check(self, df: pd.DataFrame, schema: Schema | None = None) -> pd.DataFrame:
-        "Boolean row × rule frame: `True` where the rule holds (unknown decided by each rule's `nan`)."
-        ev = self.evaluate(df, schema)
-        return pd.DataFrame({r.name: ev[r.name].fillna(r.nan == "pass").astype(bool) for r in self.rules}, index=ev.index)
+# %% ../nbs/03_constraints.ipynb
+@patch
+def to_dict(self: RuleSet) -> dict:
+    "The mapping form of the rule set (`name`, `description` if any, `rules`)."
+    d = {"name": self.name}
+    if self.description: d["description"] = self.description
+    d["rules"] = [r.to_dict() for r in self.rules]
+    return d
 
-    def is_valid(self, df: pd.DataFrame, enforced_only: bool = False, schema: Schema | None = None) -> pd.Series:
-        "Boolean series: the row satisfies every rule (or every enforced rule)."
-        rs = self.enforced if enforced_only else self
-        if len(rs) == 0: return pd.Series(True, index=df.index)
-        return rs.check(df, schema).all(axis=1)
+@patch(cls_method=True)
+def from_dict(cls: RuleSet, d: Any, source: str = "rules", schema: Schema | None = None) -> RuleSet:
+    "A rule set from its mapping form (`name`, `description`, `rules`); `source` is named in errors."
+    if not isinstance(d, dict) or "rules" not in d:
+        raise ConstraintError(f"{source}: the top level must be a mapping with 'name' and 'rules'")
+    bad = set(d) - {"name", "description", "rules"}
+    if bad: raise ConstraintError(f"{source}: unknown top-level keys {sorted(bad)}")
+    if not isinstance(d["rules"], list): raise ConstraintError(f"{source}: 'rules' must be a list")
+    try:
+        rules = [Rule.from_dict(r, source) for r in d["rules"]]
+        return cls(rules, str(d.get("name", "rules")), d.get("description", ""), schema)
+    except ConstraintError as e:
+        msg = str(e); raise ConstraintError(msg if msg.startswith(source) else f"{source}: {msg}") from None
 
-    def violation_report(self, df: pd.DataFrame, n_examples: int = 3, schema: Schema | None = None) -> ViolationReport:
-        "Per-rule checked/violated counts and rates, overall invalid-row rates and up to `n_examples` rows per violated rule."
-        ev = self.evaluate(df, schema)
-        ok = pd.DataFrame({r.name: ev[r.name].fillna(r.nan == "pass").astype(bool) for r in self.rules}, index=ev.index)
-        n = len(df)
-        rows, examples = [], {}
-        for r in self.rules:
-            bad = ~ok[r.name]
-            rows.append({"rule": r.name, "expression": r.expression, "enforce": r.enforce, "n_checked": int(ev[r.name].notna().sum()),
-                         "n_violations": int(bad.sum()), "rate": float(bad.mean()), "description": r.description})
-            if bad.any(): examples[r.name] = df.loc[bad[bad].index[:n_examples], [c for c in r.columns if c in df.columns]]
-        enf = [r.name for r in self.rules if r.enforce]
-        return ViolationReport(self.name, n, pd.DataFrame(rows).set_index("rule"), int((~ok.all(axis=1)).sum()),
-                               int((~ok[enf].all(axis=1)).sum()) if enf else 0, examples)
+@patch
+def to_yaml(self: RuleSet, path: str | Path | None = None) -> str:
+    "YAML text of the rule set; also written to `path` when given."
+    text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+    if path is not None: Path(path).write_text(text)
+    return text
+
+@patch(cls_method=True)
+def from_yaml(cls: RuleSet, path_or_text: str | Path, schema: Schema | None = None) -> RuleSet:
+    "Read a rule set from a YAML file (or YAML text containing 'rules:'); only `yaml.safe_load` is used."
+    is_text = isinstance(path_or_text, str) and "\n" in path_or_text and "rules" in path_or_text
+    p = None if is_text else Path(path_or_text)
+    if p is not None and not p.is_file(): raise ConstraintError(f"rules file not found: {p}")
+    source = str(p) if p else "rules text"
+    try: d = yaml.safe_load(p.read_text() if p else path_or_text)
+    except yaml.YAMLError as e:
+        raise ConstraintError(f"{source}: malformed YAML: {str(e).splitlines()[0]}") from None
+    return cls.from_dict(d, source, schema)
+
+# %% ../nbs/03_constraints.ipynb
+@patch
+def validate(self: RuleSet, schema_or_df: Schema | pd.DataFrame) -> RuleSet:
+    "Validate every rule against a `Schema` (kinds, levels) or a frame (columns, dtypes); returns self."
+    if isinstance(schema_or_df, Schema): kinds, against = _kinds_of(None, schema_or_df), f"schema {schema_or_df.name!r}"
+    else: kinds, against = _kinds_of(schema_or_df, None), "the data"
+    for r in self.rules: r.validate(kinds, against)
+    return self
+
+@patch
+def _prepare(self: RuleSet, df: pd.DataFrame, schema: Schema | None) -> pd.DataFrame:
+    "`df` checked (a non-empty frame the rules fit), and in the schema's canonical form when `schema` is given."
+    if not isinstance(df, pd.DataFrame):
+        raise ConstraintError(f"rule set {self.name!r}: expected a pandas DataFrame, got {type(df).__name__}")
+    if len(df) == 0: raise ConstraintError(f"rule set {self.name!r}: the data is empty (0 rows); nothing to check")
+    if schema is not None:   # an explicit schema: check the rules against it and the data against it
+        self.validate(schema)
+        df = schema.validate(df, what="data checked by rule set " + repr(self.name), allow_extra=True)
+    self.validate(df)
+    return df
+
+@patch
+def evaluate(self: RuleSet, df: pd.DataFrame, schema: Schema | None = None) -> pd.DataFrame:
+    "Three-valued row × rule frame (nullable boolean; `<NA>` = unknown before NaN semantics)."
+    df = self._prepare(df, schema)
+    return pd.DataFrame({r.name: r.evaluate(df) for r in self.rules}, index=df.index)
+
+# %% ../nbs/03_constraints.ipynb
+def _decided(ev: pd.DataFrame, rules: Iterable[Rule]) -> pd.DataFrame:
+    "The three-valued row × rule frame `ev` with each unknown result decided by its rule's `nan`."
+    return pd.DataFrame({r.name: ev[r.name].fillna(r.nan == "pass").astype(bool) for r in rules}, index=ev.index)
+
+@patch
+def check(self: RuleSet, df: pd.DataFrame, schema: Schema | None = None) -> pd.DataFrame:
+    "Boolean row × rule frame: `True` where the rule holds (unknown decided by each rule's `nan`)."
+    return _decided(self.evaluate(df, schema), self.rules)
+
+@patch
+def is_valid(self: RuleSet, df: pd.DataFrame, enforced_only: bool = False, schema: Schema | None = None) -> pd.Series:
+    "Boolean series: the row satisfies every rule (or every enforced rule)."
+    rs = self.enforced if enforced_only else self
+    if len(rs) == 0: return pd.Series(True, index=df.index)
+    return rs.check(df, schema).all(axis=1)
+
+# %% ../nbs/03_constraints.ipynb
+def _report_row(r: Rule, ev: pd.Series, bad: pd.Series) -> dict:
+    "The violation report's line of rule `r`: `ev` its three-valued result, `bad` its violating rows."
+    return {"rule": r.name, "expression": r.expression, "enforce": r.enforce, "n_checked": int(ev.notna().sum()),
+            "n_violations": int(bad.sum()), "rate": float(bad.mean()), "description": r.description}
+
+@patch
+def violation_report(self: RuleSet,
+                     df: pd.DataFrame, # the rows to check (real or synthetic)
+                     n_examples: int = 3, # violating rows kept per rule
+                     schema: Schema | None = None, # when given, the rules and `df` are validated against it first
+                    ) -> ViolationReport:
+    "Per-rule checked/violated counts and rates, overall invalid-row rates, up to `n_examples` rows per violated rule."
+    ev = self.evaluate(df, schema)
+    ok = _decided(ev, self.rules)
+    rows, examples = [], {}
+    for r in self.rules:
+        bad = ~ok[r.name]
+        rows.append(_report_row(r, ev[r.name], bad))
+        if bad.any(): examples[r.name] = df.loc[bad[bad].index[:n_examples], [c for c in r.columns if c in df.columns]]
+    enf = [r.name for r in self.rules if r.enforce]
+    n_invalid_enforced = int((~ok[enf].all(axis=1)).sum()) if enf else 0
+    return ViolationReport(self.name, len(df), pd.DataFrame(rows).set_index("rule"), int((~ok.all(axis=1)).sum()),
+                           n_invalid_enforced, examples)
 
 # %% ../nbs/03_constraints.ipynb
 RULES_DIR = Path(__file__).resolve().parent / "rules" if "__file__" in globals() else None
-_FILE_RULES: dict[str, Path | None] = {}   # dataset name -> its rules file (None: a dataset with no rules), see register_rule_set
+_FILE_RULES: dict[str, Path | None] = {}   # dataset -> its rules file (None: no rules), see register_rule_set
 
 def _rules_dir() -> Path:
     if RULES_DIR is not None and RULES_DIR.is_dir(): return RULES_DIR
@@ -537,8 +663,9 @@ def builtin_rule_sets() -> list[str]:
     return sorted(p.stem for p in _rules_dir().glob("*.yaml"))
 
 def register_rule_set(name: str, path: str | Path | None) -> None:
-    "Make `rules_for(name)` read `path` (a user's rules file; `None`: the dataset has no rules). Built-in names are refused."
-    if name in builtin_rule_sets(): raise ParameterError(f"rule set name {name!r} is taken by a built-in rule set; rename your dataset")
+    "Make `rules_for(name)` read `path` (a user's rules file; `None`: no rules). Built-in names are refused."
+    if name in builtin_rule_sets():
+        raise ParameterError(f"rule set name {name!r} is taken by a built-in rule set; rename your dataset")
     if path is not None and not Path(path).is_file(): raise ConstraintError(f"rules file not found: {path}")
     _FILE_RULES[name] = None if path is None else Path(path)
 
@@ -548,7 +675,8 @@ def available_rule_sets() -> list[str]:
     return sorted(set(builtin_rule_sets()) | set(_FILE_RULES))
 
 def rules_for(name: str, schema: Schema | None = None) -> RuleSet:
-    "The clinical `RuleSet` of dataset `name` — built-in or from the dataset's rules file (validated against `schema` when given)."
+    """The clinical `RuleSet` of dataset `name` — built-in or from the dataset's rules file
+    (validated against `schema` when given)."""
     check_choice("rule set", name, available_rule_sets())
     if name in _FILE_RULES:
         path = _FILE_RULES[name]
