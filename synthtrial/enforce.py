@@ -8,7 +8,7 @@ import math, warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 import numpy as np, pandas as pd
-from .core import SynthtrialError, ParameterError, check_choice, check_positive_int
+from .core import SynthtrialError, ParameterError, check_choice, check_positive_int, check_number
 from .schema import Schema, Column, SchemaError, fresh_ids
 from .constraints import RuleSet, ConstraintError, rules_for
 
@@ -19,7 +19,7 @@ __all__ = ['STRATEGIES', 'RATE_TOLERANCE', 'EnforcementError', 'independent_colu
 
 # %% ../nbs/03a_enforce.ipynb
 class EnforcementError(SynthtrialError, RuntimeError):
-    "An enforcement strategy cannot deliver (e.g. the acceptance rate is too low); the message says why and what to change."
+    "An enforcement strategy cannot deliver (e.g. the acceptance rate is too low); the message says why and what to do."
 
 # %% ../nbs/03a_enforce.ipynb
 def independent_columns_sampler(df: pd.DataFrame, id_column: str | None = None) -> Callable[[int, int], pd.DataFrame]:
@@ -43,16 +43,21 @@ class Reparam:
         dup = sorted({l for l in lefts if lefts.count(l) > 1})
         if dup: raise ParameterError(f"reparam: column(s) {dup} appear as 'left' of more than one pair")
         chain = sorted(set(lefts) & rights)
-        if chain: raise ParameterError(f"reparam: column(s) {chain} are both reparameterised and a reference; chains are not supported")
+        if chain:
+            raise ParameterError(f"reparam: column(s) {chain} are both reparameterised and a reference; "
+                                 "chains are not supported")
         self._dtypes: dict = {}
 
     @classmethod
     def from_rules(cls, ruleset: RuleSet, log1p: bool = False) -> "Reparam":
         "The pairs of the enforced `le` rules marked `reparam: true`."
-        return cls([(r.spec["left"], r.spec["right"]) for r in ruleset if r.kind == "le" and r.enforce and r.spec.get("reparam")], log1p)
+        marked = [r for r in ruleset if r.kind == "le" and r.enforce and r.spec.get("reparam")]
+        return cls([(r.spec["left"], r.spec["right"]) for r in marked], log1p)
 
     def gap(self, left: str) -> str: return f"{left}{self.suffix}"
-    def __repr__(self): return f"Reparam({', '.join(f'{self.gap(l)} = {r} - {l}' for l, r in self.pairs)}{', log1p' if self.log1p else ''})"
+    def __repr__(self):
+        pairs = ", ".join(f"{self.gap(l)} = {r} - {l}" for l, r in self.pairs)
+        return f"Reparam({pairs}{', log1p' if self.log1p else ''})"
 
     def _need(self, df, cols, what):
         miss = [c for c in cols if c not in df.columns]
@@ -63,7 +68,8 @@ class Reparam:
         self._need(df, [c for p in self.pairs for c in p], "forward")
         out = df.copy()
         for l, r in self.pairs:
-            if self.gap(l) in df.columns: raise SchemaError(f"reparam forward: gap column {self.gap(l)!r} already exists")
+            if self.gap(l) in df.columns:
+                raise SchemaError(f"reparam forward: gap column {self.gap(l)!r} already exists")
             self._dtypes[l] = df[l].dtype
             g = pd.to_numeric(df[r]).astype("float64") - pd.to_numeric(df[l]).astype("float64")
             if self.log1p: g = np.sign(g) * np.log1p(np.abs(g))
@@ -89,14 +95,16 @@ class Reparam:
         for l, r in self.pairs:
             for c in (l, r):
                 if c not in schema: raise SchemaError(f"reparam: schema {schema.name!r} has no column {c!r}")
-                if schema[c].kind not in ("numeric", "integer"): raise SchemaError(f"reparam: column {c!r} is {schema[c].kind}; it must be numeric or integer")
+                if schema[c].kind not in ("numeric", "integer"):
+                    raise SchemaError(f"reparam: column {c!r} is {schema[c].kind}; it must be numeric or integer")
         lefts = {l: r for l, r in self.pairs}
         cols = []
         for c in schema.columns:
             if c.name in lefts:
-                desc = f"{'sign·log1p|' if self.log1p else ''}{lefts[c.name]} − {c.name}{'|' if self.log1p else ''} (reparameterised {c.name})"
-                cols.append(Column(self.gap(c.name), "numeric", unit=None if self.log1p else c.unit, nullable=c.nullable,
-                                   outcome=c.outcome, description=desc))
+                gap = f"{lefts[c.name]} − {c.name}"
+                desc = f"{f'sign·log1p|{gap}|' if self.log1p else gap} (reparameterised {c.name})"
+                cols.append(Column(self.gap(c.name), "numeric", unit=None if self.log1p else c.unit,
+                                   nullable=c.nullable, outcome=c.outcome, description=desc))
             else: cols.append(c)
         eps = [e for e in schema.endpoints if e.time not in lefts and e.event not in lefts]
         tgs = [t for t in schema.targets if t.column not in lefts]
@@ -121,11 +129,17 @@ def repair(df: pd.DataFrame, ruleset: RuleSet, max_passes: int = 5) -> tuple[pd.
 def _valid(df: pd.DataFrame, ruleset: RuleSet) -> pd.Series:
     return ruleset.is_valid(df, enforced_only=True)
 
-def rejection_sample(sample_fn: Callable, n: int, ruleset: RuleSet, seed: int = 0, oversample: float = 2.0,
-                     max_rounds: int = 10, transform: Callable | None = None) -> tuple[pd.DataFrame, dict]:
+def rejection_sample(sample_fn: Callable, # `sample_fn(n, seed) -> DataFrame`, e.g. a fitted generator's `sample`
+                     n: int, # valid rows wanted
+                     ruleset: RuleSet, # its enforced rules decide which rows are valid
+                     seed: int = 0, # round r samples with `seed + r`; the final subsample uses `seed`
+                     oversample: float = 2.0, # rows sampled per round, as a multiple of `n` (>= 1)
+                     max_rounds: int = 10, # rounds before giving up with an `EnforcementError`
+                     transform: Callable | None = None, # applied to each raw batch before the check (e.g. repair)
+                    ) -> tuple[pd.DataFrame, dict]:
     "Sample `oversample·n` rows per round until `n` satisfy every enforced rule; returns `(frame, info)`."
     n = check_positive_int("n", n); max_rounds = check_positive_int("max_rounds", max_rounds)
-    if not (isinstance(oversample, (int, float)) and oversample >= 1): raise ParameterError(f"oversample={oversample!r} is not allowed; it must be a number >= 1")
+    check_number("oversample", oversample, low=1)
     batch = math.ceil(oversample * n)
     pool, sampled, accepted = [], 0, 0
     for r in range(max_rounds):
@@ -136,9 +150,11 @@ def rejection_sample(sample_fn: Callable, n: int, ruleset: RuleSet, seed: int = 
         if accepted >= n: break
         rate = accepted / sampled
         if rate * batch * max_rounds < n:
-            need = f"about {math.ceil(n / rate)} raw rows" if rate > 0 else "an unknown number of raw rows (no valid row yet)"
-            raise EnforcementError(f"rejection: acceptance rate {rate:.2%} ({accepted} valid of {sampled} sampled in {r + 1} round(s)) "
-                                   f"cannot reach n={n} within max_rounds={max_rounds} x {batch} rows; it needs {need}. "
+            need = (f"about {math.ceil(n / rate)} raw rows" if rate > 0
+                    else "an unknown number of raw rows (no valid row yet)")
+            raise EnforcementError(f"rejection: acceptance rate {rate:.2%} ({accepted} valid of {sampled} sampled "
+                                   f"in {r + 1} round(s)) cannot reach n={n} within max_rounds={max_rounds} x "
+                                   f"{batch} rows; it needs {need}. "
                                    f"Raise oversample/max_rounds, or add 'reparam'/'repair' or use 'nearest'")
     allv = pd.concat(pool, ignore_index=True)
     keep = np.sort(np.random.default_rng(seed).choice(len(allv), size=n, replace=False))
@@ -156,14 +172,15 @@ def _column_roles(df: pd.DataFrame, schema: Schema | None) -> tuple[list, list]:
     for c in df.columns:
         s = df[c]
         if pd.api.types.is_numeric_dtype(s) and s.nunique() > 2: num.append(c)
-        elif pd.api.types.is_numeric_dtype(s) or s.nunique() < len(s): cat.append(c)   # an all-unique text column is an id
+        elif pd.api.types.is_numeric_dtype(s) or s.nunique() < len(s): cat.append(c)   # all-unique text is an id
     return num, cat
 
 def mixed_distance(a: pd.DataFrame, b: pd.DataFrame, numeric: list, categorical: list) -> np.ndarray:
     "Distance matrix (len(a) × len(b)): scaled Euclidean over `numeric` + Hamming over `categorical`; NaN-aware."
     sq = np.zeros((len(a), len(b)))
     for c in numeric:
-        x, y = pd.to_numeric(a[c]).to_numpy("float64", na_value=np.nan), pd.to_numeric(b[c]).to_numpy("float64", na_value=np.nan)
+        x = pd.to_numeric(a[c]).to_numpy("float64", na_value=np.nan)
+        y = pd.to_numeric(b[c]).to_numpy("float64", na_value=np.nan)
         sd = np.nanstd(np.concatenate([x, y])) if np.isfinite(np.concatenate([x, y])).any() else 1.0
         sd = sd if sd > 0 else 1.0
         d = (x[:, None] - y[None, :]) / sd
@@ -178,9 +195,16 @@ def mixed_distance(a: pd.DataFrame, b: pd.DataFrame, numeric: list, categorical:
         ham += np.where(xn & yn, 0.0, np.where(xn | yn, 1.0, (~eq).astype(float)))
     return np.sqrt(sq) + ham
 
-def nearest_valid_replace(df: pd.DataFrame, sample_fn: Callable, ruleset: RuleSet, seed: int = 0, schema: Schema | None = None,
-                          max_rounds: int = 10, transform: Callable | None = None, batch: int | None = None) -> tuple[pd.DataFrame, dict]:
-    "Replace each row of `df` violating an enforced rule by the nearest unused valid row of fresh samples (`batch` rows per round)."
+def nearest_valid_replace(df: pd.DataFrame, # the synthetic set; its valid rows are kept as they are
+                          sample_fn: Callable, # `sample_fn(n, seed) -> DataFrame` drawing fresh candidates
+                          ruleset: RuleSet, # its enforced rules decide which rows are valid
+                          seed: int = 0, # candidate batch r is drawn with `seed + r` (r = 1, 2, …)
+                          schema: Schema | None = None, # column kinds for the distance (else inferred from dtypes)
+                          max_rounds: int = 10, # candidate batches before giving up with an `EnforcementError`
+                          transform: Callable | None = None, # applied to each candidate batch (inverse reparam, repair)
+                          batch: int | None = None, # rows per candidate batch (default: `len(df)`)
+                         ) -> tuple[pd.DataFrame, dict]:
+    "Replace each row of `df` violating an enforced rule by the nearest unused valid row of fresh samples."
     max_rounds = check_positive_int("max_rounds", max_rounds)
     batch = len(df) if batch is None else check_positive_int("batch", batch)
     ok = _valid(df, ruleset).to_numpy()
@@ -190,8 +214,9 @@ def nearest_valid_replace(df: pd.DataFrame, sample_fn: Callable, ruleset: RuleSe
     cands, found, r = [], 0, 0
     while found < len(bad):
         if r == max_rounds:
-            raise EnforcementError(f"nearest: only {found} valid candidates for {len(bad)} invalid rows after {r} batches of {batch} rows "
-                                   f"(seeds {seed + 1}..{seed + r}); raise max_rounds or add 'reparam'/'repair'")
+            raise EnforcementError(f"nearest: only {found} valid candidates for {len(bad)} invalid rows after {r} "
+                                   f"batches of {batch} rows (seeds {seed + 1}..{seed + r}); "
+                                   "raise max_rounds or add 'reparam'/'repair'")
         r += 1
         raw = sample_fn(batch, seed + r)
         if transform is not None: raw = transform(raw)
@@ -221,88 +246,109 @@ def outcome_rates(df: pd.DataFrame, schema: Schema | None) -> pd.Series:
     cols = [c for c in schema.outcomes if schema[c].kind == "boolean" and c in df.columns]
     return pd.Series({c: float(pd.to_numeric(df[c], errors="coerce").mean()) for c in cols}, dtype=float)
 
+# %% ../nbs/03a_enforce.ipynb
 @dataclass
 class EnforcementReport:
     "What an `Enforcer.postprocess` call did: per-rule violations before/after, repairs, acceptance, replacements."
-    strategies: list
-    n: int
-    seed: int
-    before: pd.DataFrame            # per rule: n_violations, rate on the first raw batch (after the inverse transform)
-    after: pd.DataFrame             # per rule: n_violations, rate on the final frame
-    repaired: dict = field(default_factory=dict)
-    acceptance_rate: float | None = None
-    n_sampled: int = 0
-    n_replaced: int = 0
-    mean_replacement_distance: float | None = None
-    invalid_rate_before: float = 0.0           # rows violating any rule (report-only rules included)
-    invalid_rate_after: float = 0.0
-    enforced_invalid_rate_before: float = 0.0  # rows violating an enforced rule
-    enforced_invalid_rate_after: float = 0.0
-    outcomes: pd.DataFrame | None = None       # per boolean outcome: rate in the real training data, before and after enforcement
-    rate_tol: float = RATE_TOLERANCE
+    strategies: list # the strategies, in the order they were applied
+    n: int # rows asked for
+    seed: int # the seed of the first sampling round
+    before: pd.DataFrame # per rule: n_violations, rate on the first raw batch (after the inverse transform)
+    after: pd.DataFrame # per rule: n_violations, rate on the final frame
+    repaired: dict = field(default_factory=dict) # rule -> rows repaired (first batch)
+    acceptance_rate: float | None = None # rejection: valid share of the sampled rows
+    n_sampled: int = 0 # raw rows sampled in all
+    n_replaced: int = 0 # nearest: invalid rows replaced
+    mean_replacement_distance: float | None = None # nearest: mean distance of a replacement
+    invalid_rate_before: float = 0.0 # rows violating any rule (report-only rules included)
+    invalid_rate_after: float = 0.0 # the same after enforcement
+    enforced_invalid_rate_before: float = 0.0 # rows violating an enforced rule
+    enforced_invalid_rate_after: float = 0.0 # the same after enforcement
+    outcomes: pd.DataFrame | None = None # per boolean outcome: rate in the real training data, before and after
+    rate_tol: float = RATE_TOLERANCE # a larger move of an outcome's rate is warned about
 
     @property
     def rate_warnings(self) -> list[str]:
         "One line per outcome whose rate enforcement moved by more than `rate_tol`."
         if self.outcomes is None: return []
         t = self.outcomes
-        return [f"enforcement moved {o}'s rate from {t.loc[o, 'before']:.1%} to {t.loc[o, 'after']:.1%} (real {t.loc[o, 'real']:.1%}; "
-                f"tolerance ±{self.rate_tol:.0%}): check the repairs that set {o}" for o in t.index if abs(t.loc[o, "shift"]) > self.rate_tol]
+        return [f"enforcement moved {o}'s rate from {t.loc[o, 'before']:.1%} to {t.loc[o, 'after']:.1%} "
+                f"(real {t.loc[o, 'real']:.1%}; tolerance ±{self.rate_tol:.0%}): check the repairs that set {o}"
+                for o in t.index if abs(t.loc[o, "shift"]) > self.rate_tol]
 
     def to_frame(self) -> pd.DataFrame:
         "One row per rule: enforce flag, violation rate before/after, rows repaired."
-        t = pd.DataFrame({"enforce": self.before["enforce"], "rate_before": self.before["rate"], "rate_after": self.after["rate"],
-                          "violations_after": self.after["n_violations"]})
+        t = pd.DataFrame({"enforce": self.before["enforce"], "rate_before": self.before["rate"],
+                          "rate_after": self.after["rate"], "violations_after": self.after["n_violations"]})
         t["repaired"] = [self.repaired.get(r, 0) for r in t.index]
         return t
     def to_dict(self) -> dict:
         "JSON-ready summary."
-        return {"strategies": self.strategies, "n": self.n, "seed": self.seed, "acceptance_rate": self.acceptance_rate,
-                "n_sampled": self.n_sampled, "n_replaced": self.n_replaced, "mean_replacement_distance": self.mean_replacement_distance,
-                "repaired": self.repaired, "invalid_rate_before": self.invalid_rate_before, "invalid_rate_after": self.invalid_rate_after,
-                "enforced_invalid_rate_before": self.enforced_invalid_rate_before, "enforced_invalid_rate_after": self.enforced_invalid_rate_after,
+        keys = ("strategies", "n", "seed", "acceptance_rate", "n_sampled", "n_replaced", "mean_replacement_distance",
+                "repaired", "invalid_rate_before", "invalid_rate_after", "enforced_invalid_rate_before",
+                "enforced_invalid_rate_after")
+        return {**{k: getattr(self, k) for k in keys},
                 "violations_after": {k: int(v) for k, v in self.after["n_violations"].items()},
-                "outcome_rates": None if self.outcomes is None else self.outcomes.to_dict(orient="index"), "rate_warnings": self.rate_warnings}
+                "outcome_rates": None if self.outcomes is None else self.outcomes.to_dict(orient="index"),
+                "rate_warnings": self.rate_warnings}
     def __repr__(self):
         acc = f", acceptance {self.acceptance_rate:.1%}" if self.acceptance_rate is not None else ""
         rep = f", replaced {self.n_replaced}" if "nearest" in self.strategies else ""
         head = (f"Enforcement {'+'.join(self.strategies)} (n={self.n}, seed={self.seed}): invalid rows "
-                f"{self.invalid_rate_before:.1%} -> {self.invalid_rate_after:.1%} (enforced rules {self.enforced_invalid_rate_before:.1%} -> "
+                f"{self.invalid_rate_before:.1%} -> {self.invalid_rate_after:.1%} "
+                f"(enforced rules {self.enforced_invalid_rate_before:.1%} -> "
                 f"{self.enforced_invalid_rate_after:.1%}){acc}{rep}, repaired {sum(self.repaired.values())} rows")
-        t = self.to_frame(); t["rate_before"] = t["rate_before"].map("{:.1%}".format); t["rate_after"] = t["rate_after"].map("{:.1%}".format)
+        t = self.to_frame()
+        for k in ("rate_before", "rate_after"): t[k] = t[k].map("{:.1%}".format)
         text = head + "\n" + t.to_string()
         if self.outcomes is not None and len(self.outcomes):
-            text += "\noutcome rates (real / before / after enforcement):\n" + self.outcomes.map("{:.1%}".format).to_string()
+            text += ("\noutcome rates (real / before / after enforcement):\n"
+                     + self.outcomes.map("{:.1%}".format).to_string())
         return text + "".join(f"\nWARNING: {w}" for w in self.rate_warnings)
 
+# %% ../nbs/03a_enforce.ipynb
 class Enforcer:
     "Combine enforcement strategies around any generator: `prepare_training` before fitting, `postprocess` after."
-    def __init__(self, ruleset: RuleSet, strategies: Iterable[str] | str = ("none",), log1p: bool = False, oversample: float = 2.0,
-                 max_rounds: int = 10, max_passes: int = 5, rate_tol: float = RATE_TOLERANCE):
+    def __init__(self,
+                 ruleset: RuleSet, # the rules; only the enforced ones are enforced, all are reported
+                 strategies: Iterable[str] | str = ("none",), # any of `STRATEGIES` (rejection xor nearest)
+                 log1p: bool = False, # reparam: model `sign·log1p|gap|` instead of the gap
+                 oversample: float = 2.0, # rejection/nearest: rows per sampling round, as a multiple of n
+                 max_rounds: int = 10, # rejection/nearest: sampling rounds before an `EnforcementError`
+                 max_passes: int = 5, # repair: passes over the rules until nothing changes
+                 rate_tol: float = RATE_TOLERANCE, # warn when enforcement moves an outcome's rate by more than this
+                ):
         strategies = [strategies] if isinstance(strategies, str) else list(strategies)
         for s in strategies: check_choice("strategy", s, STRATEGIES)
         if "rejection" in strategies and "nearest" in strategies:
-            raise ParameterError("strategies 'rejection' and 'nearest' are alternatives (both handle rows that are still invalid); pick one")
-        if "none" in strategies and len(strategies) > 1: raise ParameterError(f"strategy 'none' cannot be combined with {[s for s in strategies if s != 'none']}")
+            raise ParameterError("strategies 'rejection' and 'nearest' are alternatives "
+                                 "(both handle rows that are still invalid); pick one")
+        if "none" in strategies and len(strategies) > 1:
+            raise ParameterError(f"strategy 'none' cannot be combined with {[s for s in strategies if s != 'none']}")
         self.ruleset, self.strategies = ruleset, [s for s in STRATEGIES if s in strategies]   # canonical order
         self.oversample, self.max_rounds, self.max_passes, self.rate_tol = oversample, max_rounds, max_passes, rate_tol
         self.real_rates = pd.Series(dtype=float)
         self.reparam = Reparam.from_rules(ruleset, log1p) if "reparam" in self.strategies else None
         if self.reparam is not None and not self.reparam.pairs:
-            raise ParameterError(f"strategy 'reparam': rule set {ruleset.name!r} has no enforced 'le' rule marked reparam: true")
+            raise ParameterError(f"strategy 'reparam': rule set {ruleset.name!r} has no enforced 'le' rule "
+                                 "marked reparam: true")
         self.schema: Schema | None = None
         self.training_info: dict = {}
 
-    def __repr__(self): return f"Enforcer({self.ruleset.name!r}, strategies={self.strategies}{', ' + repr(self.reparam) if self.reparam else ''})"
+    def __repr__(self):
+        reparam = f", {self.reparam!r}" if self.reparam else ""
+        return f"Enforcer({self.ruleset.name!r}, strategies={self.strategies}{reparam})"
 
-    def prepare_training(self, df: pd.DataFrame, schema: Schema | None = None, drop_invalid: bool = False) -> tuple[pd.DataFrame, Schema | None]:
+    def prepare_training(self, df: pd.DataFrame, schema: Schema | None = None,
+                         drop_invalid: bool = False) -> tuple[pd.DataFrame, Schema | None]:
         "The frame and schema a generator should be fitted on (reparameterised when 'reparam' is on)."
         self.schema = schema
         self.ruleset.validate(df)
         if schema is not None: self.ruleset.validate(schema)
         n_drop = 0
         if drop_invalid and self.reparam is not None:
-            ok = self.ruleset.subset([r.name for r in self.ruleset if r.kind == "le" and r.spec.get("reparam") and r.enforce]).is_valid(df)
+            marked = [r.name for r in self.ruleset if r.kind == "le" and r.spec.get("reparam") and r.enforce]
+            ok = self.ruleset.subset(marked).is_valid(df)
             n_drop = int((~ok).sum()); df = df[ok.to_numpy()]
         self.training_info = {"n_rows": len(df), "n_dropped_invalid": n_drop}
         self.real_rates = outcome_rates(df, schema)
@@ -327,7 +373,8 @@ class Enforcer:
         dup = any(out[c].duplicated().any() for c in self.schema.of_kind("identifier") if c in out.columns)
         return fresh_ids(out, self.schema) if dup else out
 
-    def postprocess(self, sample_fn: Callable[[int, int], pd.DataFrame], n: int, seed: int = 0) -> tuple[pd.DataFrame, EnforcementReport]:
+    def postprocess(self, sample_fn: Callable[[int, int], pd.DataFrame], n: int,
+                    seed: int = 0) -> tuple[pd.DataFrame, EnforcementReport]:
         "Sample `n` enforced rows with `sample_fn(n, seed)` (output in the training space); returns `(frame, report)`."
         n = check_positive_int("n", n)
         counts: dict = {}
@@ -338,7 +385,8 @@ class Enforcer:
                 first_call = "before" not in state
                 if first_call: state["before"] = self.reparam.inverse(raw) if self.reparam is not None else raw
                 return self._transform(raw, counts if first_call else None)
-            out, info = rejection_sample(sample_fn, n, self.ruleset, seed, self.oversample, self.max_rounds, transform=tf)
+            out, info = rejection_sample(sample_fn, n, self.ruleset, seed, self.oversample, self.max_rounds,
+                                         transform=tf)
             before = first = state["before"]
         else:
             first = sample_fn(n, seed)
@@ -350,15 +398,16 @@ class Enforcer:
         out = self._unique_ids(out)
         tb, rb, eb = self._table(before)
         ta, ra, ea = self._table(out)
-        rep = EnforcementReport(self.strategies, n, seed, tb, ta, counts, info.get("acceptance_rate"), info.get("n_sampled", len(first)),
-                                info.get("n_replaced", 0), info.get("mean_distance"), rb, ra, eb, ea,
-                                self._outcomes(before, out), self.rate_tol)
+        rep = EnforcementReport(self.strategies, n, seed, tb, ta, counts, info.get("acceptance_rate"),
+                                info.get("n_sampled", len(first)), info.get("n_replaced", 0), info.get("mean_distance"),
+                                rb, ra, eb, ea, self._outcomes(before, out), self.rate_tol)
         for w in rep.rate_warnings: warnings.warn(w, stacklevel=2)
         return out.reset_index(drop=True), rep
 
     def _outcomes(self, before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame | None:
         "Each boolean outcome's rate: real (training data), before and after enforcement, and the shift after − before."
         if self.schema is None or not len(self.real_rates): return None
-        t = pd.DataFrame({"real": self.real_rates, "before": outcome_rates(before, self.schema), "after": outcome_rates(after, self.schema)})
+        t = pd.DataFrame({"real": self.real_rates, "before": outcome_rates(before, self.schema),
+                          "after": outcome_rates(after, self.schema)})
         t["shift"] = t["after"] - t["before"]
         return t
