@@ -47,6 +47,7 @@ class Cond:
         if self.op in ("isna", "notna"): return f"{self.column} {self.op}"
         return f"{self.column} {self.op} {self.other if self.other is not None else repr(self.value)}"
 
+# %% ../nbs/03_constraints.ipynb
 @dataclass
 class AllOf:
     "All conditions hold (Kleene and)."
@@ -71,6 +72,7 @@ class Not:
     def to_dict(self): return {"not": self.item.to_dict()}
     def __str__(self): return f"not {self.item}"
 
+# %% ../nbs/03_constraints.ipynb
 def parse_condition(d: Any, where: str = "condition"):
     "Build a condition object from its mapping form; `where` (e.g. the rule name) is named in errors."
     if isinstance(d, (Cond, AllOf, AnyOf, Not)): return d

@@ -23,22 +23,26 @@ class SchemaError(SynthtrialError, ValueError):
 @dataclass
 class Column:
     "One column: its `kind`, allowed `levels` (categorical), `unit`, whether it may hold NaN, whether it is an outcome."
-    name: str
-    kind: str
-    levels: list | None = None
-    unit: str | None = None
-    nullable: bool = True
-    outcome: bool = False
-    description: str = ""
+    name: str # the column's name in the frame
+    kind: str # one of `KINDS`
+    levels: list | None = None # the allowed categories (categorical columns only)
+    unit: str | None = None # e.g. "months", "10^9/l"
+    nullable: bool = True # may hold missing values
+    outcome: bool = False # a result of the trial: never a predictor
+    description: str = "" # what the column means
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise SchemaError(f"column {self.name!r}: kind={self.kind!r} is not allowed; choose one of: {', '.join(KINDS)}")
+            raise SchemaError(f"column {self.name!r}: kind={self.kind!r} is not allowed; choose one of: "
+                              f"{', '.join(KINDS)}")
         if self.kind == "categorical":
-            if not self.levels: raise SchemaError(f"column {self.name!r}: a categorical column needs a non-empty 'levels' list")
+            if not self.levels:
+                raise SchemaError(f"column {self.name!r}: a categorical column needs a non-empty 'levels' list")
             self.levels = [str(l) for l in self.levels]
-            if len(set(self.levels)) != len(self.levels): raise SchemaError(f"column {self.name!r}: duplicate levels {self.levels}")
+            if len(set(self.levels)) != len(self.levels):
+                raise SchemaError(f"column {self.name!r}: duplicate levels {self.levels}")
         elif self.levels is not None:
-            raise SchemaError(f"column {self.name!r}: 'levels' is only allowed for categorical columns, not {self.kind}")
+            raise SchemaError(f"column {self.name!r}: 'levels' is only allowed for categorical columns, not "
+                              f"{self.kind}")
 
 @dataclass
 class Endpoint:
@@ -75,14 +79,17 @@ class Schema:
             for role, col in (("time", e.time), ("event", e.event)):
                 self._need(col, f"endpoint {e.name!r} {role}")
             if self[e.time].kind not in ("numeric", "integer"):
-                raise SchemaError(f"endpoint {e.name!r}: time column {e.time!r} must be numeric or integer, not {self[e.time].kind}")
+                raise SchemaError(f"endpoint {e.name!r}: time column {e.time!r} must be numeric or integer, not "
+                                  f"{self[e.time].kind}")
             if self[e.event].kind != "boolean":
-                raise SchemaError(f"endpoint {e.name!r}: event column {e.event!r} must be boolean, not {self[e.event].kind}")
+                raise SchemaError(f"endpoint {e.name!r}: event column {e.event!r} must be boolean, not "
+                                  f"{self[e.event].kind}")
         for t in self.targets:
             self._need(t.column, f"target {t.name!r}")
             want = ("numeric", "integer") if t.below is not None else ("boolean",)
             if self[t.column].kind not in want:
-                raise SchemaError(f"target {t.name!r}: column {t.column!r} is {self[t.column].kind}; expected {' or '.join(want)}")
+                raise SchemaError(f"target {t.name!r}: column {t.column!r} is {self[t.column].kind}; expected "
+                                  f"{' or '.join(want)}")
 
     def _need(self, col, what):
         if col not in self._by_name:
@@ -118,7 +125,8 @@ class Schema:
 
 # %% ../nbs/01_schema.ipynb
 def _drop_defaults(d: dict, cls) -> dict:
-    defaults = {k: v.default for k, v in cls.__dataclass_fields__.items() if not isinstance(v.default, type(field().default))}
+    no_default = type(field().default)
+    defaults = {k: v.default for k, v in cls.__dataclass_fields__.items() if not isinstance(v.default, no_default)}
     return {k: v for k, v in d.items() if not (k in defaults and defaults[k] == v)}
 
 def schema_to_dict(s: Schema) -> dict:
@@ -132,7 +140,8 @@ def schema_to_dict(s: Schema) -> dict:
 
 def schema_from_dict(d: Any, source: str = "schema") -> Schema:
     "Build a `Schema` from its dict form; `source` names the file in error messages."
-    if not isinstance(d, dict): raise SchemaError(f"{source}: the top level must be a mapping with 'name' and 'columns'")
+    if not isinstance(d, dict):
+        raise SchemaError(f"{source}: the top level must be a mapping with 'name' and 'columns'")
     unknown = set(d) - {"name", "description", "columns", "endpoints", "targets"}
     if unknown: raise SchemaError(f"{source}: unknown top-level keys {sorted(unknown)}")
     if "name" not in d or "columns" not in d: raise SchemaError(f"{source}: needs both 'name' and 'columns'")
@@ -143,9 +152,12 @@ def schema_from_dict(d: Any, source: str = "schema") -> Schema:
             if not isinstance(item, dict): raise SchemaError(f"{source}: {what}[{i}] must be a mapping, got {item!r}")
             allowed = set(cls.__dataclass_fields__)
             bad = set(item) - allowed
-            if bad: raise SchemaError(f"{source}: {what}[{i}] ({item.get('name', '?')!r}) has unknown keys {sorted(bad)}; allowed: {sorted(allowed)}")
+            if bad:
+                raise SchemaError(f"{source}: {what}[{i}] ({item.get('name', '?')!r}) has unknown keys {sorted(bad)}; "
+                                  f"allowed: {sorted(allowed)}")
             try: out.append(cls(**item))
-            except TypeError as e: raise SchemaError(f"{source}: {what}[{i}] ({item.get('name', '?')!r}): {e}") from None
+            except TypeError as e:
+                raise SchemaError(f"{source}: {what}[{i}] ({item.get('name', '?')!r}): {e}") from None
         return out
     try:
         return Schema(name=str(d["name"]), description=d.get("description", ""),
@@ -183,7 +195,8 @@ def _show(vals, k=5) -> str:
 
 def validate(schema: Schema, df: pd.DataFrame, what: str = "data", allow_extra: bool = False) -> pd.DataFrame:
     "Check `df` against `schema` and return a copy in canonical form (column order and dtypes of the schema)."
-    if not isinstance(df, pd.DataFrame): raise SchemaError(f"{what}: expected a pandas DataFrame, got {type(df).__name__}")
+    if not isinstance(df, pd.DataFrame):
+        raise SchemaError(f"{what}: expected a pandas DataFrame, got {type(df).__name__}")
     if len(df) == 0: raise SchemaError(f"{what}: the frame is empty (0 rows); schema {schema.name!r} needs data")
     missing = [c for c in schema.names if c not in df.columns]
     if missing: raise SchemaError(f"{what}: missing columns {missing} required by schema {schema.name!r}")
@@ -198,7 +211,8 @@ def validate(schema: Schema, df: pd.DataFrame, what: str = "data", allow_extra: 
             v = s.astype(object).where(na, s.astype(str))
             if col.kind == "categorical":
                 bad = v[~na & ~v.isin(col.levels)]
-                if len(bad): raise SchemaError(f"{where}: unknown categories {_show(bad)}; allowed levels: {col.levels}")
+                if len(bad):
+                    raise SchemaError(f"{where}: unknown categories {_show(bad)}; allowed levels: {col.levels}")
             else:
                 dup = v[v.duplicated() & ~na]
                 if len(dup): raise SchemaError(f"{where}: duplicated identifiers {_show(dup)}")
@@ -209,7 +223,8 @@ def validate(schema: Schema, df: pd.DataFrame, what: str = "data", allow_extra: 
             bad = s[num.isna() & s.notna()]
             if len(bad): raise SchemaError(f"{where}: non-numeric values {_show(bad)}")
             num = num.astype("float64")
-            if np.isinf(num).any(): raise SchemaError(f"{where}: infinite values in rows {list(num.index[np.isinf(num)][:5])}")
+            if np.isinf(num).any():
+                raise SchemaError(f"{where}: infinite values in rows {list(num.index[np.isinf(num)][:5])}")
             if col.kind in ("integer", "boolean"):
                 frac = num[num.notna() & (num != np.round(num))]
                 if len(frac): raise SchemaError(f"{where}: non-whole values {_show(frac)}")
@@ -220,7 +235,8 @@ def validate(schema: Schema, df: pd.DataFrame, what: str = "data", allow_extra: 
             out[col.name] = num
         if not col.nullable and out[col.name].isna().any():
             rows = list(out[col.name].index[out[col.name].isna()][:5])
-            raise SchemaError(f"{where}: {int(out[col.name].isna().sum())} missing values in a non-nullable column (rows {rows})")
+            raise SchemaError(f"{where}: {int(out[col.name].isna().sum())} missing values in a non-nullable column "
+                              f"(rows {rows})")
     res = pd.DataFrame(out, index=df.index)
     if extra and allow_extra: res = pd.concat([res, df[extra]], axis=1)
     return res
@@ -229,7 +245,8 @@ Schema.validate = validate
 
 # %% ../nbs/01_schema.ipynb
 def fresh_ids(df: pd.DataFrame, schema: Schema, prefix: str = "SYN") -> pd.DataFrame:
-    "`df` with a fresh index and every identifier column of `schema` (added where missing) numbered `<prefix>1`, `<prefix>2`, … in row order."
+    """`df` with a fresh index and every identifier column of `schema` (added where missing) numbered
+    `<prefix>1`, `<prefix>2`, … in row order."""
     df = df.reset_index(drop=True)
     for c in schema.of_kind("identifier"): df[c] = [f"{prefix}{i + 1}" for i in range(len(df))]
     return df

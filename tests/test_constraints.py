@@ -228,6 +228,23 @@ def test_enforcer_parameters(myeloid):
     no_reparam = rules.subset([n for n in rules.names if n != "efs_le_os"])
     with pytest.raises(ParameterError, match="no enforced 'le' rule marked reparam"): Enforcer(no_reparam, ["reparam"])
 
+def test_bounded_parameters_use_the_core_vocabulary(myeloid, shuffled):
+    "oversample goes through core.check_number: one wording for every bounded number (a bool is no number)."
+    _, _, rules = myeloid
+    for bad in (0.5, True, "2", float("nan")):
+        with pytest.raises(ParameterError, match=r"oversample=.* is not allowed; it must be a number >= 1"):
+            rejection_sample(shuffled, 10, rules, oversample=bad)
+
+def test_patched_methods_behave_as_class_members():
+    "Rule and RuleSet are grown with fastcore's @patch: classmethods stay classmethods, properties stay properties."
+    class MyRule(Rule): pass
+    r = MyRule.from_dict({"name": "x", "kind": "le", "left": "A", "right": "B"})
+    assert type(r) is MyRule and r.expression == "A <= B" and r.columns == ["A", "B"]
+    class MyRuleSet(RuleSet): pass
+    rs = MyRuleSet.from_yaml("name: t\nrules:\n  - {name: x, kind: le, left: A, right: B}\n")
+    assert type(rs) is MyRuleSet and rs.enforced.names == ["x"] and isinstance(RuleSet.enforced, property)
+    assert rs.check(pd.DataFrame({"A": [1.0, 3.0], "B": [2.0, 2.0]}))["x"].tolist() == [True, False]
+
 def test_repair_counts_match(myeloid, shuffled):
     _, _, rules = myeloid
     fake = shuffled(400, seed=5)

@@ -83,6 +83,9 @@ def test_split_puts_singleton_strata_in_train_and_is_reproducible():
     assert 49 in tr.index and len(te) == 10
     tr2, _ = split_train_test(df, ["a"], 0.2, seed=1); assert tr.index.equals(tr2.index)
     _, te3 = split_train_test(df, ["a"], 0.2, seed=2); assert not te.index.equals(te3.index)
+    for bad in (0, 1, 1.5, -0.2, True):
+        with pytest.raises(ParameterError, match=r"test_size=.* is not allowed; it must be in \(0, 1\)"):
+            split_train_test(df, ["a"], bad)
 
 def test_own_csv_and_schema(tmp_path):
     df, schema = load_dataset("gbsg2")
