@@ -146,6 +146,7 @@ def prepare_myeloid(raw: pd.DataFrame, induction_failure_day: float = 1.0) -> pd
     df["RFSSTAT"] = pd.Series(np.where(cr, efs_event, np.nan)).astype("Int64")
     return df
 
+# %% ../nbs/02_data.ipynb
 MYELOID_SCHEMA = Schema("myeloid", [
     Column("id", "identifier", description="patient id (de-identified, reordered)"),
     Column("trt", "categorical", levels=["A", "B"], nullable=False,
@@ -212,6 +213,7 @@ def split_train_test(df: pd.DataFrame, stratify: list[str] | None = None, test_s
     train = pd.concat([tr, df[single]]).loc[lambda d: df.index[df.index.isin(d.index)]]
     return train, te.loc[df.index[df.index.isin(te.index)]]
 
+# %% ../nbs/02_data.ipynb
 def frame_digest(df: pd.DataFrame) -> str:
     "SHA-256 of a frame's content (values, columns, index), used to key cached splits."
     h = hashlib.sha256(pd.util.hash_pandas_object(df, index=True).values.tobytes())
@@ -331,6 +333,7 @@ def _aml_sal_schema(name: str, generator: str) -> Schema:
                   description=f"public synthetic SAL AML cohort ({generator} release, Zenodo 8334265), the study's "
                               f"variables")
 
+# %% ../nbs/02_data.ipynb
 def prepare_aml_sal(raw: pd.DataFrame, drop_efs_gt_os: bool = True) -> pd.DataFrame:
     "The study's preprocessing (§1.4) of a Zenodo AML file; dropped-row counts are in `df.attrs['dropped']`."
     df = raw.copy()
@@ -348,6 +351,7 @@ def prepare_aml_sal(raw: pd.DataFrame, drop_efs_gt_os: bool = True) -> pd.DataFr
     df.attrs["dropped"] = dropped
     return df
 
+# %% ../nbs/02_data.ipynb
 from .schema import _show
 
 for _name, (_file, _sha) in AML_SAL_FILES.items():
@@ -555,6 +559,7 @@ def _read_hint(path: Path, raw: pd.DataFrame, missing: list[str], sep: str = ","
             return f" — the header is separated by {cand!r}, not {sep!r}: set sep: {cand!r}"
     return ""
 
+# %% ../nbs/02_data.ipynb
 def _file_dataset(name, schema, data_path, read_kw, rules_path, stratify, inconsistent, provenance) -> Dataset:
     from synthtrial.constraints import register_rule_set
     if inconsistent is not None: check_choice("inconsistent", inconsistent, INCONSISTENT)
@@ -657,6 +662,7 @@ def dataset_from_spec(spec: str | Path | dict, register: bool = True, check: boo
                               inconsistent=s.get("inconsistent", "stop"), name=s.get("name"), check=check,
                               spec=s.get("spec"), **read_kw)
 
+# %% ../nbs/02_data.ipynb
 def register_from_env() -> list[str]:
     "Register the datasets `$SYNTHTRIAL_DATASETS` lists (a parent process described them); a changed file is an error."
     try: entries = json.loads(os.environ.get(ENV_DATASETS) or "[]")
@@ -710,6 +716,7 @@ def variables_table(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
                      "description": c.description})
     return pd.DataFrame(rows).set_index("variable")
 
+# %% ../nbs/02_data.ipynb
 def target_signal(name: str, # a registered dataset
                   seed: int = 42, # CatBoost's seed
                   targets: list[Target] | None = None, # candidates to measure instead of the schema's targets
@@ -733,6 +740,7 @@ def target_signal(name: str, # a registered dataset
                      "at_chance": bool(auc - 1.96 * se <= 0.5)})
     return pd.DataFrame(rows).set_index("target")
 
+# %% ../nbs/02_data.ipynb
 def data_card(name: str, plot: bool = True, signal: bool = True):
     """Print provenance and (if `signal`) each utility target's real-data AUC/MCC, return the variables table,
     and (if `plot`) draw KM curves."""

@@ -8,6 +8,7 @@ import math, warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 import numpy as np, pandas as pd
+from fastcore.basics import patch
 from .core import SynthtrialError, ParameterError, check_choice, check_positive_int, check_number
 from .schema import Schema, Column, SchemaError, fresh_ids
 from .constraints import RuleSet, ConstraintError, rules_for
@@ -48,12 +49,6 @@ class Reparam:
                                  "chains are not supported")
         self._dtypes: dict = {}
 
-    @classmethod
-    def from_rules(cls, ruleset: RuleSet, log1p: bool = False) -> "Reparam":
-        "The pairs of the enforced `le` rules marked `reparam: true`."
-        marked = [r for r in ruleset if r.kind == "le" and r.enforce and r.spec.get("reparam")]
-        return cls([(r.spec["left"], r.spec["right"]) for r in marked], log1p)
-
     def gap(self, left: str) -> str: return f"{left}{self.suffix}"
     def __repr__(self):
         pairs = ", ".join(f"{self.gap(l)} = {r} - {l}" for l, r in self.pairs)
@@ -63,52 +58,64 @@ class Reparam:
         miss = [c for c in cols if c not in df.columns]
         if miss: raise SchemaError(f"reparam {what}: columns {miss} are missing from the frame")
 
-    def forward(self, df: pd.DataFrame) -> pd.DataFrame:
-        "Replace each `left` by its gap column (same position)."
-        self._need(df, [c for p in self.pairs for c in p], "forward")
-        out = df.copy()
-        for l, r in self.pairs:
-            if self.gap(l) in df.columns:
-                raise SchemaError(f"reparam forward: gap column {self.gap(l)!r} already exists")
-            self._dtypes[l] = df[l].dtype
-            g = pd.to_numeric(df[r]).astype("float64") - pd.to_numeric(df[l]).astype("float64")
-            if self.log1p: g = np.sign(g) * np.log1p(np.abs(g))
-            out[l] = g
-            out = out.rename(columns={l: self.gap(l)})
-        return out
+# %% ../nbs/03a_enforce.ipynb
+@patch(cls_method=True)
+def from_rules(cls: Reparam, ruleset: RuleSet, log1p: bool = False) -> "Reparam":
+    "The pairs of the enforced `le` rules marked `reparam: true`."
+    marked = [r for r in ruleset if r.kind == "le" and r.enforce and r.spec.get("reparam")]
+    return cls([(r.spec["left"], r.spec["right"]) for r in marked], log1p)
 
-    def inverse(self, df: pd.DataFrame) -> pd.DataFrame:
-        "Restore each `left = right − gap` (sign of the gap kept), in the position of the gap column."
-        self._need(df, [c for l, r in self.pairs for c in (self.gap(l), r)], "inverse")
-        out = df.copy()
-        for l, r in self.pairs:
-            g = pd.to_numeric(df[self.gap(l)]).astype("float64")
-            if self.log1p: g = np.sign(g) * np.expm1(np.abs(g))
-            v = pd.to_numeric(df[r]).astype("float64") - g
-            if str(self._dtypes.get(l, "float64")) == "Int64": v = np.round(v).astype("Int64")
-            out[self.gap(l)] = v
-            out = out.rename(columns={self.gap(l): l})
-        return out
+# %% ../nbs/03a_enforce.ipynb
+@patch
+def forward(self: Reparam, df: pd.DataFrame) -> pd.DataFrame:
+    "Replace each `left` by its gap column (same position)."
+    self._need(df, [c for p in self.pairs for c in p], "forward")
+    out = df.copy()
+    for l, r in self.pairs:
+        if self.gap(l) in df.columns:
+            raise SchemaError(f"reparam forward: gap column {self.gap(l)!r} already exists")
+        self._dtypes[l] = df[l].dtype
+        g = pd.to_numeric(df[r]).astype("float64") - pd.to_numeric(df[l]).astype("float64")
+        if self.log1p: g = np.sign(g) * np.log1p(np.abs(g))
+        out[l] = g
+        out = out.rename(columns={l: self.gap(l)})
+    return out
 
-    def forward_schema(self, schema: Schema) -> Schema:
-        "The training schema: each `left` column replaced by a numeric gap column; endpoints/targets using it dropped."
-        for l, r in self.pairs:
-            for c in (l, r):
-                if c not in schema: raise SchemaError(f"reparam: schema {schema.name!r} has no column {c!r}")
-                if schema[c].kind not in ("numeric", "integer"):
-                    raise SchemaError(f"reparam: column {c!r} is {schema[c].kind}; it must be numeric or integer")
-        lefts = {l: r for l, r in self.pairs}
-        cols = []
-        for c in schema.columns:
-            if c.name in lefts:
-                gap = f"{lefts[c.name]} − {c.name}"
-                desc = f"{f'sign·log1p|{gap}|' if self.log1p else gap} (reparameterised {c.name})"
-                cols.append(Column(self.gap(c.name), "numeric", unit=None if self.log1p else c.unit,
-                                   nullable=c.nullable, outcome=c.outcome, description=desc))
-            else: cols.append(c)
-        eps = [e for e in schema.endpoints if e.time not in lefts and e.event not in lefts]
-        tgs = [t for t in schema.targets if t.column not in lefts]
-        return Schema(schema.name + "_reparam", cols, eps, tgs, schema.description)
+@patch
+def inverse(self: Reparam, df: pd.DataFrame) -> pd.DataFrame:
+    "Restore each `left = right − gap` (sign of the gap kept), in the position of the gap column."
+    self._need(df, [c for l, r in self.pairs for c in (self.gap(l), r)], "inverse")
+    out = df.copy()
+    for l, r in self.pairs:
+        g = pd.to_numeric(df[self.gap(l)]).astype("float64")
+        if self.log1p: g = np.sign(g) * np.expm1(np.abs(g))
+        v = pd.to_numeric(df[r]).astype("float64") - g
+        if str(self._dtypes.get(l, "float64")) == "Int64": v = np.round(v).astype("Int64")
+        out[self.gap(l)] = v
+        out = out.rename(columns={self.gap(l): l})
+    return out
+
+# %% ../nbs/03a_enforce.ipynb
+@patch
+def forward_schema(self: Reparam, schema: Schema) -> Schema:
+    "The training schema: each `left` column replaced by a numeric gap column; endpoints/targets using it dropped."
+    for l, r in self.pairs:
+        for c in (l, r):
+            if c not in schema: raise SchemaError(f"reparam: schema {schema.name!r} has no column {c!r}")
+            if schema[c].kind not in ("numeric", "integer"):
+                raise SchemaError(f"reparam: column {c!r} is {schema[c].kind}; it must be numeric or integer")
+    lefts = {l: r for l, r in self.pairs}
+    cols = []
+    for c in schema.columns:
+        if c.name in lefts:
+            gap = f"{lefts[c.name]} − {c.name}"
+            desc = f"{f'sign·log1p|{gap}|' if self.log1p else gap} (reparameterised {c.name})"
+            cols.append(Column(self.gap(c.name), "numeric", unit=None if self.log1p else c.unit,
+                               nullable=c.nullable, outcome=c.outcome, description=desc))
+        else: cols.append(c)
+    eps = [e for e in schema.endpoints if e.time not in lefts and e.event not in lefts]
+    tgs = [t for t in schema.targets if t.column not in lefts]
+    return Schema(schema.name + "_reparam", cols, eps, tgs, schema.description)
 
 # %% ../nbs/03a_enforce.ipynb
 def repair(df: pd.DataFrame, ruleset: RuleSet, max_passes: int = 5) -> tuple[pd.DataFrame, dict]:
@@ -195,6 +202,7 @@ def mixed_distance(a: pd.DataFrame, b: pd.DataFrame, numeric: list, categorical:
         ham += np.where(xn & yn, 0.0, np.where(xn | yn, 1.0, (~eq).astype(float)))
     return np.sqrt(sq) + ham
 
+# %% ../nbs/03a_enforce.ipynb
 def nearest_valid_replace(df: pd.DataFrame, # the synthetic set; its valid rows are kept as they are
                           sample_fn: Callable, # `sample_fn(n, seed) -> DataFrame` drawing fresh candidates
                           ruleset: RuleSet, # its enforced rules decide which rows are valid
@@ -339,75 +347,83 @@ class Enforcer:
         reparam = f", {self.reparam!r}" if self.reparam else ""
         return f"Enforcer({self.ruleset.name!r}, strategies={self.strategies}{reparam})"
 
-    def prepare_training(self, df: pd.DataFrame, schema: Schema | None = None,
-                         drop_invalid: bool = False) -> tuple[pd.DataFrame, Schema | None]:
-        "The frame and schema a generator should be fitted on (reparameterised when 'reparam' is on)."
-        self.schema = schema
-        self.ruleset.validate(df)
-        if schema is not None: self.ruleset.validate(schema)
-        n_drop = 0
-        if drop_invalid and self.reparam is not None:
-            marked = [r.name for r in self.ruleset if r.kind == "le" and r.spec.get("reparam") and r.enforce]
-            ok = self.ruleset.subset(marked).is_valid(df)
-            n_drop = int((~ok).sum()); df = df[ok.to_numpy()]
-        self.training_info = {"n_rows": len(df), "n_dropped_invalid": n_drop}
-        self.real_rates = outcome_rates(df, schema)
-        if self.reparam is None: return df, schema
-        return self.reparam.forward(df), (self.reparam.forward_schema(schema) if schema is not None else None)
+# %% ../nbs/03a_enforce.ipynb
+@patch
+def prepare_training(self: Enforcer, df: pd.DataFrame, schema: Schema | None = None,
+                     drop_invalid: bool = False) -> tuple[pd.DataFrame, Schema | None]:
+    "The frame and schema a generator should be fitted on (reparameterised when 'reparam' is on)."
+    self.schema = schema
+    self.ruleset.validate(df)
+    if schema is not None: self.ruleset.validate(schema)
+    n_drop = 0
+    if drop_invalid and self.reparam is not None:
+        marked = [r.name for r in self.ruleset if r.kind == "le" and r.spec.get("reparam") and r.enforce]
+        ok = self.ruleset.subset(marked).is_valid(df)
+        n_drop = int((~ok).sum()); df = df[ok.to_numpy()]
+    self.training_info = {"n_rows": len(df), "n_dropped_invalid": n_drop}
+    self.real_rates = outcome_rates(df, schema)
+    if self.reparam is None: return df, schema
+    return self.reparam.forward(df), (self.reparam.forward_schema(schema) if schema is not None else None)
 
-    def _transform(self, raw: pd.DataFrame, counts: dict | None = None) -> pd.DataFrame:
-        if self.reparam is not None: raw = self.reparam.inverse(raw)
-        if "repair" in self.strategies:
-            raw, c = repair(raw, self.ruleset, self.max_passes)
-            if counts is not None:
-                for k, v in c.items(): counts[k] = counts.get(k, 0) + v
-        return raw
+# %% ../nbs/03a_enforce.ipynb
+@patch
+def _transform(self: Enforcer, raw: pd.DataFrame, counts: dict | None = None) -> pd.DataFrame:
+    if self.reparam is not None: raw = self.reparam.inverse(raw)
+    if "repair" in self.strategies:
+        raw, c = repair(raw, self.ruleset, self.max_passes)
+        if counts is not None:
+            for k, v in c.items(): counts[k] = counts.get(k, 0) + v
+    return raw
 
-    def _table(self, df) -> tuple[pd.DataFrame, float, float]:
-        rep = self.ruleset.violation_report(df, n_examples=0)
-        return rep.table[["enforce", "n_violations", "rate"]], rep.invalid_rate, rep.invalid_rate_enforced
+@patch
+def _table(self: Enforcer, df) -> tuple[pd.DataFrame, float, float]:
+    rep = self.ruleset.violation_report(df, n_examples=0)
+    return rep.table[["enforce", "n_violations", "rate"]], rep.invalid_rate, rep.invalid_rate_enforced
 
-    def _unique_ids(self, out: pd.DataFrame) -> pd.DataFrame:
-        "Rows pooled from several sampling rounds (rejection, nearest) repeat the generator's ids: number them afresh."
-        if self.schema is None: return out
-        dup = any(out[c].duplicated().any() for c in self.schema.of_kind("identifier") if c in out.columns)
-        return fresh_ids(out, self.schema) if dup else out
+@patch
+def _unique_ids(self: Enforcer, out: pd.DataFrame) -> pd.DataFrame:
+    "Rows pooled from several sampling rounds (rejection, nearest) repeat the generator's ids: number them afresh."
+    if self.schema is None: return out
+    dup = any(out[c].duplicated().any() for c in self.schema.of_kind("identifier") if c in out.columns)
+    return fresh_ids(out, self.schema) if dup else out
 
-    def postprocess(self, sample_fn: Callable[[int, int], pd.DataFrame], n: int,
-                    seed: int = 0) -> tuple[pd.DataFrame, EnforcementReport]:
-        "Sample `n` enforced rows with `sample_fn(n, seed)` (output in the training space); returns `(frame, report)`."
-        n = check_positive_int("n", n)
-        counts: dict = {}
-        info: dict = {}
-        if "rejection" in self.strategies:
-            state: dict = {}
-            def tf(raw):   # remembers the first raw batch (for "before") and counts its repairs
-                first_call = "before" not in state
-                if first_call: state["before"] = self.reparam.inverse(raw) if self.reparam is not None else raw
-                return self._transform(raw, counts if first_call else None)
-            out, info = rejection_sample(sample_fn, n, self.ruleset, seed, self.oversample, self.max_rounds,
-                                         transform=tf)
-            before = first = state["before"]
-        else:
-            first = sample_fn(n, seed)
-            before = self.reparam.inverse(first) if self.reparam is not None else first
-            out = self._transform(first, counts)
-            if "nearest" in self.strategies:
-                out, info = nearest_valid_replace(out, sample_fn, self.ruleset, seed, self.schema, self.max_rounds,
-                                                  transform=self._transform, batch=math.ceil(self.oversample * n))
-        out = self._unique_ids(out)
-        tb, rb, eb = self._table(before)
-        ta, ra, ea = self._table(out)
-        rep = EnforcementReport(self.strategies, n, seed, tb, ta, counts, info.get("acceptance_rate"),
-                                info.get("n_sampled", len(first)), info.get("n_replaced", 0), info.get("mean_distance"),
-                                rb, ra, eb, ea, self._outcomes(before, out), self.rate_tol)
-        for w in rep.rate_warnings: warnings.warn(w, stacklevel=2)
-        return out.reset_index(drop=True), rep
+@patch
+def _outcomes(self: Enforcer, before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame | None:
+    "Each boolean outcome's rate: real (training data), before and after enforcement, and the shift after − before."
+    if self.schema is None or not len(self.real_rates): return None
+    t = pd.DataFrame({"real": self.real_rates, "before": outcome_rates(before, self.schema),
+                      "after": outcome_rates(after, self.schema)})
+    t["shift"] = t["after"] - t["before"]
+    return t
 
-    def _outcomes(self, before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame | None:
-        "Each boolean outcome's rate: real (training data), before and after enforcement, and the shift after − before."
-        if self.schema is None or not len(self.real_rates): return None
-        t = pd.DataFrame({"real": self.real_rates, "before": outcome_rates(before, self.schema),
-                          "after": outcome_rates(after, self.schema)})
-        t["shift"] = t["after"] - t["before"]
-        return t
+@patch
+def postprocess(self: Enforcer, sample_fn: Callable[[int, int], pd.DataFrame], n: int,
+                seed: int = 0) -> tuple[pd.DataFrame, EnforcementReport]:
+    "Sample `n` enforced rows with `sample_fn(n, seed)` (output in the training space); returns `(frame, report)`."
+    n = check_positive_int("n", n)
+    counts: dict = {}
+    info: dict = {}
+    if "rejection" in self.strategies:
+        state: dict = {}
+        def tf(raw):   # remembers the first raw batch (for "before") and counts its repairs
+            first_call = "before" not in state
+            if first_call: state["before"] = self.reparam.inverse(raw) if self.reparam is not None else raw
+            return self._transform(raw, counts if first_call else None)
+        out, info = rejection_sample(sample_fn, n, self.ruleset, seed, self.oversample, self.max_rounds,
+                                     transform=tf)
+        before = first = state["before"]
+    else:
+        first = sample_fn(n, seed)
+        before = self.reparam.inverse(first) if self.reparam is not None else first
+        out = self._transform(first, counts)
+        if "nearest" in self.strategies:
+            out, info = nearest_valid_replace(out, sample_fn, self.ruleset, seed, self.schema, self.max_rounds,
+                                              transform=self._transform, batch=math.ceil(self.oversample * n))
+    out = self._unique_ids(out)
+    tb, rb, eb = self._table(before)
+    ta, ra, ea = self._table(out)
+    rep = EnforcementReport(self.strategies, n, seed, tb, ta, counts, info.get("acceptance_rate"),
+                            info.get("n_sampled", len(first)), info.get("n_replaced", 0), info.get("mean_distance"),
+                            rb, ra, eb, ea, self._outcomes(before, out), self.rate_tol)
+    for w in rep.rate_warnings: warnings.warn(w, stacklevel=2)
+    return out.reset_index(drop=True), rep

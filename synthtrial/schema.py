@@ -167,6 +167,7 @@ def schema_from_dict(d: Any, source: str = "schema") -> Schema:
     except SchemaError as e:
         msg = str(e); raise SchemaError(msg if msg.startswith(source) else f"{source}: {msg}") from None
 
+# %% ../nbs/01_schema.ipynb
 def schema_to_yaml(s: Schema, path: str | Path | None = None) -> str:
     "YAML text of `s`; also written to `path` when given."
     text = yaml.safe_dump(schema_to_dict(s), sort_keys=False, allow_unicode=True)
