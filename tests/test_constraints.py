@@ -16,7 +16,7 @@ def myeloid():
 # ---------------------------------------------------------------- rule sets and real-data counts
 def test_builtin_rule_sets_parse_and_roundtrip():
     names = available_rule_sets()
-    assert {"myeloid", "aml_sal", "colon", "actg320", "gbsg2"} <= set(names)
+    assert sorted(set(DATASETS) - set(names)) == []      # every registered dataset ships its rules
     for name in names:
         rs = rules_for(name)
         assert rs.name == name and len(rs) >= 3 and len(rs.enforced) >= 3
@@ -54,7 +54,8 @@ def test_myeloid_real_violations_match_pandas(myeloid):
     assert rep.n_invalid_enforced == 0 and not rules["relapse_implies_cr"].enforce
     ex = rep.examples["relapse_implies_cr"]
     assert (ex.RELAPSE == 1).all() and (ex.CR1 == 0).all()
-    assert rep.table.loc["crtm_le_ostm", "n_checked"] == int(df.CRTM.notna().sum())   # NaN rows are not checked (nan: pass)
+    # NaN rows are not checked (nan: pass)
+    assert rep.table.loc["crtm_le_ostm", "n_checked"] == int(df.CRTM.notna().sum())
 
 SURV = {  # dataset -> (le rule, time, reference time, death rule, death, event)
     "aml_sal": ("efs_le_os", "EFSTM", "OSTM", "os_death_implies_efs_event", "OSSTAT", "EFSSTAT"),
@@ -77,13 +78,15 @@ def test_other_datasets_real_violations(name):
         assert rep.counts()["nodes_gt4_iff_node4"] == int(((df.nodes > 4) != (df.node4 == 1))[known].sum())
 
 def test_aml_sal_raw_csv_counts():
-    "The CTAB-GAN+ release through the library (verified cache, $SYNTHTRIAL_AML_SAL_DIR or download): no skip, the loader's error if absent."
+    """The CTAB-GAN+ release through the library (verified cache, $SYNTHTRIAL_AML_SAL_DIR or download): no skip,
+    the loader's error if absent."""
     from synthtrial.data import get_dataset
     aml = get_dataset("aml_sal").load_raw()       # the raw file exactly as published
     assert len(aml) == 1606 and len(load_dataset("aml_sal")[0]) == 1606
     rep = rules_for("aml_sal").violation_report(aml)
     c = rep.counts()
-    assert [c[k] for k in ("os_death_implies_efs_event", "efs_censored_implies_efs_eq_os", "no_cr_implies_efs_event")] == [13, 17, 7]
+    assert [c[k] for k in ("os_death_implies_efs_event", "efs_censored_implies_efs_eq_os",
+                           "no_cr_implies_efs_event")] == [13, 17, 7]
     assert c["efs_le_os"] == int((aml.EFSTM > aml.OSTM).sum()) == 0        # the study enforced this one ...
     assert c["os_death_implies_efs_event"] == int(((aml.OSSTAT == 1) & (aml.EFSSTAT == 0)).sum()) > 0   # ... not these
     assert c["efs_censored_implies_efs_eq_os"] == int(((aml.EFSSTAT == 0) & (aml.EFSTM != aml.OSTM)).sum())
@@ -94,14 +97,16 @@ def test_nan_semantics_are_explicit():
     d = pd.DataFrame({"A": [1.0, np.nan, 3.0], "B": [2.0, 2.0, 2.0]})
     assert Rule("r", "le", {"left": "A", "right": "B"}).holds(d).tolist() == [True, True, False]
     assert Rule("r", "le", {"left": "A", "right": "B"}, nan="fail").holds(d).tolist() == [True, False, False]
-    assert Rule("r", "le", {"left": "A", "right": "B", "strict": True}).holds(pd.DataFrame({"A": [2.0], "B": [2.0]})).tolist() == [False]
+    strict = Rule("r", "le", {"left": "A", "right": "B", "strict": True})
+    assert strict.holds(pd.DataFrame({"A": [2.0], "B": [2.0]})).tolist() == [False]
 
 # ---------------------------------------------------------------- bad input
 def test_unknown_column_names_rule_and_column(myeloid):
     df, schema, _ = myeloid
     rs = RuleSet([Rule("efs_le_os", "le", {"left": "EFSTMX", "right": "OSTM"})])
     with pytest.raises(ConstraintError, match=r"rule 'efs_le_os': unknown column 'EFSTMX'"): rs.check(df)
-    with pytest.raises(ConstraintError, match=r"unknown column 'EFSTMX' \(not in schema 'myeloid'\)"): rs.validate(schema)
+    with pytest.raises(ConstraintError, match=r"unknown column 'EFSTMX' \(not in schema 'myeloid'\)"):
+        rs.validate(schema)
 
 def test_wrong_dtype(myeloid):
     df, schema, _ = myeloid
@@ -115,7 +120,8 @@ def test_wrong_dtype(myeloid):
 def test_unknown_category(myeloid):
     _, schema, _ = myeloid
     with pytest.raises(ConstraintError, match=r"rule 'arm': unknown category 'C' for column 'trt'"):
-        RuleSet([Rule("arm", "check", {"condition": {"column": "trt", "op": "in", "value": ["A", "C"]}})], schema=schema)
+        RuleSet([Rule("arm", "check", {"condition": {"column": "trt", "op": "in", "value": ["A", "C"]}})],
+                schema=schema)
     with pytest.raises(ConstraintError, match=r"rule 'lv': unknown category 'D'"):
         RuleSet([Rule("lv", "categories", {"column": "flt3", "levels": ["A", "D"]})], schema=schema)
 
@@ -124,7 +130,8 @@ def test_malformed_yaml_names_file(tmp_path):
     p.write_text("name: x\nrules:\n  - {name: a, kind: le, left: A\n")
     with pytest.raises(ConstraintError, match=r"my_trial_rules\.yaml: malformed YAML"): RuleSet.from_yaml(p)
     p.write_text("name: x\nrules:\n  - {name: a, kind: lesser, left: A, right: B}\n")
-    with pytest.raises(ConstraintError, match=r"my_trial_rules\.yaml: rule 'a': kind 'lesser' is not allowed"): RuleSet.from_yaml(p)
+    with pytest.raises(ConstraintError, match=r"my_trial_rules\.yaml: rule 'a': kind 'lesser' is not allowed"):
+        RuleSet.from_yaml(p)
     p.write_text("name: x\nrules: !!python/object/apply:os.getcwd []\n")     # no code is ever run from YAML
     with pytest.raises(ConstraintError, match="malformed YAML"): RuleSet.from_yaml(p)
     with pytest.raises(ConstraintError, match="rules file not found"): RuleSet.from_yaml(tmp_path / "missing.yaml")
@@ -136,9 +143,11 @@ def test_empty_data(myeloid):
 def test_schema_contradicting_data(myeloid):
     df, schema, rules = myeloid
     bad = df.copy(); bad.loc[3, "flt3"] = "Z"
-    with pytest.raises(SchemaError, match=r"column 'flt3' \(categorical\): unknown categories 'Z'"): rules.check(bad, schema=schema)
+    with pytest.raises(SchemaError, match=r"column 'flt3' \(categorical\): unknown categories 'Z'"):
+        rules.check(bad, schema=schema)
     bad = df.copy(); bad.loc[5, "OSSTAT"] = 2
-    with pytest.raises(SchemaError, match=r"column 'OSSTAT' \(boolean\): values 2\.0 are not 0/1"): rules.violation_report(bad, schema=schema)
+    with pytest.raises(SchemaError, match=r"column 'OSSTAT' \(boolean\): values 2\.0 are not 0/1"):
+        rules.violation_report(bad, schema=schema)
 
 # ---------------------------------------------------------------- enforcement
 @pytest.fixture(scope="module")
@@ -175,7 +184,8 @@ def _run(rules, df, schema, strategies, n=250, seed=11, **kw):
     tr, ts = enf.prepare_training(df, schema)
     return enf.postprocess(independent_columns_sampler(tr, id_column="id"), n, seed)
 
-COMBOS = [["reparam"], ["repair"], ["reparam", "repair"], ["rejection"], ["repair", "rejection"], ["reparam", "repair", "rejection"],
+COMBOS = [["reparam"], ["repair"], ["reparam", "repair"], ["rejection"], ["repair", "rejection"],
+          ["reparam", "repair", "rejection"],
           ["nearest"], ["repair", "nearest"], ["reparam", "repair", "nearest"]]
 
 @pytest.mark.parametrize("strategies", COMBOS, ids=["+".join(c) for c in COMBOS])
@@ -201,7 +211,9 @@ def test_each_strategy_drives_its_rules_to_zero(myeloid, strategies):
     again, _ = _run(rules, df, schema, strategies, oversample=40, max_rounds=20)
     assert out.equals(again)                                                  # seeded and deterministic
     if "rejection" in strategies: assert 0 < rep.acceptance_rate <= 1
-    if "nearest" in strategies: assert rep.n_replaced == int((~rules.is_valid(_first_after_transform(rules, df, schema, strategies), True)).sum())
+    if "nearest" in strategies:
+        first = _first_after_transform(rules, df, schema, strategies)
+        assert rep.n_replaced == int((~rules.is_valid(first, True)).sum())
 
 def _first_after_transform(rules, df, schema, strategies):
     enf = Enforcer(rules, [s for s in strategies if s != "nearest"] or ["none"])
@@ -216,7 +228,8 @@ def test_none_changes_nothing(myeloid, shuffled):
 
 def test_rejection_unreachable_is_clear(myeloid, shuffled):
     _, _, rules = myeloid
-    with pytest.raises(EnforcementError, match=r"rejection: acceptance rate \d+\.\d+% .* cannot reach n=300 within max_rounds=1"):
+    with pytest.raises(EnforcementError, match=r"rejection: acceptance rate \d+\.\d+% .* cannot reach n=300 within "
+                                               r"max_rounds=1"):
         rejection_sample(shuffled, 300, rules, seed=1, oversample=1.5, max_rounds=1)
     with pytest.raises(EnforcementError, match=r"nearest: only \d+ valid candidates for \d+ invalid rows"):
         nearest_valid_replace(shuffled(100, 1), shuffled, rules, seed=1, max_rounds=1)
@@ -228,18 +241,37 @@ def test_enforcer_parameters(myeloid):
     no_reparam = rules.subset([n for n in rules.names if n != "efs_le_os"])
     with pytest.raises(ParameterError, match="no enforced 'le' rule marked reparam"): Enforcer(no_reparam, ["reparam"])
 
+def test_bounded_parameters_use_the_core_vocabulary(myeloid, shuffled):
+    "oversample goes through core.check_number: one wording for every bounded number (a bool is no number)."
+    _, _, rules = myeloid
+    for bad in (0.5, True, "2", float("nan")):
+        with pytest.raises(ParameterError, match=r"oversample=.* is not allowed; it must be a number >= 1"):
+            rejection_sample(shuffled, 10, rules, oversample=bad)
+
+def test_patched_methods_behave_as_class_members():
+    "Rule and RuleSet are grown with fastcore's @patch: classmethods stay classmethods, properties stay properties."
+    class MyRule(Rule): pass
+    r = MyRule.from_dict({"name": "x", "kind": "le", "left": "A", "right": "B"})
+    assert type(r) is MyRule and r.expression == "A <= B" and r.columns == ["A", "B"]
+    class MyRuleSet(RuleSet): pass
+    rs = MyRuleSet.from_yaml("name: t\nrules:\n  - {name: x, kind: le, left: A, right: B}\n")
+    assert type(rs) is MyRuleSet and rs.enforced.names == ["x"] and isinstance(RuleSet.enforced, property)
+    assert rs.check(pd.DataFrame({"A": [1.0, 3.0], "B": [2.0, 2.0]}))["x"].tolist() == [True, False]
+
 def test_repair_counts_match(myeloid, shuffled):
     _, _, rules = myeloid
     fake = shuffled(400, seed=5)
     fixed, counts = repair(fake, rules)
-    assert list(counts) == ["efs_le_os", "os_death_implies_efs_event", "efs_censored_implies_efs_eq_os", "no_cr_implies_efs_event"]
-    assert counts["efs_le_os"] == int((fake.EFSTM > fake.OSTM).sum()) > 0                 # repaired first, in rule order
+    assert list(counts) == ["efs_le_os", "os_death_implies_efs_event", "efs_censored_implies_efs_eq_os",
+                            "no_cr_implies_efs_event"]
+    assert counts["efs_le_os"] == int((fake.EFSTM > fake.OSTM).sum()) > 0       # repaired first, in rule order
     assert counts["os_death_implies_efs_event"] == int(((fake.OSSTAT == 1) & (fake.EFSSTAT == 0)).sum()) > 0
     assert (fixed.loc[fake.CR1 == 0, "EFSSTAT"] == 1).all()
     assert (fixed.EFSTM <= fixed.OSTM).all() and ((fixed.EFSSTAT == 1) | (fixed.EFSTM == fixed.OSTM)).all()
 
 def test_implies_tolerance_on_real_times():
-    "AML times are stored with seven decimals: the stated tol (0.001 months) changes no real count, a tiny shift passes only with it."
+    """AML times are stored with seven decimals: the stated tol (0.001 months) changes no real count, a tiny shift
+    passes only with it."""
     aml, schema = load_dataset("aml_sal")
     rule = rules_for("aml_sal", schema)["efs_censored_implies_efs_eq_os"]
     assert rule.spec["tol"] == 0.001 and rules_for("aml_sal")["efs_le_os"].spec["tol"] == 0.001
@@ -262,7 +294,8 @@ def test_enforcement_warns_when_a_repair_moves_an_outcome_rate(myeloid):
         warnings.simplefilter("always")
         out, rep = enf.postprocess(independent_columns_sampler(df, id_column="id"), 400, seed=1)
     t = rep.outcomes
-    assert abs(t.loc["OSSTAT", "real"] - df.OSSTAT.mean()) < 1e-12 and abs(t.loc["OSSTAT", "after"] - out.OSSTAT.mean()) < 1e-12
+    assert abs(t.loc["OSSTAT", "real"] - df.OSSTAT.mean()) < 1e-12
+    assert abs(t.loc["OSSTAT", "after"] - out.OSSTAT.mean()) < 1e-12
     assert t.loc["OSSTAT", "after"] - t.loc["OSSTAT", "before"] > RATE_TOLERANCE
     assert any("OSSTAT's rate" in str(w.message) for w in caught) and rep.to_dict()["rate_warnings"]
     good = Enforcer(rules_for("myeloid", schema), ["none"]); good.prepare_training(df, schema)

