@@ -128,7 +128,8 @@ print(f"privacy dif_syn_train_test: library {prep['dif_syn_train_test']:.6f}, st
 if args.out:
     nc_lib, nc_ref = sum(r[1] for r in nc), sum(r[2] for r in nc)
     table = [(name, a, b, b / a, d) for name, a, b, d, _ in rows]
-    table += [("suite", lt, st, st / lt, max(r[3] for r in rows)), ("suite_without_catboost", nc_lib, nc_ref, nc_ref / nc_lib, None),
+    table += [("suite", lt, st, st / lt, max(r[3] for r in rows)),
+              ("suite_without_catboost", nc_lib, nc_ref, nc_ref / nc_lib, None),
               ("privacy_hamming_report", min(pt_lib), min(pt_ref), min(pt_ref) / min(pt_lib), pdiff)]
     meta = {"command": "python bench/bench_metrics.py " + " ".join(sys.argv[1:]),
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

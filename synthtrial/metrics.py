@@ -81,12 +81,12 @@ class MetricInputs:
 @dataclass(frozen=True)
 class MetricSpec:
     "One registered metric: its name (`{target}` = one per utility target), family, function and outputs."
-    name: str
-    family: str
-    fn: Callable
-    outputs: tuple[str, ...] = ()
-    weight: float = 1.0
-    description: str = ""
+    name: str # registry key; "{target}" in it: one metric per utility target
+    family: str # one of `METRIC_FAMILIES`
+    fn: Callable # `fn(x: MetricInputs)`, or `fn(x, target)` for a per-target metric
+    outputs: tuple[str, ...] = () # the names of several values `fn` returns as a dict
+    weight: float = 1.0 # weight in `scores.family_weights`
+    description: str = "" # one line for the registry's table
 
     def names(self, schema: Schema) -> list[str]:
         "The metric names this entry produces for `schema` (a survival family metric only where it has an endpoint)."
@@ -113,11 +113,13 @@ def _check_new(spec: MetricSpec):
     "Refuse a taken name or output, and a name the pinned `STUDY_SUITE`'s patterns would catch."
     old = METRICS.get(spec.name)
     if old is not None and old.fn.__qualname__ != spec.fn.__qualname__:
-        raise ParameterError(f"metric {spec.name!r} is already registered (by {old.fn.__qualname__}); choose another name")
+        raise ParameterError(f"metric {spec.name!r} is already registered (by {old.fn.__qualname__}); "
+                             "choose another name")
     others = [s for s in METRICS.values() if s.name != spec.name]
     taken = {n: s.name for s in others for n in s.samples()}
     clash = [n for n in spec.samples() if n in taken]
-    if clash: raise ParameterError(f"metric {spec.name!r}: {clash} already produced by {sorted({taken[n] for n in clash})}")
+    if clash:
+        raise ParameterError(f"metric {spec.name!r}: {clash} already produced by {sorted({taken[n] for n in clash})}")
     for pat in (p for p, _, _ in STUDY_SUITE if any(ch in p for ch in "*?[")):
         caught = [n for n in spec.samples() if fnmatch.fnmatchcase(n, pat)]
         if caught and any(fnmatch.fnmatchcase(n, pat) for s in others for n in s.samples()):
@@ -194,8 +196,9 @@ def basic_statistical_measure(real: pd.DataFrame, syn: pd.DataFrame, schema: Sch
     gaps = [g.fillna(1.0).clip(upper=1.0) for g in gaps]
     return float(np.mean([1 - g.mean() for g in gaps]))
 
-@register_metric("basic_statistical_measure_num", family="fidelity", description="mean/median/std gaps, numeric columns")
-def _basic_statistical_measure(x: MetricInputs) -> float: return basic_statistical_measure(x.real_train, x.syn, x.schema)
+@register_metric("basic_statistical_measure_num", family="fidelity", description="mean/median/std gaps, numeric")
+def _basic_statistical_measure(x: MetricInputs) -> float:
+    return basic_statistical_measure(x.real_train, x.syn, x.schema)
 
 # %% ../nbs/05_metrics.ipynb
 THEIL_U_ORIENTATIONS = ("study", "dython07")
@@ -403,7 +406,7 @@ def discriminator_measure_rf(real: pd.DataFrame, # real (training) data
     acc = float((rf.predict(np.vstack([r_te, s_te])) == np.r_[np.ones(len(r_te)), np.zeros(len(s_te))]).mean())
     return float(1 - 2 * (max(acc, 0.5) - 0.5))
 
-@register_metric("discriminator_measure_rf", family="fidelity", description="random forest cannot tell real from synthetic")
+@register_metric("discriminator_measure_rf", family="fidelity", description="a forest cannot tell real from synthetic")
 def _discriminator(x: MetricInputs) -> float:
     return discriminator_measure_rf(x.real_train, x.syn, x.schema, seed=x.settings["seed"],
                                     missing_category=x.settings["missing_category"])

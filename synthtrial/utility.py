@@ -115,7 +115,7 @@ def ml_efficiency(syn: pd.DataFrame, # synthetic data: the model is trained on i
     pred = np.asarray(model.predict(Xt)).astype(int).ravel()
     return float(matthews_corrcoef(yt, pred))
 
-@register_metric("ml_efficiency_{target}", family="utility", description="MCC of CatBoost trained on synthetic, tested on real")
+@register_metric("ml_efficiency_{target}", family="utility", description="MCC, trained on synthetic, tested on real")
 def _ml_efficiency(x: MetricInputs, target: Target) -> float:
     return ml_efficiency(x.syn, x.real_test, x.schema, target, x.utility_params.get(target.name),
                          bool_as_cat=x.settings["bool_as_cat"], missing_category=x.settings["missing_category"])
