@@ -12,7 +12,10 @@ forest, k-means and CatBoost are computed on both sides (same seeds: k-means one
 `kmeans_seeds`; CatBoost seed 42 with the same thread count), and every difference printed is computed, never
 assumed. The log-correlation baseline is the code as written (no numerical-zero rule).
 
-    python bench/bench_metrics.py [--repeat 3] [--threads 2] [--iterations 300]
+    python bench/bench_metrics.py [--repeat 3] [--threads 2] [--iterations 300] [--out bench/measured/metrics.csv]
+
+The table is printed and written to `--out` (a CSV whose `# key: value` header lines record the command, the
+machine's load and the CPU times); `nbs/05c_scores.ipynb` shows the recorded file.
 
 Times are the minimum over `--repeat` runs of each side; the two sides alternate within each repeat so that
 both see the same machine load (on a shared machine wall times still move with the load; CPU times are printed too). Goal (issue 17): the whole suite >= 10x faster than the
@@ -20,12 +23,15 @@ study's definitions as written, with equal numbers.
 """
 from __future__ import annotations
 import argparse, os, sys, time, warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 ap.add_argument("--repeat", type=int, default=3, help="runs of each side; the minimum time is reported")
 ap.add_argument("--threads", type=int, default=2, help="threads for both sides (OMP/BLAS, CatBoost, random forest)")
 ap.add_argument("--iterations", type=int, default=300, help="CatBoost iterations (untuned, both sides)")
+ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "measured" / "metrics.csv"),
+                help="CSV the table is written to, with the command line in its header ('' = do not write)")
 args = ap.parse_args()
 if args.repeat < 1: ap.error("--repeat must be >= 1")
 for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"): os.environ[v] = str(args.threads)
@@ -117,3 +123,21 @@ print("study code scores:", {k: round(float(ref_scores[k]), 6) for k in lib})
 print(f"study compound: library {S.compound_score(lib):.6f}, study code {S.compound_score(ref_scores):.6f}")
 print(f"k-means per seed {seeds}: {[round(v, 4) for v in [study_kmeans(Tr, Sy, s) for s in seeds]]}")
 print(f"privacy dif_syn_train_test: library {prep['dif_syn_train_test']:.6f}, study code {pref['dif_syn_train_test']:.6f}")
+
+# ---------------------------------------------------------------- the recorded file (read by nbs/05c_scores.ipynb)
+if args.out:
+    nc_lib, nc_ref = sum(r[1] for r in nc), sum(r[2] for r in nc)
+    table = [(name, a, b, b / a, d) for name, a, b, d, _ in rows]
+    table += [("suite", lt, st, st / lt, max(r[3] for r in rows)),
+              ("suite_without_catboost", nc_lib, nc_ref, nc_ref / nc_lib, None),
+              ("privacy_hamming_report", min(pt_lib), min(pt_ref), min(pt_ref) / min(pt_lib), pdiff)]
+    meta = {"command": "python bench/bench_metrics.py " + " ".join(sys.argv[1:]),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, {args.threads} threads per side",
+            "cpu_seconds": f"library suite {min(lib_cpu):.2f}, study code {study_cpu:.2f} (all threads)",
+            "study_compound": f"library {S.compound_score(lib):.6f}, study code {S.compound_score(ref_scores):.6f}"}
+    out = Path(args.out); out.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"# {k}: {v}" for k, v in meta.items()] + ["metric,library_s,study_code_s,ratio,abs_difference"]
+    lines += [f"{n},{a:.6g},{b:.6g},{r:.6g}," + ("" if d is None else f"{d:.1e}") for n, a, b, r, d in table]
+    out.write_text("\n".join(lines) + "\n")
+    print(f"written: {out}")

@@ -20,7 +20,7 @@ __all__ = ['OBJECTIVES', 'PRUNERS', 'Objective', 'register_objective', 'get_obje
 
 # %% ../nbs/06_hpo.ipynb
 import fnmatch
-from .scores import COMPOUND_PRESETS, FIDELITY_METRICS, SURVIVAL_METRICS, metric_names, resolve_weights
+from .scores import COMPOUND_PRESETS, metric_templates, metric_names, resolve_weights
 
 @dataclass
 class Objective:
@@ -45,7 +45,6 @@ class Objective:
         return float(np.dot(list(w.values()), vals) / sum(w.values()))
 
 OBJECTIVES: dict[str, Objective] = {}
-_GENERIC = list(FIDELITY_METRICS) + list(SURVIVAL_METRICS) + ["ml_efficiency_{target}"]
 
 def register_objective(obj: Objective) -> Objective:
     "Add `obj` to the registry after checking that its weights are positive and name known metrics (or patterns)."
@@ -57,8 +56,9 @@ def register_objective(obj: Objective) -> Objective:
         for m, v in w.items():
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
                 raise ParameterError(f"objective {obj.name!r}: weight of {m!r} is {v!r}; weights must be numbers > 0")
-        unknown = [m for m in w if not (m.startswith("ml_efficiency_") or any(fnmatch.fnmatchcase(g, m) for g in _GENERIC))]
-        if unknown: raise ParameterError(f"objective {obj.name!r}: unknown metrics {unknown}; known: {_GENERIC}")
+        known = metric_templates()   # the metric registry, read when the objective is registered
+        unknown = [m for m in w if not (m.startswith("ml_efficiency_") or any(fnmatch.fnmatchcase(g, m) for g in known))]
+        if unknown: raise ParameterError(f"objective {obj.name!r}: unknown metrics {unknown}; known: {known}")
     OBJECTIVES[obj.name] = obj
     return obj
 

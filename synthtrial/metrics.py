@@ -4,16 +4,20 @@
 
 # %% ../nbs/05_metrics.ipynb 3
 from __future__ import annotations
-import warnings
+import fnmatch, warnings
+from dataclasses import dataclass, field
+from typing import Callable
 import numpy as np, pandas as pd
-from .core import SynthtrialError, ParameterError
+from .core import SynthtrialError, ParameterError, check_choice
 from .schema import Schema, SchemaError
 
 # %% auto 0
-__all__ = ['THEIL_U_ORIENTATIONS', 'ASSOC_ZERO_TOL', 'STUDY_MISSING_CATEGORY', 'MISSING_CATEGORY_CODINGS', 'MetricWarning',
-           'check_pair', 'split_kinds', 'km_curve', 'km_at', 'survival_km_scores', 'basic_statistical_measure',
-           'association_matrix', 'log_transformed_correlation_score', 'real_deciles', 'regularized_support_coverage',
-           'check_missing_category', 'encode_numeric', 'discriminator_measure_rf', 'k_means_scores', 'k_means_score']
+__all__ = ['METRIC_FAMILIES', 'STUDY_SUITE', 'METRICS', 'THEIL_U_ORIENTATIONS', 'ASSOC_ZERO_TOL', 'STUDY_MISSING_CATEGORY',
+           'MISSING_FILL', 'MISSING_CATEGORY_CODINGS', 'MetricWarning', 'check_pair', 'split_kinds', 'MetricInputs',
+           'MetricSpec', 'register_metric', 'km_curve', 'km_at', 'survival_km_scores', 'basic_statistical_measure',
+           'onehot_codes', 'association_matrix', 'log_transformed_correlation_score', 'real_deciles',
+           'regularized_support_coverage', 'check_missing_category', 'encode_numeric', 'discriminator_measure_rf',
+           'k_means_scores', 'k_means_score']
 
 # %% ../nbs/05_metrics.ipynb
 class MetricWarning(UserWarning):
@@ -50,6 +54,96 @@ def split_kinds(schema: Schema, cols: list[str]) -> tuple[list[str], list[str]]:
     return num, [c for c in cols if schema[c].kind in ("boolean", "categorical")]
 
 # %% ../nbs/05_metrics.ipynb
+METRIC_FAMILIES = ("fidelity", "utility", "survival", "privacy")   # also the order of the suite
+
+STUDY_SUITE: tuple[tuple[str, str, float], ...] = (   # the study's metrics: (name or pattern, family, compound weight)
+    ("basic_statistical_measure_num", "fidelity", 1.0), ("log_transformed_correlation_score", "fidelity", 1.0),
+    ("regularized_support_coverage", "fidelity", 1.0), ("discriminator_measure_rf", "fidelity", 1.0),
+    ("k_means_score", "fidelity", 1.0),
+    ("ml_efficiency_*", "utility", 2.0),              # one per utility target: two in the study
+    ("survival_auc_opt", "survival", 1.0), ("survival_auc_abs_opt", "survival", 1.0),
+    ("survival_sightedness", "survival", 1.0))
+
+@dataclass
+class MetricInputs:
+    "What a registered metric is computed from: the frames, the schema and the suite's options in effect."
+    real_train: pd.DataFrame # real training data: fidelity and survival metrics compare against it
+    real_test: pd.DataFrame # real test data: utility models are scored on it
+    syn: pd.DataFrame # the synthetic data
+    schema: Schema # column kinds, targets and endpoints
+    settings: dict # `scores.suite_settings(...)`: seed, bool_as_cat, missing_category, theil_u, kmeans_seeds
+    utility_params: dict = field(default_factory=dict) # target name -> CatBoost parameters
+    endpoint: str | None = None # survival endpoint (default: the primary one)
+    n_points: int | None = None # survival time grid size (default: the number of real rows)
+    details: dict = field(default_factory=dict) # extra information a metric leaves (`evaluate_all(details=...)`)
+
+# %% ../nbs/05_metrics.ipynb
+@dataclass(frozen=True)
+class MetricSpec:
+    "One registered metric: its name (`{target}` = one per utility target), family, function and outputs."
+    name: str # registry key; "{target}" in it: one metric per utility target
+    family: str # one of `METRIC_FAMILIES`
+    fn: Callable # `fn(x: MetricInputs)`, or `fn(x, target)` for a per-target metric
+    outputs: tuple[str, ...] = () # the names of several values `fn` returns as a dict
+    weight: float = 1.0 # weight in `scores.family_weights`
+    description: str = "" # one line for the registry's table
+
+    def names(self, schema: Schema) -> list[str]:
+        "The metric names this entry produces for `schema` (a survival family metric only where it has an endpoint)."
+        if "{target}" in self.name: return [self.name.format(target=t.name) for t in schema.targets]
+        if self.family == "survival" and not schema.endpoints: return []
+        return list(self.outputs or (self.name,))
+
+    def samples(self) -> list[str]:
+        "The names it produces for a dataset with one target named `T` (to compare names before any dataset exists)."
+        return [n.replace("{target}", "T") for n in (self.outputs or (self.name,))]
+
+    def compute(self, x: MetricInputs, name: str) -> dict[str, float]:
+        "`{metric: value}` for `name`; a metric with several `outputs` returns all of them."
+        if "{target}" in self.name:
+            t = next(t for t in x.schema.targets if self.name.format(target=t.name) == name)
+            return {name: self.fn(x, t)}
+        v = self.fn(x)
+        return dict(v) if self.outputs else {self.name: v}
+
+# %% ../nbs/05_metrics.ipynb
+METRICS: dict[str, MetricSpec] = {}
+
+def _check_new(spec: MetricSpec):
+    "Refuse a taken name or output, and a name the pinned `STUDY_SUITE`'s patterns would catch."
+    old = METRICS.get(spec.name)
+    if old is not None and old.fn.__qualname__ != spec.fn.__qualname__:
+        raise ParameterError(f"metric {spec.name!r} is already registered (by {old.fn.__qualname__}); "
+                             "choose another name")
+    others = [s for s in METRICS.values() if s.name != spec.name]
+    taken = {n: s.name for s in others for n in s.samples()}
+    clash = [n for n in spec.samples() if n in taken]
+    if clash:
+        raise ParameterError(f"metric {spec.name!r}: {clash} already produced by {sorted({taken[n] for n in clash})}")
+    for pat in (p for p, _, _ in STUDY_SUITE if any(ch in p for ch in "*?[")):
+        caught = [n for n in spec.samples() if fnmatch.fnmatchcase(n, pat)]
+        if caught and any(fnmatch.fnmatchcase(n, pat) for s in others for n in s.samples()):
+            raise ParameterError(f"metric {spec.name!r} would enter the study's pinned suite through {pat!r}; "
+                                 f"choose a name that pattern does not match")
+
+def register_metric(name: str, # metric name; "{target}" in it: one metric per utility target, `fn(x, target)`
+                    family: str, # one of `METRIC_FAMILIES`
+                    outputs: tuple[str, ...] = (), # names of several values computed together (`fn` returns a dict)
+                    weight: float = 1.0, # its weight in `scores.family_weights(family)`, never in a pinned preset
+                    description: str = "", # one line for the registry's table
+                   ) -> Callable:
+    "Decorator: declare `fn(x: MetricInputs[, target])` as metric `name` in `METRICS`; `fn` is returned unchanged."
+    check_choice("metric family", family, METRIC_FAMILIES)
+    if isinstance(weight, bool) or not (isinstance(weight, (int, float)) and weight >= 0):
+        raise ParameterError(f"metric {name!r}: weight must be a number >= 0, got {weight!r}")
+    def deco(fn: Callable) -> Callable:
+        spec = MetricSpec(name, family, fn, tuple(outputs), float(weight), description)
+        _check_new(spec)
+        METRICS[name] = spec
+        return fn
+    return deco
+
+# %% ../nbs/05_metrics.ipynb
 def km_curve(time, event) -> tuple[np.ndarray, np.ndarray]:
     "Kaplan–Meier estimate: distinct times and S(t) just after each (NaN rows dropped)."
     t = np.asarray(time, dtype=float); e = np.asarray(event, dtype=float)
@@ -83,6 +177,11 @@ def survival_km_scores(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, en
             "survival_auc_abs_opt": float(1 - trapz(np.abs(diff), grid) / tmax),
             "survival_sightedness": float(1 - abs((tr.max() - ts.max()) / tmax))}
 
+@register_metric("survival", family="survival", description="KM distances on the primary endpoint",
+                 outputs=("survival_auc_opt", "survival_auc_abs_opt", "survival_sightedness"))
+def _survival_scores(x: MetricInputs) -> dict[str, float]:
+    return survival_km_scores(x.real_train, x.syn, x.schema, x.endpoint, x.n_points)
+
 # %% ../nbs/05_metrics.ipynb
 def basic_statistical_measure(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema) -> float:
     "1 − mean relative gap of mean/median/std over numeric columns (study §4.1)."
@@ -97,6 +196,10 @@ def basic_statistical_measure(real: pd.DataFrame, syn: pd.DataFrame, schema: Sch
     gaps = [g.fillna(1.0).clip(upper=1.0) for g in gaps]
     return float(np.mean([1 - g.mean() for g in gaps]))
 
+@register_metric("basic_statistical_measure_num", family="fidelity", description="mean/median/std gaps, numeric")
+def _basic_statistical_measure(x: MetricInputs) -> float:
+    return basic_statistical_measure(x.real_train, x.syn, x.schema)
+
 # %% ../nbs/05_metrics.ipynb
 THEIL_U_ORIENTATIONS = ("study", "dython07")
 
@@ -109,12 +212,16 @@ def _encode_for_assoc(df: pd.DataFrame, num: list[str], cat: list[str], nan_valu
         codes.append(pd.factorize(v.where(v.notna(), "\0nan"), sort=True)[0])
     return X, (np.column_stack(codes) if codes else np.zeros((len(df), 0), int))
 
-def _onehot(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    "One-hot matrix of all code columns side by side, the start index of each column's block, and sizes."
-    sizes = codes.max(axis=0) + 1 if codes.shape[1] else np.zeros(0, int)
+def onehot_codes(codes: np.ndarray, # integer codes, one column per variable; -1 = matches nothing
+                 sizes: np.ndarray | None = None, # levels per column (default: the largest code + 1)
+                 dtype=np.float64, # float32 is exact for counts up to 2**24 and halves the memory (privacy)
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "One-hot blocks of all code columns side by side (a -1 code leaves its block zero), block starts and sizes."
+    if sizes is None: sizes = codes.max(axis=0, initial=-1) + 1
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
-    oh = np.zeros((codes.shape[0], int(sizes.sum())))
-    oh[np.arange(codes.shape[0])[:, None], codes + starts[None, :]] = 1.0
+    oh = np.zeros((codes.shape[0], int(sizes.sum())), dtype)
+    rows, cols = np.nonzero(codes >= 0)
+    oh[rows, codes[rows, cols] + starts[cols]] = 1.0
     return oh, starts, sizes
 
 def association_matrix(df: pd.DataFrame, schema: Schema, columns: list[str] | None = None,
@@ -138,7 +245,7 @@ def association_matrix(df: pd.DataFrame, schema: Schema, columns: list[str] | No
         ss = np.sqrt((Xc ** 2).sum(axis=0)); ss[ss == 0] = 1
         A[np.ix_(inum, inum)] = np.clip((Xc.T @ Xc) / np.outer(ss, ss), -1, 1)
     if cat:
-        oh, starts, sizes = _onehot(codes)
+        oh, starts, sizes = onehot_codes(codes)
         cnt = oh.sum(axis=0)
         if num:  # correlation ratio: eta^2 = sum_k S_k^2 / n_k / SS_total on the centred y
             S = oh.T @ Xc
@@ -187,6 +294,10 @@ def log_transformed_correlation_score(real: pd.DataFrame, syn: pd.DataFrame, sch
     if np.isnan(colmeans).all(): return 1.0   # no defined entry: nothing differs
     return float(1 - np.nanmean(colmeans))
 
+@register_metric("log_transformed_correlation_score", family="fidelity", description="association matrices, log scale")
+def _log_correlation(x: MetricInputs) -> float:
+    return log_transformed_correlation_score(x.real_train, x.syn, x.schema, theil_u=x.settings["theil_u"])
+
 # %% ../nbs/05_metrics.ipynb
 def _bucket_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     "Counts of `values` in [e_i, e_{i+1}) with the last bucket closed; outside values and NaN ignored."
@@ -233,8 +344,12 @@ def regularized_support_coverage(real: pd.DataFrame, syn: pd.DataFrame, schema: 
         cov.append(np.minimum(1.0, f * cs[keep] / cr[keep]).mean())
     return float(np.mean(np.minimum(cov, 1.0)))
 
+@register_metric("regularized_support_coverage", family="fidelity", description="real categories / deciles covered")
+def _support_coverage(x: MetricInputs) -> float: return regularized_support_coverage(x.real_train, x.syn, x.schema)
+
 # %% ../nbs/05_metrics.ipynb
 STUDY_MISSING_CATEGORY = "empty_val"   # the study's preprocessing writes this for a missing categorical value
+MISSING_FILL = -9999999999.0            # the study's fill for a missing value (a number far below any real one)
 MISSING_CATEGORY_CODINGS = ("study", "sentinel")
 
 def check_missing_category(missing_category: str) -> str:
@@ -243,7 +358,7 @@ def check_missing_category(missing_category: str) -> str:
         raise ParameterError(f"missing_category={missing_category!r} is not allowed; choose from {MISSING_CATEGORY_CODINGS}")
     return missing_category
 
-def encode_numeric(frames: list[pd.DataFrame], schema: Schema, cols: list[str], fill: float = -9999999999.0,
+def encode_numeric(frames: list[pd.DataFrame], schema: Schema, cols: list[str], fill: float = MISSING_FILL,
                    missing_category: str = "study", # "study": missing = 'empty_val' / -1 before encoding; "sentinel": `fill`
                   ) -> list[np.ndarray]:
     "Label-encode categoricals (sorted codes over the union of `frames`) and fill NaN; one float matrix per frame."
@@ -265,8 +380,12 @@ def encode_numeric(frames: list[pd.DataFrame], schema: Schema, cols: list[str], 
                 out[k][:, j] = f[c].astype(float).fillna(na).to_numpy(float)
     return out
 
-def discriminator_measure_rf(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, seed: int = 42,
-                             test_size: float = 0.2, n_jobs: int | None = None,
+def discriminator_measure_rf(real: pd.DataFrame, # real (training) data
+                             syn: pd.DataFrame, # synthetic data
+                             schema: Schema, # column kinds; identifiers are ignored
+                             seed: int = 42, # subsample, split, shuffle and forest seed (the study: 42)
+                             test_size: float = 0.2, # share of each frame held out to measure the accuracy
+                             n_jobs: int | None = None, # forest threads (default: `cpu_threads()`); speed only
                              missing_category: str = "study", # how a missing category is encoded, see `encode_numeric`
                             ) -> float:
     "1 − 2·(max(acc, .5) − .5) of a random forest separating real from synthetic rows (study §4.4)."
@@ -287,6 +406,11 @@ def discriminator_measure_rf(real: pd.DataFrame, syn: pd.DataFrame, schema: Sche
     acc = float((rf.predict(np.vstack([r_te, s_te])) == np.r_[np.ones(len(r_te)), np.zeros(len(s_te))]).mean())
     return float(1 - 2 * (max(acc, 0.5) - 0.5))
 
+@register_metric("discriminator_measure_rf", family="fidelity", description="a forest cannot tell real from synthetic")
+def _discriminator(x: MetricInputs) -> float:
+    return discriminator_measure_rf(x.real_train, x.syn, x.schema, seed=x.settings["seed"],
+                                    missing_category=x.settings["missing_category"])
+
 # %% ../nbs/05_metrics.ipynb
 def _kmeans_encode(r: pd.DataFrame, s: pd.DataFrame, schema: Schema, cols: list[str]) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.preprocessing import StandardScaler, RobustScaler
@@ -304,12 +428,12 @@ def _kmeans_encode(r: pd.DataFrame, s: pd.DataFrame, schema: Schema, cols: list[
             continue
         x = r[c].astype(float).to_numpy(float)[:, None]; y = s[c].astype(float).to_numpy(float)[:, None]
         if np.isnan(x).any():
-            x, y = np.nan_to_num(x, nan=-9999999999.0), np.nan_to_num(y, nan=-9999999999.0)
+            x, y = np.nan_to_num(x, nan=MISSING_FILL), np.nan_to_num(y, nan=MISSING_FILL)
             sc = RobustScaler().fit(x); x, y = sc.transform(x), sc.transform(y)
         elif nu > 3:
             sc = StandardScaler().fit(x); x, y = sc.transform(x), np.nan_to_num(sc.transform(y), nan=0.0)
         else:
-            y = np.nan_to_num(y, nan=-9999999999.0)
+            y = np.nan_to_num(y, nan=MISSING_FILL)
         parts_r.append(x); parts_s.append(y)
     return np.hstack(parts_r), np.hstack(parts_s)
 
@@ -331,9 +455,20 @@ def k_means_scores(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, k: int
             out.append(np.minimum(1.0, cs / cr * len(r) / len(s)).mean())
     return np.array(out, dtype=float)
 
-def k_means_score(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, k: int = 10, seed: int = 42,
+def k_means_score(real: pd.DataFrame, # real (training) data; the clusters are fitted on it
+                  syn: pd.DataFrame, # synthetic data
+                  schema: Schema, # column kinds; identifiers are ignored
+                  k: int = 10, # clusters (fewer if the real data has fewer distinct rows)
+                  seed: int = 42, # first KMeans seed
                   n_seeds: int = 5, # mean over seeds seed, seed+1, ... (the study draws one unseeded fit)
                  ) -> float:
     "k-means score (study §4.5), averaged over `n_seeds` consecutive KMeans seeds."
     if not (isinstance(n_seeds, (int, np.integer)) and n_seeds >= 1): raise ParameterError(f"n_seeds must be an integer >= 1, got {n_seeds!r}")
     return float(k_means_scores(real, syn, schema, k, list(range(seed, seed + n_seeds))).mean())
+
+@register_metric("k_means_score", family="fidelity", description="real k-means clusters filled in proportion")
+def _k_means_score(x: MetricInputs) -> float:
+    first = x.settings["seed"]
+    v = k_means_scores(x.real_train, x.syn, x.schema, seeds=list(range(first, first + x.settings["kmeans_seeds"])))
+    x.details["k_means_score_per_seed"] = v.tolist()   # the spread, reported by `evaluate_all(details=...)`
+    return float(v.mean())

@@ -8,7 +8,7 @@ import warnings
 import numpy as np, pandas as pd
 from .core import ParameterError, check_positive_int
 from .schema import Schema
-from .metrics import MetricWarning, check_pair, split_kinds
+from .metrics import MetricWarning, check_pair, split_kinds, onehot_codes
 
 # %% auto 0
 __all__ = ['nearest_hamming', 'hamming_stats', 'min_hamming', 'dcr', 'study_chunks', 'privacy_report']
@@ -41,17 +41,10 @@ def _hamming_codes(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, c
         T[:, bj] = target[bc].to_numpy(dtype=float, na_value=-1.0).astype(np.int64) + 1
     return S, T
 
-def _onehot_rows(codes: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    oh = np.zeros((codes.shape[0], int(sizes.sum())), np.float32)
-    rows, cols = np.nonzero(codes >= 0)
-    oh[rows, codes[rows, cols] + starts[cols]] = 1.0
-    return oh
-
 def nearest_hamming(S: np.ndarray, T: np.ndarray, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     "Smallest and second-smallest Hamming distance from each row of codes `S` to the rows of `T` (−1 = missing)."
     sizes = np.maximum(S.max(axis=0, initial=-1), T.max(axis=0, initial=-1)) + 1
-    Os, Ot = _onehot_rows(S, sizes), _onehot_rows(T, sizes)
+    Os, Ot = (onehot_codes(C, sizes, np.float32)[0] for C in (S, T))
     p = S.shape[1]; d1 = np.empty(len(S)); d2 = np.full(len(S), np.nan)
     for i in range(0, len(S), chunk):
         D = p - np.rint(Os[i:i + chunk] @ Ot.T)
@@ -80,8 +73,13 @@ def _min_hamming(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, col
     return hamming_stats(*nearest_hamming(*_hamming_codes(source, target, schema, cols, bins, numeric_nan_matches)))
 
 # %% ../nbs/05a_privacy.ipynb
-def dcr(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, cols: list[str], ranges: pd.Series | None = None,
-        chunk: int = 256) -> np.ndarray:
+def dcr(source: pd.DataFrame, # rows whose closest record is sought (e.g. synthetic)
+        target: pd.DataFrame, # rows searched (e.g. the real training data)
+        schema: Schema, # column kinds
+        cols: list[str], # columns compared (canonical frames, from `check_pair`)
+        ranges: pd.Series | None = None, # numeric column ranges that scale distances (default: the target's)
+        chunk: int = 256, # source rows per block (memory: chunk × len(target) × columns)
+       ) -> np.ndarray:
     "Gower-type distance from each `source` row to its closest `target` row (0 = identical)."
     num, cat = split_kinds(schema, cols)
     if ranges is None: ranges = target[num].astype(float).max() - target[num].astype(float).min()
@@ -95,7 +93,7 @@ def dcr(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, cols: list[s
         codes, _ = pd.factorize(allv.where(allv.notna(), "\0nan"))
         S[:, j], T[:, j] = codes[:len(source)], codes[len(source):]
     sizes = np.maximum(S.max(axis=0, initial=-1), T.max(axis=0, initial=-1)) + 1
-    Os, Ot = _onehot_rows(S, sizes), _onehot_rows(T, sizes)
+    Os, Ot = (onehot_codes(C, sizes, np.float32)[0] for C in (S, T))
     out = np.empty(len(source))
     for i in range(0, len(source), chunk):
         sl = slice(i, i + chunk)
@@ -120,8 +118,13 @@ def _hamming_pairs(pairs, schema: Schema, cols: list[str], bins: int, numeric_na
     out["exact_matches"] = int(sum(s["exact_matches"] for s in stats)); out["n_pairs"] = len(stats)
     return out
 
-def privacy_report(train: pd.DataFrame, test: pd.DataFrame, syn: pd.DataFrame, schema: Schema, bins: int = 10,
-                   seed: int = 1, balanced: bool = True,
+def privacy_report(train: pd.DataFrame, # real training data (what a generator could copy)
+                   test: pd.DataFrame, # real hold-out data (the baseline distance of unseen patients)
+                   syn: pd.DataFrame, # synthetic data
+                   schema: Schema, # column kinds
+                   bins: int = 10, # numeric columns are compared in this many target quantile buckets
+                   seed: int = 1, # shuffle seed of the balanced chunks (the study: 1)
+                   balanced: bool = True, # the study's chunks of the test size; False: whole frames, train halves
                    numeric_nan_matches: bool = False, # see `min_hamming`
                   ) -> dict:
     "Hamming (syn→train, syn→test, train→test, train→train), DCR and exact-copy summary with a copy flag."

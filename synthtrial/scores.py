@@ -5,28 +5,59 @@
 # %% ../nbs/05c_scores.ipynb 3
 from __future__ import annotations
 import fnmatch, time
+from types import MappingProxyType
 import numpy as np, pandas as pd
-from .core import ParameterError
+from .core import ParameterError, SynthtrialError, check_choice
 from .schema import Schema
-from .metrics import (check_pair, basic_statistical_measure, log_transformed_correlation_score,
-                                regularized_support_coverage, discriminator_measure_rf, k_means_scores, survival_km_scores,
-                                check_missing_category, THEIL_U_ORIENTATIONS)
-from .utility import ml_efficiency
+from .metrics import (METRICS, METRIC_FAMILIES, STUDY_SUITE, MetricInputs, check_pair, check_missing_category,
+                                THEIL_U_ORIENTATIONS)
+import synthtrial.utility   # registers ml_efficiency_{target}
 
 # %% auto 0
-__all__ = ['FIDELITY_METRICS', 'SURVIVAL_METRICS', 'SUITE_DEFAULTS', 'STUDY_DEFINITIONS', 'COMPOUND_PRESETS', 'metric_names',
+__all__ = ['FIDELITY_METRICS', 'SURVIVAL_METRICS', 'STUDY_COMPOUND', 'COMPOUND_PRESETS', 'SUITE_DEFAULTS', 'STUDY_DEFINITIONS',
+           'check_study_suite', 'metric_names', 'study_metric_names', 'metric_templates', 'family_weights',
            'suite_settings', 'evaluate_all', 'resolve_weights', 'preset_metrics', 'compound_score']
 
 # %% ../nbs/05c_scores.ipynb
-FIDELITY_METRICS = ("basic_statistical_measure_num", "log_transformed_correlation_score",
-                    "regularized_support_coverage", "discriminator_measure_rf", "k_means_score")
-SURVIVAL_METRICS = ("survival_auc_opt", "survival_auc_abs_opt", "survival_sightedness")
+def _study_family(family: str) -> tuple[str, ...]:
+    return tuple(m for m, f, _ in STUDY_SUITE if f == family)
 
+FIDELITY_METRICS, SURVIVAL_METRICS = _study_family("fidelity"), _study_family("survival")
+STUDY_COMPOUND = MappingProxyType({m: w for m, _, w in STUDY_SUITE})
+COMPOUND_PRESETS = MappingProxyType({"study": STUDY_COMPOUND,
+                                     **{f: MappingProxyType(dict.fromkeys(_study_family(f), 1.0))
+                                        for f in ("fidelity", "survival", "utility")}})
+
+def check_study_suite() -> None:
+    "Raise if a metric of the pinned `STUDY_SUITE` is not registered, or registered in another family."
+    for pat, fam, _ in STUDY_SUITE:
+        owners = [s for s in METRICS.values() if any(fnmatch.fnmatchcase(n, pat) for n in s.samples())]
+        if [s.family for s in owners] != [fam]:
+            raise SynthtrialError(f"the study's metric {pat!r} ({fam}) is registered {len(owners)} times: "
+                                  f"{[(s.name, s.family) for s in owners]}")
+
+check_study_suite()
+
+# %% ../nbs/05c_scores.ipynb
 def metric_names(schema: Schema) -> list[str]:
-    "Every metric `evaluate_all` can compute for `schema` (the study's ten for two targets and an endpoint)."
-    names = list(FIDELITY_METRICS) + [f"ml_efficiency_{t.name}" for t in schema.targets]
-    return names + (list(SURVIVAL_METRICS) if schema.endpoints else [])
+    "Every registered metric for `schema`, family by family (the study's ten for two targets and an endpoint)."
+    return [n for fam in METRIC_FAMILIES for s in METRICS.values() if s.family == fam for n in s.names(schema)]
 
+def study_metric_names(schema: Schema) -> list[str]:
+    "The study's metrics for `schema` (the pinned `STUDY_SUITE`): `evaluate_all`'s default."
+    return [n for n in metric_names(schema) if any(fnmatch.fnmatchcase(n, k) for k in STUDY_COMPOUND)]
+
+def metric_templates() -> list[str]:
+    "Every registered metric name, a per-target one as its `{target}` template (what an HPO objective may name)."
+    return [n for fam in METRIC_FAMILIES for s in METRICS.values() if s.family == fam for n in (s.outputs or (s.name,))]
+
+def family_weights(family: str) -> dict[str, float]:
+    "`{metric or pattern: weight}` of every registered metric of `family` (a compound that grows with the registry)."
+    check_choice("metric family", family, METRIC_FAMILIES)
+    return {n.replace("{target}", "*"): s.weight for s in METRICS.values() if s.family == family
+            for n in (s.outputs or (s.name,))}
+
+# %% ../nbs/05c_scores.ipynb
 SUITE_DEFAULTS: dict = {"seed": 42, "bool_as_cat": True, "missing_category": "study", "theil_u": "study",
                         "kmeans_seeds": 5}
 STUDY_DEFINITIONS: dict = {"bool_as_cat": True, "missing_category": "study", "theil_u": "study"}
@@ -46,62 +77,51 @@ def suite_settings(**options) -> dict:
     s["deviations_from_study"] = [k for k, v in STUDY_DEFINITIONS.items() if s[k] != v]
     return s
 
-def evaluate_all(real_train: pd.DataFrame, real_test: pd.DataFrame, syn: pd.DataFrame, schema: Schema,
-                 metrics: list[str] | str | None = None, utility_params: dict[str, dict] | None = None,
-                 seed: int = 42, endpoint: str | None = None, n_points: int | None = None,
-                 timings: dict | None = None,
+# %% ../nbs/05c_scores.ipynb
+def _requested(metrics: list[str] | str | None, schema: Schema) -> list[str]:
+    "The metric names `evaluate_all` computes: the study's by default, a preset's or metric's, or a checked list."
+    if metrics is None: return study_metric_names(schema)
+    if isinstance(metrics, str): return preset_metrics(metrics, schema)
+    allowed = metric_names(schema)
+    bad = [m for m in metrics if m not in allowed]
+    if bad: raise ParameterError(f"metrics {bad} are not known for schema {schema.name!r}; choose from: {allowed}")
+    return list(metrics)
+
+def evaluate_all(real_train: pd.DataFrame, # real training data (fidelity and survival compare against it)
+                 real_test: pd.DataFrame, # real test data (utility models are scored on it)
+                 syn: pd.DataFrame, # synthetic data
+                 schema: Schema, # column kinds, targets and endpoints
+                 metrics: list[str] | str | None = None, # names, a preset or metric name; None: the study's suite
+                 utility_params: dict[str, dict] | None = None, # target name -> CatBoost parameters (default: untuned)
+                 seed: int = 42, # random forest and first k-means seed (the study: 42)
+                 endpoint: str | None = None, # survival endpoint (default: the primary one)
+                 n_points: int | None = None, # survival time grid size (default: the number of real rows)
+                 timings: dict | None = None, # filled with the seconds each metric took
                  bool_as_cat: bool = True, # booleans as CatBoost cat_features (the study)
                  missing_category: str = "study", # "study" or "sentinel", see `metrics.encode_numeric`
                  theil_u: str = "study", # Theil's U orientation: "study" (dython 0.5.1) or "dython07"
                  kmeans_seeds: int = 5, # k-means score = mean over this many seeds from `seed`
                  details: dict | None = None, # filled with the settings and the per-seed k-means scores
                 ) -> dict[str, float]:
-    "Compute the requested metrics (default: all of `metric_names(schema)`; a preset name = its metrics)."
+    "Compute the requested metrics (default: the study's suite; a preset name = its metrics), each once."
     opts = suite_settings(seed=seed, bool_as_cat=bool_as_cat, missing_category=missing_category, theil_u=theil_u,
                           kmeans_seeds=kmeans_seeds)
-    allowed = metric_names(schema)
-    if metrics is None: wanted = allowed
-    elif isinstance(metrics, str): wanted = preset_metrics(metrics, schema)
-    else:
-        bad = [m for m in metrics if m not in allowed]
-        if bad: raise ParameterError(f"metrics {bad} are not known for schema {schema.name!r}; choose from: {allowed}")
-        wanted = list(metrics)
+    wanted = _requested(metrics, schema)
     check_pair(real_train, syn, schema); check_pair(real_train, real_test, schema)
-    info = {"settings": opts}
-    def kmeans():
-        v = k_means_scores(real_train, syn, schema, seeds=list(range(seed, seed + kmeans_seeds)))
-        info["k_means_score_per_seed"] = v.tolist()
-        return float(v.mean())
-    fns = {"basic_statistical_measure_num": lambda: basic_statistical_measure(real_train, syn, schema),
-           "log_transformed_correlation_score": lambda: log_transformed_correlation_score(real_train, syn, schema, theil_u=theil_u),
-           "regularized_support_coverage": lambda: regularized_support_coverage(real_train, syn, schema),
-           "discriminator_measure_rf": lambda: discriminator_measure_rf(real_train, syn, schema, seed=seed,
-                                                                        missing_category=missing_category),
-           "k_means_score": kmeans}
-    for t in schema.targets:
-        fns[f"ml_efficiency_{t.name}"] = (lambda t=t: ml_efficiency(syn, real_test, schema, t, (utility_params or {}).get(t.name),
-                                                                    bool_as_cat=bool_as_cat, missing_category=missing_category))
+    x = MetricInputs(real_train, real_test, syn, schema, opts, utility_params or {}, endpoint, n_points,
+                     details={"settings": opts})
+    owner = {n: s for s in METRICS.values() for n in s.names(schema)}
     out, secs = {}, {}
     for name in wanted:
-        if name in out: continue
-        t0 = time.perf_counter()
-        if name in SURVIVAL_METRICS:
-            out.update(survival_km_scores(real_train, syn, schema, endpoint, n_points))
-            secs["survival"] = time.perf_counter() - t0
-        else:
-            out[name] = fns[name](); secs[name] = time.perf_counter() - t0
+        if name in out: continue   # computed with another output of the same metric
+        spec, t0 = owner[name], time.perf_counter()
+        out.update(spec.compute(x, name))
+        secs[spec.name if spec.outputs else name] = time.perf_counter() - t0
     if timings is not None: timings.update(secs)
-    if details is not None: details.update(info)
+    if details is not None: details.update(x.details)
     return {k: out[k] for k in wanted}
 
 # %% ../nbs/05c_scores.ipynb
-COMPOUND_PRESETS: dict[str, dict[str, float]] = {
-    "study": {**{m: 1.0 for m in FIDELITY_METRICS}, "ml_efficiency_*": 2.0, **{m: 1.0 for m in SURVIVAL_METRICS}},
-    "fidelity": {m: 1.0 for m in FIDELITY_METRICS},
-    "survival": {m: 1.0 for m in SURVIVAL_METRICS},
-    "utility": {"ml_efficiency_*": 1.0},
-}
-
 def resolve_weights(weights: str | dict[str, float], names: list[str]) -> dict[str, float]:
     "Expand a preset name / single metric / pattern dict into `{metric: weight}` over the metric `names`."
     if isinstance(weights, str):

@@ -9,15 +9,14 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from .core import SynthtrialError, ParameterError, check_positive_int, results_dir, write_json, provenance
 from .schema import Schema, Target, SchemaError
-from .metrics import MetricWarning, check_pair, check_missing_category, STUDY_MISSING_CATEGORY
+from .metrics import (MetricWarning, MetricInputs, check_pair, check_missing_category, register_metric,
+                                STUDY_MISSING_CATEGORY, MISSING_FILL)
 
 # %% auto 0
-__all__ = ['MISSING_FILL', 'CATBOOST_FIXED', 'DEFAULT_CATBOOST_PARAMS', 'target_label', 'utility_frame', 'catboost_search_space',
-           'ml_efficiency', 'utility_params_path', 'tune_utility_params', 'utility_params_for']
+__all__ = ['CATBOOST_FIXED', 'DEFAULT_CATBOOST_PARAMS', 'target_label', 'utility_frame', 'catboost_search_space', 'ml_efficiency',
+           'utility_params_path', 'tune_utility_params', 'utility_params_for']
 
 # %% ../nbs/05b_utility.ipynb
-MISSING_FILL = -9999999999.0
-
 def target_label(df: pd.DataFrame, target: Target) -> pd.Series:
     "Binary label of `target` (float 0/1, NaN where the source value is missing)."
     if target.column not in df.columns: raise SchemaError(f"target {target.name!r}: column {target.column!r} is not in the data")
@@ -88,8 +87,12 @@ def _fix_single_class(y: np.ndarray, name: str) -> np.ndarray:
                   f"{missing} (the study's rule)", MetricWarning)
     return y
 
-def ml_efficiency(syn: pd.DataFrame, real_test: pd.DataFrame, schema: Schema, target: Target | str,
-                  params: dict | None = None, bool_as_cat: bool = True,
+def ml_efficiency(syn: pd.DataFrame, # synthetic data: the model is trained on it
+                  real_test: pd.DataFrame, # real hold-out data: the model is scored on it
+                  schema: Schema, # column kinds, predictors and targets
+                  target: Target | str, # one of `schema.targets` (or its name)
+                  params: dict | None = None, # CatBoost parameters (default: `DEFAULT_CATBOOST_PARAMS`, untuned)
+                  bool_as_cat: bool = True, # booleans as CatBoost cat_features (the study); False: numeric
                   missing_category: str = "study", # see `utility_frame`
                  ) -> float:
     "MCC on `real_test` of CatBoost trained on `syn` for `target` (train-synthetic-test-real, in [−1, 1])."
@@ -112,15 +115,29 @@ def ml_efficiency(syn: pd.DataFrame, real_test: pd.DataFrame, schema: Schema, ta
     pred = np.asarray(model.predict(Xt)).astype(int).ravel()
     return float(matthews_corrcoef(yt, pred))
 
+@register_metric("ml_efficiency_{target}", family="utility", description="MCC, trained on synthetic, tested on real")
+def _ml_efficiency(x: MetricInputs, target: Target) -> float:
+    return ml_efficiency(x.syn, x.real_test, x.schema, target, x.utility_params.get(target.name),
+                         bool_as_cat=x.settings["bool_as_cat"], missing_category=x.settings["missing_category"])
+
 # %% ../nbs/05b_utility.ipynb
 def utility_params_path(dataset: str, target: str) -> Path:
     "Cache file of the tuned CatBoost parameters of `dataset` × `target`."
     return results_dir() / "utility_params" / f"{dataset}_{target}.json"
 
-def tune_utility_params(train: pd.DataFrame, schema: Schema, target: Target | str, n_trials: int = 200,
-                        seed: int = 1, iterations: int = 2000, folds: int = 5, dataset: str | None = None,
-                        cache: bool = True, bool_as_cat: bool = True, timeout: float | None = None,
-                        missing_category: str = "study") -> dict:
+def tune_utility_params(train: pd.DataFrame, # real training data (never synthetic, never the test split)
+                        schema: Schema, # column kinds, predictors and targets
+                        target: Target | str, # one of `schema.targets` (or its name)
+                        n_trials: int = 200, # optuna trials (the study: 200)
+                        seed: int = 1, # TPE sampler seed
+                        iterations: int = 2000, # most boosting rounds per fit (early stopping after 50)
+                        folds: int = 5, # stratified cross-validation folds
+                        dataset: str | None = None, # cache file name (default: `schema.name`)
+                        cache: bool = True, # read / write the cached JSON entry
+                        bool_as_cat: bool = True, # booleans as CatBoost cat_features (the study)
+                        timeout: float | None = None, # stop starting trials after this many seconds
+                        missing_category: str = "study", # see `utility_frame`
+                       ) -> dict:
     "Tune CatBoost for `target` on real training data with optuna (cached JSON); returns the entry with `params`."
     import optuna
     from sklearn.model_selection import StratifiedKFold

@@ -4,7 +4,8 @@ import json, warnings
 import numpy as np, pandas as pd, pytest
 from synthtrial.data import load_split
 from synthtrial.schema import SchemaError
-from synthtrial.core import ParameterError
+from synthtrial.core import ParameterError, SynthtrialError
+from synthtrial.transfer import noise_control
 from synthtrial import metrics as M, privacy as P, utility as U, scores as S
 
 FAST = {"OS_2y": {"iterations": 60}}
@@ -15,15 +16,8 @@ def data():
     return train, test, schema
 
 def uniform_noise(df, schema, seed=0):
-    "Every column drawn independently and uniformly over the real range / levels."
-    rng = np.random.default_rng(seed); out = {}
-    for c in df.columns:
-        k = schema[c].kind
-        if k == "categorical": out[c] = rng.choice(schema[c].levels, len(df))
-        elif k == "boolean": out[c] = rng.integers(0, 2, len(df))
-        elif k == "identifier": out[c] = [f"N{i}" for i in range(len(df))]
-        else: out[c] = rng.uniform(df[c].min(), df[c].max(), len(df))
-    return schema.validate(pd.DataFrame(out, index=df.index))
+    "Every column drawn independently and uniformly over the real range / levels: the library's noise control."
+    return noise_control(df, schema, seed=seed, kind="uniform")
 
 def shuffle_columns(df, seed=0):
     rng = np.random.default_rng(seed)
@@ -103,7 +97,7 @@ def test_discriminator_matches_sklearn_by_hand(data):
     r = train[cols].sample(n=len(syn), random_state=42).copy(); s = syn[cols].copy()
     for c in ("trt", "flt3"):
         lev = sorted(pd.concat([r[c], s[c]]).unique()); r[c] = r[c].map(lev.index); s[c] = s[c].map(lev.index)
-    r, s = r.astype(float).fillna(-9999999999), s.astype(float).fillna(-9999999999)
+    r, s = r.astype(float).fillna(M.MISSING_FILL), s.astype(float).fillna(M.MISSING_FILL)
     r_tr, r_te, s_tr, s_te = train_test_split(r.to_numpy(), s.to_numpy(), random_state=42, test_size=0.2)
     X = np.vstack([r_tr, s_tr]); y = np.r_[np.ones(len(r_tr)), np.zeros(len(s_tr))]
     perm = np.random.RandomState(42).permutation(len(X))
@@ -295,3 +289,65 @@ def test_study_compound_preset(data):
     scores = {n: float(i) / 10 for i, n in enumerate(names)}
     assert S.compound_score(scores, "study") == pytest.approx(sum(w[n] * scores[n] for n in names) / 12)
     assert S.compound_score(scores, "k_means_score") == scores["k_means_score"]
+
+# ------------------------------------------------------------------ the metric registry
+@pytest.fixture
+def registry():
+    "The metric registry, restored after the test: a toy metric registered here does not leak into other tests."
+    saved = dict(M.METRICS)
+    yield M.METRICS
+    M.METRICS.clear(); M.METRICS.update(saved)
+
+def test_registered_metric_is_computed_on_request_and_leaves_the_study_unchanged(data, registry):
+    "A toy fidelity and a toy per-target metric: registered, computed on request; the study's suite and compound stay."
+    train, test, schema = data
+    syn = mix(train, uniform_noise(train, schema, 6), 0.4)
+    before = S.evaluate_all(train, test, syn, schema, utility_params=FAST)
+
+    @M.register_metric("toy_median_ostm_ratio", family="fidelity", weight=3.0)
+    def toy_median(x):
+        a, b = x.real_train.OSTM.astype(float).median(), x.syn.OSTM.astype(float).median()
+        return float(min(a, b) / max(a, b))
+
+    @M.register_metric("toy_prevalence_{target}", family="utility")
+    def toy_prevalence(x, target):
+        return 1 - abs(U.target_label(x.real_test, target).mean() - U.target_label(x.syn, target).mean())
+
+    assert registry["toy_median_ostm_ratio"].family == "fidelity"
+    assert "toy_median_ostm_ratio" in S.metric_names(schema)
+    assert "toy_prevalence_OS_2y" in S.metric_names(schema)
+    assert "toy_prevalence_{target}" in S.metric_templates()
+    assert S.family_weights("fidelity")["toy_median_ostm_ratio"] == 3.0
+    toy = S.evaluate_all(train, test, syn, schema, metrics=["toy_median_ostm_ratio", "toy_prevalence_OS_2y"])
+    med_r, med_s = train.OSTM.astype(float).median(), syn.OSTM.astype(float).median()
+    assert toy["toy_median_ostm_ratio"] == min(med_r, med_s) / max(med_r, med_s)
+    assert toy["toy_median_ostm_ratio"] < 1                   # the noise moved the median: the check is not trivial
+    lab = lambda d: (d.OSTM.astype(float) < 730.5).where(d.OSTM.notna()).astype(float).mean()   # OS_2y by hand
+    assert toy["toy_prevalence_OS_2y"] == pytest.approx(1 - abs(lab(test) - lab(syn)), abs=1e-12)
+
+    after = S.evaluate_all(train, test, syn, schema, utility_params=FAST)
+    assert list(after) == list(before)                        # the default suite: the study's metrics, in order
+    assert after == before                                    # ... and their values, bit for bit
+    assert S.compound_score(after) == S.compound_score(before)
+    assert S.compound_score({**after, **toy}) == S.compound_score(before)   # in the scores, still not in the study
+    assert S.preset_metrics("fidelity", schema) == list(S.FIDELITY_METRICS)
+
+def test_registry_refuses_what_would_change_the_study(registry):
+    with pytest.raises(ParameterError, match="pinned suite"):   # ml_efficiency_* is the study's utility pattern
+        M.register_metric("ml_efficiency_brier_{target}", family="utility")(lambda x, t: 0.0)
+    with pytest.raises(ParameterError, match="already registered"):
+        M.register_metric("k_means_score", family="fidelity")(lambda x: 1.0)
+    with pytest.raises(ParameterError, match="already produced"):
+        M.register_metric("km_again", family="survival", outputs=("survival_auc_opt",))(lambda x: {})
+    with pytest.raises(ParameterError, match="metric family"):
+        M.register_metric("toy", family="beauty")
+    S.check_study_suite()
+    del registry["k_means_score"]
+    with pytest.raises(SynthtrialError, match="k_means_score"):
+        S.check_study_suite()
+
+def test_missing_fill_is_the_studys():
+    "One fill value in the library (metrics; utility and transfer import it), equal to the study reference's own."
+    from test_study_reference import MISSING
+    assert M.MISSING_FILL == MISSING
+    assert U.MISSING_FILL is M.MISSING_FILL
