@@ -1,6 +1,9 @@
 """Generator zoo: every registered model fits and samples on every built-in dataset, deterministically,
 with the study's search spaces and typed errors."""
+import json
 import math
+import sys
+from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
@@ -243,3 +246,50 @@ def test_unsaveable_generator_is_a_clear_error(myeloid, tmp_path):
     with pytest.raises(GeneratorError, match=r"gaussian_copula.*cannot be saved to .*gc\.pkl"):
         gen.save(tmp_path / "gc.pkl")
     assert not (tmp_path / "gc.pkl").exists()                    # nothing half-written
+
+
+# --- the search spaces do not drift: every optuna suggest call (name, distribution with bounds/log/step, order)
+# and every returned configuration of a fixed-seed random study, pinned in tests/pins/search_space_draws.json.
+# Refresh deliberately, after a reviewed change of a space: `python tests/test_generators.py --pin`.
+PINS = Path(__file__).parent / "pins" / "search_space_draws.json"
+PIN_TRIALS = 25
+
+
+def space_draws(cls, n_trials: int = PIN_TRIALS, seed: int = 0) -> dict:
+    "Suggest calls and returned configurations of `n_trials` random trials of `cls.search_space`."
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    dists, trials = [], []      # each distinct distribution (repr: bounds, log, step, choices) once; trials point to it
+    for _ in range(n_trials):
+        trial = study.ask()
+        params = cls.search_space(trial)
+        calls = []
+        for k, d in trial.distributions.items():
+            if repr(d) not in dists: dists.append(repr(d))
+            calls.append(f"{k} ~ {dists.index(repr(d))} = {trial.params[k]!r}")
+        trials.append({"suggested": calls, "returned": repr(sorted(params.items()))})
+        study.tell(trial, 0.0)
+    return {"distributions": dists, "trials": trials}
+
+
+def test_pinned_search_space_draws_cover_the_registry():
+    assert set(json.loads(PINS.read_text())) == set(list_generators())
+
+
+@pytest.mark.parametrize("name", sorted(json.loads(PINS.read_text())) if PINS.exists() else [])
+def test_search_space_draws_are_pinned(name):
+    "Same suggest calls (names, bounds, log flags, order) and same configurations as when the pins were written."
+    want = json.loads(PINS.read_text())[name]
+    got = space_draws(GENERATORS[name])
+    assert got["distributions"] == want["distributions"], name
+    for i, (g, w) in enumerate(zip(got["trials"], want["trials"])):
+        assert g["suggested"] == w["suggested"], (name, i)
+        assert g["returned"] == w["returned"], (name, i)
+    assert len(got["trials"]) == len(want["trials"])
+
+
+if __name__ == "__main__" and "--pin" in sys.argv:
+    pins = {n: space_draws(GENERATORS[n]) for n in list_generators()}
+    lines = ",\n".join(f"{json.dumps(n)}: {{\"distributions\": {json.dumps(p['distributions'])},\n \"trials\": [\n  "
+                       + ",\n  ".join(json.dumps(t) for t in p["trials"]) + "]}" for n, p in pins.items())
+    PINS.write_text("{\n" + lines + "\n}\n")
+    print(f"wrote {PINS}")
