@@ -220,6 +220,7 @@ class Choice(SpaceDim):
     def rule(self): return ("cat", list(self.choices))
     def __str__(self): return "{" + ", ".join(map(str, self.choices)) + "}"
 
+# %% ../nbs/04_generators.ipynb
 @dataclass(frozen=True)
 class Pow2(SpaceDim):
     "2^k with k a whole number in [klo, khi] (optuna draws k)."
