@@ -295,3 +295,53 @@ if __name__ == "__main__" and "--pin" in sys.argv:
                        + ",\n  ".join(json.dumps(t) for t in p["trials"]) + "]}" for n, p in pins.items())
     PINS.write_text("{\n" + lines + "\n}\n")
     print(f"wrote {PINS}")
+
+
+TOY_MODULE = '''
+import numpy as np
+from synthtrial.generators import Generator, FloatRange, register_generator
+
+@register_generator(group="baseline")
+class MarginalMix(Generator):
+    "Training rows drawn with replacement; a share `mix` of the columns redrawn independently."
+    name = "marginal_mix_test"
+    space = (FloatRange("mix", 0.0, 1.0),)
+    @classmethod
+    def default_params(cls): return {"mix": 0.5}
+    def _fit(self, data, seed): self._rows = data.reset_index(drop=True)
+    def _sample(self, n, seed):
+        rng = np.random.default_rng(seed)
+        out = self._rows.iloc[rng.integers(0, len(self._rows), n)].reset_index(drop=True)
+        for c in out.columns:
+            if rng.random() < self.params["mix"]: out[c] = self._rows[c].to_numpy()[rng.integers(0, len(self._rows), n)]
+        return out
+'''
+
+
+def test_a_new_generator_is_one_declaration(tmp_path, monkeypatch, isolated_outputs, myeloid):
+    "A model declared in one temporary module flows through the registry, its space, sweep validation, a small HPO run."
+    from synthtrial.hpo import run_study
+    from synthtrial.metrics import survival_km_scores
+    from synthtrial.sweep import validate_config
+    (tmp_path / "toy_models_mod.py").write_text(TOY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+    importlib.import_module("toy_models_mod")
+    try:
+        assert "marginal_mix_test" in BASELINES and available_generators()["marginal_mix_test"] == "ok"
+        assert GENERATORS["marginal_mix_test"].param_rules == {"mix": ("float", 0.0, 1.0)}
+        with pytest.raises(ParameterError, match="marginal_mix_test: mix=2 is outside the search space"):
+            make_generator("marginal_mix_test", {"mix": 2})
+        train, _, schema = myeloid
+        gen = make_generator("marginal_mix_test", **tiny("marginal_mix_test")).fit(train, schema, seed=0)
+        pd.testing.assert_frame_equal(gen.sample(40, seed=1), gen.sample(40, seed=1))
+        cfg = validate_config({"name": "toy", "datasets": ["myeloid"], "models": ["marginal_mix_test"],
+                              "objectives": ["compound"]}, check_data=False)
+        assert cfg["models"] == ["marginal_mix_test"]
+        r = run_study("myeloid", "marginal_mix_test", "survival", n_trials=2, k_folds=2, enforcement="none",
+                      metric_fn=lambda tr, va, syn, sc, metrics, seed: survival_km_scores(tr, syn, sc),
+                      out_dir=tmp_path / "study", progress=False, early_stop=None)
+        assert r.n_finished == 2 and 0.0 <= r.best_params["mix"] <= 1.0
+    finally:
+        GENERATORS.remove("marginal_mix_test")
+    assert "marginal_mix_test" not in list_generators()
