@@ -27,6 +27,13 @@ class GeneratorError(SynthtrialError, RuntimeError):
         self.model, self.reason = model, reason
         super().__init__(f"generator {model!r} failed: {reason}")
 
+@contextlib.contextmanager
+def _typed_failure(model: str, step: str):
+    "Any exception of a library inside `step` becomes one `GeneratorError` naming the model (ours pass through)."
+    try: yield
+    except (SynthtrialError, KeyboardInterrupt): raise
+    except Exception as e: raise GeneratorError(model, f"{step} raised {type(e).__name__}: {str(e)[:300]}") from e
+
 class Generator:
     "Base class of synthtrial generators: subclasses set `name` and `space`; implement `_fit`, `_sample`, `default_params`."
     name: ClassVar[str] = "base"
@@ -80,11 +87,7 @@ class Generator:
         self.schema, self.seed = schema, seed
         seed_everything(seed, torch=self.uses_torch)
         t0 = time.perf_counter()
-        try:
-            self._fit(data[schema.modelled], seed)
-        except (SynthtrialError, KeyboardInterrupt): raise
-        except Exception as e:
-            raise GeneratorError(self.name, f"fit raised {type(e).__name__}: {str(e)[:300]}") from e
+        with _typed_failure(self.name, "fit"): self._fit(data[schema.modelled], seed)
         self.fit_seconds = time.perf_counter() - t0
         return self
 
@@ -94,11 +97,7 @@ class Generator:
         n = check_positive_int("n", n)
         if self.schema is None: raise SynthtrialError(f"{self.name}: call fit() before sample()")
         seed_everything(seed, torch=self.uses_torch)
-        try:
-            raw = self._sample(n, seed)
-        except (SynthtrialError, KeyboardInterrupt): raise
-        except Exception as e:
-            raise GeneratorError(self.name, f"sample raised {type(e).__name__}: {str(e)[:300]}") from e
+        with _typed_failure(self.name, "sample"): raw = self._sample(n, seed)
         if raw is None or len(raw) == 0: raise GeneratorError(self.name, "sampling produced no rows")
         raw = raw.reset_index(drop=True).iloc[:n]
         num = [c for c in raw.columns if c in self.schema and self.schema[c].kind in ("numeric", "integer", "boolean")]
