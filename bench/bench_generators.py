@@ -11,8 +11,11 @@ next) with `torch.set_num_threads(--threads)`. Reported per model:
 
 Usage:  python bench/bench_generators.py [--dataset aml_sal] [--budget 1.0] [--models a,b] [--threads 2] [--seed 0]
                                          [--cap SECONDS] [--probes 0.01,0.03]
-Prints a markdown table (and --json FILE writes the rows). Default dataset: aml_sal when registered,
-else myeloid (the script says which).
+Prints a markdown table, and writes the rows to --out (default bench/measured/generators.csv; '' = do not
+write) with the command that produced them, the date and the CPU count; rows of other models already in
+that file are kept, so a re-measured subset (--models) replaces only its own rows. 04_generators shows
+that file. --json FILE also writes the raw rows. Default dataset: aml_sal when registered, else myeloid
+(the script says which).
 
 --cap: on a small CPU machine some study defaults take hours (SurvivalGAN: 10 000 epochs). With a cap,
 a model with epoch-like hyperparameters is first run at two reduced budgets (--probes), the fit time is
@@ -22,7 +25,12 @@ prediction is within the cap are then run at their defaults. The others are repo
 time is scaled by the diffusion steps (the probes run a shortened chain, see 04b_synthcity).
 """
 from __future__ import annotations
-import argparse, json, os, subprocess, sys, time
+import argparse, csv, datetime, json, os, subprocess, sys, time
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent / "measured" / "generators.csv"
+COLUMNS = ["model", "dataset", "n_train", "budget", "threads", "seed", "cpus", "how", "fit_s", "sample_s", "peak_rss_mb",
+           "fit_rss_mb", "probe_fit_s", "date", "command", "note"]
 
 
 def run_one(model: str, dataset: str, budget: float, threads: int, seed: int) -> dict:
@@ -61,6 +69,7 @@ def main(argv=None):
     ap.add_argument("--cap", type=float, default=0, help="seconds: extrapolate defaults predicted to fit longer (0 = always run)")
     ap.add_argument("--probes", default="0.01,0.03", help="two reduced budgets for the extrapolation")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--out", default=str(OUT), help="CSV the notebook reads ('' = do not write)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one:
@@ -116,6 +125,27 @@ def main(argv=None):
         else: print(f"| {r['model']} | {r['n_train']} | {t}{r['fit_s']} | {t}{r['sample_s']} | {t}{r['peak_rss_mb']} | {t}{r['fit_rss_mb']} |")
     if a.json:
         with open(a.json, "w") as f: json.dump(rows, f, indent=1)
+    if a.out: write_csv(rows, Path(a.out), command=" ".join(["python bench/bench_generators.py", *(argv or sys.argv[1:])]),
+                        seed=a.seed)
+
+
+def write_csv(rows: list[dict], path: Path, command: str, seed: int) -> None:
+    "Replace the rows of the measured models in `path` (other models' rows stay), each with its command and date."
+    old = list(csv.DictReader(path.open())) if path.exists() else []
+    done = {r["model"] for r in rows}
+    stamp = {"command": command, "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
+             "cpus": os.cpu_count(), "seed": seed}
+    new = []
+    for r in rows:
+        probes = ";".join(f"{b}:{t}" for b, t in r.get("probes", {}).items())
+        note = r.get("error", "")
+        new.append({**{k: r.get(k, "") for k in COLUMNS}, **stamp, "probe_fit_s": probes, "note": note,
+                    "how": r.get("how", "failed")})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader(); w.writerows([r for r in old if r["model"] not in done] + new)
+    print(f"wrote {path}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,14 @@ import torch
 from torch import nn
 from .core import ParameterError
 from .schema import Schema
-from .generators import Generator, GeneratorError, register_generator
+from fastcore.basics import patch
+from .generators import (Generator, GeneratorError, register_generator, FloatRange, LayerList, Choice, Pow2,
+                                  torch_device)
 
 # %% auto 0
 __all__ = ['N_MODES', 'MODE_EPS', 'SPECIAL_SHARE', 'MAX_SPECIAL', 'SKEW_LOG', 'MISSING', 'SIDES', 'ColumnCode', 'CTABTransformer',
-           'CondSampler', 'square_side', 'conv_layout', 'ConvGenerator', 'ConvCritic', 'Classifier', 'CTABGANPlus']
+           'CondSampler', 'square_side', 'conv_layout', 'ConvGenerator', 'ConvCritic', 'Classifier', 'CTABGANPlus',
+           'AuxTask', 'aux_task']
 
 # %% ../nbs/04a_ctabgan.ipynb
 N_MODES = 10          # components of each variational Gaussian mixture (as in the original)
@@ -287,17 +290,6 @@ class Classifier(nn.Module):
     def forward(self, x): return self.net(x)
 
 # %% ../nbs/04a_ctabgan.ipynb
-def _target_spec(tf: CTABTransformer, target: str | None):
-    "Encoded span of the target column and its task: ('class', start, width) or ('reg', code, start)."
-    if target is None: return None
-    pos = 0
-    for code in tf.codes:
-        if code.name == target:
-            if code.kind == "categorical": return ("class", pos, code.width)
-            return ("reg", code, pos)
-        pos += code.width
-    return None
-
 def _gumbel_softmax(logits, tau, gen):
     u = torch.rand(logits.shape, generator=gen).to(logits.device).clamp_(1e-10, 1 - 1e-10)
     return torch.softmax((logits - torch.log(-torch.log(u))) / tau, dim=1)
@@ -309,7 +301,7 @@ def _activate(raw, blocks, gen):
     return torch.cat(parts, dim=1)
 
 # %% ../nbs/04a_ctabgan.ipynb
-@register_generator
+@register_generator(group="study", tiny_budget=0.02)
 class CTABGANPlus(Generator):
     "CTAB-GAN+ (Zhao et al., 2022), re-implemented in torch: conditional convolutional WGAN-GP with mixed-type encoding."
     name = "ctabgan_plus"
@@ -317,180 +309,224 @@ class CTABGANPlus(Generator):
                    "log transforms, information and auxiliary classifier losses; project implementation.")
     uses_torch = True
     epoch_params = ("epochs",)
-    # the study's search space as rules (see `generators.check_rule`): a value outside it is a ParameterError
-    param_rules = {"lr": ("float", 2e-5, 2e-3), "class_dim": ("dims", 6, 8, 4),
-                   "epochs": ("cat", [100, 300, 500, 1000, 5000]), "batch_size": ("pow2", 7, 10),
-                   "random_dim": ("pow2", 4, 7), "num_channels": ("pow2", 4, 6)}
+    # the study's space (study-protocol.md §2.3) with the trial parameter names of its tuning code
+    space = (FloatRange("lr", 2e-5, 2e-3, log=True),
+             LayerList("class_dim", 6, 8, names=("n_layers", "d_first", "d_middle", "d_last")),
+             Choice("epochs", [100, 300, 500, 1000, 5000], trial_name="steps"),
+             Pow2("batch_size", 7, 10), Pow2("random_dim", 4, 7), Pow2("num_channels", 4, 6))
 
     @classmethod
     def default_params(cls):
         return {"lr": 2e-4, "class_dim": (256, 256, 256, 256), "random_dim": 100, "num_channels": 64,
                 "l2scale": 1e-5, "batch_size": 500, "epochs": 150, "target": "auto"}
 
-    @classmethod
-    def search_space(cls, trial):
-        "The study's space (study-protocol.md §2.3), with its trial parameter names."
-        lr = trial.suggest_float("lr", 2e-5, 2e-3, log=True)
-        n_layers = trial.suggest_int("n_layers", 1, 4)
-        dims = [2 ** trial.suggest_int("d_first", 6, 8)]
-        if n_layers > 2: dims += [2 ** trial.suggest_int("d_middle", 6, 8)] * (n_layers - 2)
-        if n_layers > 1: dims += [2 ** trial.suggest_int("d_last", 6, 8)]
-        return {"lr": lr, "class_dim": tuple(dims),
-                "epochs": trial.suggest_categorical("steps", [100, 300, 500, 1000, 5000]),
-                "batch_size": 2 ** trial.suggest_int("batch_size", 7, 10),
-                "random_dim": 2 ** trial.suggest_int("random_dim", 4, 7),
-                "num_channels": 2 ** trial.suggest_int("num_channels", 4, 6)}
+# %% ../nbs/04a_ctabgan.ipynb
+@patch
+def _resolve_target(self: CTABGANPlus, data: pd.DataFrame) -> str | None:
+    "The auxiliary task's column: `target`, or with 'auto' the first schema target that is modelled (None: no task)."
+    t = self.params["target"]
+    if t == "auto":
+        t = next((x.column for x in self.schema.targets if x.column in data.columns), None)
+    elif t is not None and t not in data.columns:
+        raise ParameterError(f"{self.name}: target={t!r} is not a modelled column of schema {self.schema.name!r}")
+    return t
 
-    def _check_params(self):
-        p = self.params
-        for k in ("random_dim", "num_channels", "batch_size", "epochs"):
-            if not isinstance(p[k], (int, np.integer)) or isinstance(p[k], bool) or p[k] < 1:
-                raise ParameterError(f"{self.name}: {k}={p[k]!r} is not allowed; it must be a whole number >= 1")
-        if not (isinstance(p["lr"], (int, float)) and p["lr"] > 0): raise ParameterError(f"{self.name}: lr={p['lr']!r} is not allowed; it must be > 0")
-        if not all(isinstance(h, (int, np.integer)) and h >= 1 for h in p["class_dim"]):
-            raise ParameterError(f"{self.name}: class_dim={p['class_dim']!r} must be a list of whole numbers >= 1")
+# %% ../nbs/04a_ctabgan.ipynb
+def _reg_modes(code: ColumnCode) -> tuple[np.ndarray, np.ndarray]:
+    "Means and sds of each one-hot slot of a numeric target (a special value: its (log-)value, sd 0; missing: the minimum)."
+    sp = np.array(code.specials, dtype=float)
+    if code.log_shift is not None:
+        with np.errstate(invalid="ignore", divide="ignore"): sp = _log_fwd(sp, code.log_shift)
+    sp = np.where(np.isfinite(sp), sp, code.lo)
+    return np.r_[sp, code.means], np.r_[np.zeros(len(sp)), code.stds]
 
-    def _resolve_target(self, data):
-        t = self.params["target"]
-        if t == "auto":
-            t = next((x.column for x in self.schema.targets if x.column in data.columns), None)
-        elif t is not None and t not in data.columns:
-            raise ParameterError(f"{self.name}: target={t!r} is not a modelled column of schema {self.schema.name!r}")
-        return t
+def _reg_value(block, code: ColumnCode):
+    "Numeric target (log scale where logged) of encoded rows, NumPy or (differentiable) torch: Σ_k w_k (4 σ_k a + μ_k)."
+    a = block[:, 0].clip(-1, 1)
+    if code.kind == "general": return (a + 1) / 2 * (code.hi - code.lo) + code.lo
+    means, stds = _reg_modes(code)
+    if torch.is_tensor(block):
+        means, stds = (torch.as_tensor(v, dtype=block.dtype, device=block.device) for v in (means, stds))
+    return (block[:, 1:] * (4 * stds[None] * a[:, None] + means[None])).sum(1)
 
-    def _fit(self, data, seed):
-        self._check_params()
-        p = self.params
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        rng = np.random.default_rng(seed)
-        gen = torch.Generator().manual_seed(seed)
-        self.tf = CTABTransformer(self.schema).fit(data, seed=seed)
-        enc = self.tf.transform(data)
-        self.cond = CondSampler(enc, self.tf.blocks)
-        dim, cdim = self.tf.dim, self.cond.dim
-        self.G = ConvGenerator(p["random_dim"] + cdim, square_side(dim), p["num_channels"]).to(self.device)
-        D = ConvCritic(square_side(dim + cdim), p["num_channels"]).to(self.device)
-        opt = dict(lr=p["lr"], betas=(0.5, 0.9), eps=1e-3, weight_decay=p["l2scale"])
-        optG, optD = torch.optim.Adam(self.G.parameters(), **opt), torch.optim.Adam(D.parameters(), **opt)
-        self.target = self._resolve_target(data)
-        spec = _target_spec(self.tf, self.target)
-        C = None
-        if spec is not None:
-            if spec[0] == "class": ts, tw = spec[1], spec[2]; out = tw
-            else: tcode, ts = spec[1], spec[2]; tw = tcode.width; out = 1
-            keep = np.r_[0:ts, ts + tw:dim]          # the classifier sees the row without the target's columns
-            if spec[0] == "reg":
-                ys = self._reg_value_np(enc[:, ts:ts + tw], tcode); self._reg_mu, self._reg_sd = ys.mean(), max(ys.std(), 1e-6)
-            keep_t = torch.as_tensor(keep, device=self.device)
-            C = Classifier(len(keep), tuple(p["class_dim"]), out).to(self.device)
-            optC = torch.optim.Adam(C.parameters(), **opt)
-        enc_t = torch.as_tensor(enc, device=self.device)
-        bs, steps = p["batch_size"], max(1, len(enc) // p["batch_size"])
-        sm_blocks = [(s, w) for kind, s, w in self.tf.blocks if kind == "softmax"]
-        self.losses = []
+# %% ../nbs/04a_ctabgan.ipynb
+@dataclass
+class AuxTask:
+    "The auxiliary task on the target column: its encoded span, the columns the classifier sees, and the loss."
+    kind: str                    # 'class' (categorical target: cross-entropy) or 'reg' (numeric: smooth L1)
+    start: int                   # first encoded column of the target
+    width: int                   # encoded columns of the target
+    keep: torch.Tensor           # the classifier's input: the row without the target's columns
+    code: ColumnCode | None = None
+    mu: float = 0.0              # regression label = (value - mu) / sd, standardised on the training rows
+    sd: float = 1.0
 
-        def check(*ls):
-            for l in ls:
-                if not torch.isfinite(l.detach()): raise GeneratorError(self.name, f"loss became {l.item()} in epoch {epoch + 1}")
+    @property
+    def out_dim(self) -> int: return self.width if self.kind == "class" else 1
 
-        def fake_batch(c):
-            z = torch.randn(bs, p["random_dim"], generator=gen).to(self.device)
-            raw = self.G(torch.cat([z, c], 1))[:, :dim]
-            return raw, _activate(raw, self.tf.blocks, gen)
+    def label(self, rows: torch.Tensor) -> torch.Tensor:
+        "The rows' own target: category index, or standardised value (differentiable on fake rows)."
+        block = rows[:, self.start:self.start + self.width]
+        return block.argmax(1) if self.kind == "class" else (_reg_value(block, self.code) - self.mu) / self.sd
 
-        for epoch in range(self.scaled("epochs")):
-            for _ in range(steps):
-                # --- critic
-                c_np, m_np, col, optn = self.cond.train_batch(bs, rng)
-                perm = rng.permutation(bs)
-                real = enc_t[torch.as_tensor(self.cond.real_rows(col[perm], optn[perm], rng), device=self.device)]
-                c = torch.as_tensor(c_np, device=self.device); c_perm = c[torch.as_tensor(perm, device=self.device)]
-                _, fake = fake_batch(c)
-                real_in, fake_in = torch.cat([real, c_perm], 1), torch.cat([fake, c], 1)
-                d_real, _ = D(real_in); d_fake, _ = D(fake_in.detach())
-                eps = torch.rand(bs, 1, generator=gen).to(self.device)
-                mix = (eps * real_in + (1 - eps) * fake_in.detach()).requires_grad_(True)
-                grad = torch.autograd.grad(D(mix)[0].sum(), mix, create_graph=True)[0]
-                gp = ((grad.norm(2, dim=1) - 1) ** 2).mean() * 10
-                loss_d = d_fake.mean() - d_real.mean() + gp
-                check(loss_d)
-                optD.zero_grad(set_to_none=True); loss_d.backward(); optD.step()
-                # --- generator: adversarial + condition + information loss
-                c_np, m_np, col, optn = self.cond.train_batch(bs, rng)
-                perm = rng.permutation(bs)
-                real = enc_t[torch.as_tensor(self.cond.real_rows(col[perm], optn[perm], rng), device=self.device)]
-                c = torch.as_tensor(c_np, device=self.device); c_perm = c[torch.as_tensor(perm, device=self.device)]
-                m = torch.as_tensor(m_np, device=self.device)
-                raw, fake = fake_batch(c)
-                d_fake, f_fake = D(torch.cat([fake, c], 1))
-                with torch.no_grad(): _, f_real = D(torch.cat([real, c_perm], 1))
-                ce = []
-                for b, (s, w) in enumerate(sm_blocks):
-                    o = int(self.cond.offsets[b])
-                    ce.append(torch.nn.functional.cross_entropy(raw[:, s:s + w], c[:, o:o + w].argmax(1), reduction="none"))
-                loss_cond = (torch.stack(ce, 1) * m).sum() / bs
-                loss_info = (f_fake.mean(0) - f_real.mean(0)).abs().sum() + (f_fake.std(0) - f_real.std(0)).abs().sum()
-                loss_g = -d_fake.mean() + loss_cond + loss_info
-                # --- auxiliary classifier / regressor: a step on real rows, then the generator's consistency loss
-                loss_aux = torch.zeros((), device=self.device)
-                if C is not None:
-                    if spec[0] == "class":
-                        loss_c = torch.nn.functional.cross_entropy(C(real[:, keep_t]), real[:, ts:ts + tw].argmax(1))
-                    else:
-                        y_real = (self._reg_value(real[:, ts:ts + tw], tcode) - self._reg_mu) / self._reg_sd
-                        loss_c = torch.nn.functional.smooth_l1_loss(C(real[:, keep_t]).view(-1), y_real)
-                    check(loss_c)
-                    optC.zero_grad(set_to_none=True); loss_c.backward(); optC.step()
-                    if spec[0] == "class":
-                        loss_aux = torch.nn.functional.cross_entropy(C(fake[:, keep_t]), fake[:, ts:ts + tw].argmax(1).detach())
-                    else:
-                        y_fake = (self._reg_value(fake[:, ts:ts + tw], tcode) - self._reg_mu) / self._reg_sd
-                        loss_aux = torch.nn.functional.smooth_l1_loss(C(fake[:, keep_t]).view(-1), y_fake)
-                check(loss_g, loss_aux)
-                optG.zero_grad(set_to_none=True); (loss_g + loss_aux).backward(); optG.step()
-            self.losses.append((loss_d.item(), loss_g.item(), loss_aux.item()))
-        self.G.eval()
-        self._dim = dim
+    def loss(self, C: nn.Module, rows: torch.Tensor) -> torch.Tensor:
+        "How far classifier `C`'s prediction from the rest of each row is from the row's own target."
+        pred = C(rows[:, self.keep])
+        if self.kind == "class": return nn.functional.cross_entropy(pred, self.label(rows))
+        return nn.functional.smooth_l1_loss(pred.view(-1), self.label(rows))
 
-    @staticmethod
-    def _reg_modes(code):
-        "Means and sds of every one-hot slot of a numeric target (special values: their (log-)value, sd 0; missing: the minimum)."
-        sp = np.array(code.specials, dtype=float)
-        if code.log_shift is not None:
-            with np.errstate(invalid="ignore", divide="ignore"): sp = _log_fwd(sp, code.log_shift)
-        sp = np.where(np.isfinite(sp), sp, code.lo)
-        return np.r_[sp, code.means], np.r_[np.zeros(len(sp)), code.stds]
+def aux_task(tf: CTABTransformer, target: str | None, enc: np.ndarray, device) -> AuxTask | None:
+    "The auxiliary task of `target` in the encoding of `tf` (None: no target); `enc` gives a numeric target's scale."
+    if target is None: return None
+    pos = 0
+    for code in tf.codes:
+        if code.name == target: break
+        pos += code.width
+    else: return None
+    keep = torch.as_tensor(np.r_[0:pos, pos + code.width:tf.dim], device=device)
+    if code.kind == "categorical": return AuxTask("class", pos, code.width, keep)
+    ys = _reg_value(enc[:, pos:pos + code.width], code)
+    return AuxTask("reg", pos, code.width, keep, code, ys.mean(), max(ys.std(), 1e-6))
 
-    @classmethod
-    def _reg_value_np(cls, block, code):
-        "Numeric target value (log scale where logged) of encoded rows, from the scalar and mode weights."
-        a = np.clip(block[:, 0], -1, 1)
-        if code.kind == "general": return (a + 1) / 2 * (code.hi - code.lo) + code.lo
-        means, stds = cls._reg_modes(code)
-        return (block[:, 1:] * (4 * stds[None] * a[:, None] + means[None])).sum(1)
+# %% ../nbs/04a_ctabgan.ipynb
+@dataclass
+class _Training:
+    "What the steps of one fit share: critic, classifier, optimisers, random streams, the encoded rows."
+    D: nn.Module
+    optG: torch.optim.Optimizer
+    optD: torch.optim.Optimizer
+    C: nn.Module | None          # auxiliary classifier/regressor (None without a target)
+    optC: torch.optim.Optimizer | None
+    aux: AuxTask | None
+    rng: np.random.Generator     # training-by-sampling draws
+    gen: torch.Generator         # noise, Gumbel and gradient-penalty draws
+    enc: torch.Tensor            # the encoded training rows
+    bs: int                      # batch size
 
-    def _reg_value(self, block, code):
-        a = block[:, 0].clamp(-1, 1)
-        if code.kind == "general": return (a + 1) / 2 * (code.hi - code.lo) + code.lo
-        means, stds = self._reg_modes(code)
-        mu = torch.as_tensor(means, dtype=block.dtype, device=block.device)
-        sd = torch.as_tensor(stds, dtype=block.dtype, device=block.device)
-        return (block[:, 1:] * (4 * sd[None] * a[:, None] + mu[None])).sum(1)
+@patch
+def _setup(self: CTABGANPlus, data: pd.DataFrame, seed: int) -> _Training:
+    "Fit the transformer and condition sampler; build G (kept as `self.G`), the critic, the auxiliary task, optimisers."
+    p = self.params
+    self.device = torch_device()
+    rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+    self.tf = CTABTransformer(self.schema).fit(data, seed=seed)
+    enc = self.tf.transform(data)
+    self.cond = CondSampler(enc, self.tf.blocks)
+    dim, cdim = self.tf.dim, self.cond.dim
+    self.G = ConvGenerator(p["random_dim"] + cdim, square_side(dim), p["num_channels"]).to(self.device)
+    D = ConvCritic(square_side(dim + cdim), p["num_channels"]).to(self.device)
+    def adam(net): return torch.optim.Adam(net.parameters(), lr=p["lr"], betas=(0.5, 0.9), eps=1e-3,
+                                           weight_decay=p["l2scale"])
+    self.target = self._resolve_target(data)
+    aux = aux_task(self.tf, self.target, enc, self.device)
+    C = None if aux is None else Classifier(len(aux.keep), tuple(p["class_dim"]), aux.out_dim).to(self.device)
+    return _Training(D, adam(self.G), adam(D), C, None if C is None else adam(C), aux, rng, gen,
+                     torch.as_tensor(enc, device=self.device), p["batch_size"])
 
-    def _sample(self, n, seed):
-        "Generate rows in batches; rows with numeric values outside the training range are redrawn (as in the original)."
-        rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
-        bs, keep, spare, total = self.params["batch_size"], [], [], 0
-        self.G.eval()
-        with torch.no_grad():
-            for _ in range(10 * math.ceil(n / bs) + 10):
-                c = torch.as_tensor(self.cond.sample_batch(bs, rng), device=self.device)
-                z = torch.randn(bs, self.params["random_dim"], generator=gen).to(self.device)
-                raw = self.G(torch.cat([z, c], 1))[:, :self._dim]
-                mat = _activate(raw, self.tf.blocks, gen).cpu().numpy()
-                if not np.isfinite(mat).all(): raise GeneratorError(self.name, "the generator produced NaN/inf values")
-                frame, ok = self.tf.decode(mat)
-                keep.append(frame[ok]); spare.append(frame[~ok]); total += int(ok.sum())
-                if total >= n: break
-        out = pd.concat(keep + spare, ignore_index=True).iloc[:n]   # if too few valid rows: clipped ones fill up
-        return out
+# %% ../nbs/04a_ctabgan.ipynb
+@patch
+def _cond_batch(self: CTABGANPlus, st: _Training):
+    "Training-by-sampling: conditions `c`, their block mask, real rows holding them (shuffled), those rows' conditions."
+    c_np, m_np, col, opt = self.cond.train_batch(st.bs, st.rng)
+    perm = st.rng.permutation(st.bs)
+    real = st.enc[torch.as_tensor(self.cond.real_rows(col[perm], opt[perm], st.rng), device=self.device)]
+    c = torch.as_tensor(c_np, device=self.device)
+    return c, torch.as_tensor(m_np, device=self.device), real, c[torch.as_tensor(perm, device=self.device)]
+
+@patch
+def _fake_batch(self: CTABGANPlus, st: _Training, c: torch.Tensor):
+    "Generator output for conditions `c`: raw values and activated rows (tanh scalars, Gumbel-softmax one-hots)."
+    z = torch.randn(st.bs, self.params["random_dim"], generator=st.gen).to(self.device)
+    raw = self.G(torch.cat([z, c], 1))[:, :self.tf.dim]
+    return raw, _activate(raw, self.tf.blocks, st.gen)
+
+# %% ../nbs/04a_ctabgan.ipynb
+@patch
+def _check_finite(self: CTABGANPlus, epoch: int, *losses):
+    "Stop training with a `GeneratorError` at the first non-finite loss."
+    for l in losses:
+        if not torch.isfinite(l.detach()):
+            raise GeneratorError(self.name, f"loss became {l.item()} in epoch {epoch + 1}")
+
+@patch
+def _critic_step(self: CTABGANPlus, st: _Training, epoch: int) -> torch.Tensor:
+    "One critic update: `E[D(fake)] − E[D(real)] + 10 · GP` on (row ⊕ condition); returns the loss."
+    c, _, real, c_perm = self._cond_batch(st)
+    _, fake = self._fake_batch(st, c)
+    real_in, fake_in = torch.cat([real, c_perm], 1), torch.cat([fake, c], 1).detach()
+    d_real, _ = st.D(real_in); d_fake, _ = st.D(fake_in)
+    eps = torch.rand(st.bs, 1, generator=st.gen).to(self.device)
+    mix = (eps * real_in + (1 - eps) * fake_in).requires_grad_(True)
+    grad = torch.autograd.grad(st.D(mix)[0].sum(), mix, create_graph=True)[0]
+    loss = d_fake.mean() - d_real.mean() + ((grad.norm(2, dim=1) - 1) ** 2).mean() * 10
+    self._check_finite(epoch, loss)
+    st.optD.zero_grad(set_to_none=True); loss.backward(); st.optD.step()
+    return loss
+
+# %% ../nbs/04a_ctabgan.ipynb
+@patch
+def _condition_loss(self: CTABGANPlus, raw: torch.Tensor, c: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    "Cross-entropy of the generator's raw output on the conditioned block only (mask `m`), per row."
+    ce = [nn.functional.cross_entropy(raw[:, s:s + w], c[:, int(o):int(o) + w].argmax(1), reduction="none")
+          for (s, w), o in zip(self.cond.blocks, self.cond.offsets)]
+    return (torch.stack(ce, 1) * m).sum() / len(raw)
+
+def _info_loss(f_fake: torch.Tensor, f_real: torch.Tensor) -> torch.Tensor:
+    "Information loss: L1 distance of the mean and of the sd of the critic's penultimate features."
+    return (f_fake.mean(0) - f_real.mean(0)).abs().sum() + (f_fake.std(0) - f_real.std(0)).abs().sum()
+
+@patch
+def _aux_step(self: CTABGANPlus, st: _Training, real: torch.Tensor, fake: torch.Tensor, epoch: int) -> torch.Tensor:
+    "Train the classifier a step on real rows; return the generator's consistency loss on fake rows (0 without a task)."
+    if st.aux is None: return torch.zeros((), device=self.device)
+    loss_c = st.aux.loss(st.C, real)
+    self._check_finite(epoch, loss_c)
+    st.optC.zero_grad(set_to_none=True); loss_c.backward(); st.optC.step()
+    return st.aux.loss(st.C, fake)
+
+@patch
+def _generator_step(self: CTABGANPlus, st: _Training, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    "One generator update: adversarial + condition + information loss, plus the auxiliary loss; returns both."
+    c, m, real, c_perm = self._cond_batch(st)
+    raw, fake = self._fake_batch(st, c)
+    d_fake, f_fake = st.D(torch.cat([fake, c], 1))
+    with torch.no_grad(): _, f_real = st.D(torch.cat([real, c_perm], 1))
+    loss_g = -d_fake.mean() + self._condition_loss(raw, c, m) + _info_loss(f_fake, f_real)
+    loss_aux = self._aux_step(st, real, fake, epoch)
+    self._check_finite(epoch, loss_g, loss_aux)
+    st.optG.zero_grad(set_to_none=True); (loss_g + loss_aux).backward(); st.optG.step()
+    return loss_g, loss_aux
+
+# %% ../nbs/04a_ctabgan.ipynb
+@patch
+def _fit(self: CTABGANPlus, data: pd.DataFrame, seed: int):
+    "Train for `epochs` (scaled by `budget`) of `max(1, n_rows // batch_size)` critic + generator steps each."
+    self.check_params(self.params)
+    st = self._setup(data, seed)
+    self.losses = []               # per epoch: the last step's (critic, generator, auxiliary) loss
+    for epoch in range(self.scaled("epochs")):
+        for _ in range(max(1, len(st.enc) // st.bs)):
+            loss_d = self._critic_step(st, epoch)
+            loss_g, loss_aux = self._generator_step(st, epoch)
+        self.losses.append((loss_d.item(), loss_g.item(), loss_aux.item()))
+    self.G.eval()
+    self._dim = self.tf.dim
+
+# %% ../nbs/04a_ctabgan.ipynb
+@patch
+def _sample(self: CTABGANPlus, n: int, seed: int) -> pd.DataFrame:
+    "Generate rows in batches; rows with numeric values outside the training range are redrawn (as in the original)."
+    rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+    bs, keep, spare, total = self.params["batch_size"], [], [], 0
+    self.G.eval()
+    with torch.no_grad():
+        for _ in range(10 * math.ceil(n / bs) + 10):
+            c = torch.as_tensor(self.cond.sample_batch(bs, rng), device=self.device)
+            z = torch.randn(bs, self.params["random_dim"], generator=gen).to(self.device)
+            raw = self.G(torch.cat([z, c], 1))[:, :self._dim]
+            mat = _activate(raw, self.tf.blocks, gen).cpu().numpy()
+            if not np.isfinite(mat).all(): raise GeneratorError(self.name, "the generator produced NaN/inf values")
+            frame, ok = self.tf.decode(mat)
+            keep.append(frame[ok]); spare.append(frame[~ok]); total += int(ok.sum())
+            if total >= n: break
+    return pd.concat(keep + spare, ignore_index=True).iloc[:n]   # if too few valid rows: clipped ones fill up

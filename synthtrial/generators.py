@@ -4,8 +4,9 @@
 
 # %% ../nbs/04_generators.ipynb 3
 from __future__ import annotations
-import importlib, importlib.util, math, pickle, time, warnings
-from collections.abc import Mapping
+import contextlib, importlib, importlib.util, math, pickle, time, warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 import numpy as np, pandas as pd
@@ -13,9 +14,11 @@ from .core import SynthtrialError, ParameterError, check_choice, seed_everything
 from .schema import Schema, SchemaError, fresh_ids
 
 # %% auto 0
-__all__ = ['GENERATORS', 'STUDY_MODELS', 'BASELINES', 'GeneratorError', 'Generator', 'check_rule', 'MissingDependencyError',
-           'GeneratorRegistry', 'register_generator', 'list_generators', 'available_generators', 'generator_class',
-           'make_generator', 'sdv_metadata', 'to_sdv_frame', 'GaussianCopula', 'layer_sizes', 'TVAE', 'CTGAN']
+__all__ = ['GROUPS', 'MODEL_MODULES', 'GENERATORS', 'STUDY_MODELS', 'BASELINES', 'GeneratorError', 'Generator', 'check_rule',
+           'SpaceDim', 'IntRange', 'FloatRange', 'Choice', 'Pow2', 'Multiple', 'LayerList', 'Hourglass',
+           'suggest_space', 'space_rules', 'space_table', 'MissingDependencyError', 'GeneratorRegistry',
+           'register_generator', 'ModelGroup', 'list_generators', 'available_generators', 'generator_class',
+           'make_generator', 'torch_device', 'sdv_metadata', 'to_sdv_frame', 'GaussianCopula', 'TVAE', 'CTGAN']
 
 # %% ../nbs/04_generators.ipynb
 class GeneratorError(SynthtrialError, RuntimeError):
@@ -24,15 +27,27 @@ class GeneratorError(SynthtrialError, RuntimeError):
         self.model, self.reason = model, reason
         super().__init__(f"generator {model!r} failed: {reason}")
 
+@contextlib.contextmanager
+def _typed_failure(model: str, step: str):
+    "Any exception of a library inside `step` becomes one `GeneratorError` naming the model (ours pass through)."
+    try: yield
+    except (SynthtrialError, KeyboardInterrupt): raise
+    except Exception as e: raise GeneratorError(model, f"{step} raised {type(e).__name__}: {str(e)[:300]}") from e
+
 class Generator:
-    "Base class of synthtrial generators: subclasses set `name` and implement `_fit`, `_sample`, `default_params`, `search_space`."
+    "Base class of synthtrial generators: subclasses set `name` and `space`; implement `_fit`, `_sample`, `default_params`."
     name: ClassVar[str] = "base"
     description: ClassVar[str] = ""
     survival_aware: ClassVar[bool] = False
     uses_torch: ClassVar[bool] = False            # seed torch before fit/sample
     epoch_params: ClassVar[tuple[str, ...]] = ()   # hyperparameters scaled by `budget`
     requires: ClassVar[tuple[str, ...]] = ()       # importable packages the model needs
-    param_rules: ClassVar[dict] = {}               # hyperparameter -> rule of its search space (see `check_rule`)
+    space: ClassVar[tuple] = ()                    # the search space: one row (`SpaceDim`) per dimension
+    param_rules: ClassVar[dict] = {}               # derived from `space`: hyperparameter -> rule (see `check_rule`)
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if "space" in cls.__dict__: cls.param_rules = space_rules(cls.space)
 
     def __init__(self, params: dict | None = None, budget: float = 1.0):
         if not (isinstance(budget, (int, float)) and 0 < budget <= 1):
@@ -50,7 +65,9 @@ class Generator:
     @classmethod
     def default_params(cls) -> dict: return {}
     @classmethod
-    def search_space(cls, trial) -> dict: return {}
+    def search_space(cls, trial) -> dict:
+        "One configuration drawn from optuna `trial`: the rows of `space`, in order."
+        return suggest_space(trial, cls.space)
     @classmethod
     def check_params(cls, params: dict) -> dict:
         "Raise `ParameterError` if a value in `params` lies outside the model's search space (its default is always allowed)."
@@ -70,11 +87,7 @@ class Generator:
         self.schema, self.seed = schema, seed
         seed_everything(seed, torch=self.uses_torch)
         t0 = time.perf_counter()
-        try:
-            self._fit(data[schema.modelled], seed)
-        except (SynthtrialError, KeyboardInterrupt): raise
-        except Exception as e:
-            raise GeneratorError(self.name, f"fit raised {type(e).__name__}: {str(e)[:300]}") from e
+        with _typed_failure(self.name, "fit"): self._fit(data[schema.modelled], seed)
         self.fit_seconds = time.perf_counter() - t0
         return self
 
@@ -84,11 +97,7 @@ class Generator:
         n = check_positive_int("n", n)
         if self.schema is None: raise SynthtrialError(f"{self.name}: call fit() before sample()")
         seed_everything(seed, torch=self.uses_torch)
-        try:
-            raw = self._sample(n, seed)
-        except (SynthtrialError, KeyboardInterrupt): raise
-        except Exception as e:
-            raise GeneratorError(self.name, f"sample raised {type(e).__name__}: {str(e)[:300]}") from e
+        with _typed_failure(self.name, "sample"): raw = self._sample(n, seed)
         if raw is None or len(raw) == 0: raise GeneratorError(self.name, "sampling produced no rows")
         raw = raw.reset_index(drop=True).iloc[:n]
         num = [c for c in raw.columns if c in self.schema and self.schema[c].kind in ("numeric", "integer", "boolean")]
@@ -162,63 +171,251 @@ def check_rule(param: str, value: Any, rule: tuple) -> Any:
     return value
 
 # %% ../nbs/04_generators.ipynb
+class SpaceDim:
+    "One row of a search-space table: the optuna call(s) that draw it, the configuration key(s) it sets, its rule."
+    def keys(self) -> tuple[str, ...]: return self.name if isinstance(self.name, tuple) else (self.name,)
+    @property
+    def trial_names(self) -> tuple[str, ...]: return (getattr(self, "trial_name", None) or self.keys()[0],)
+    def suggest(self, trial) -> dict:
+        "Draw from optuna `trial`; every key of `name` gets the value (one shared draw)."
+        value = self.draw(trial)
+        return {k: value for k in self.keys()}
+    def rules(self) -> dict: return {k: self.rule for k in self.keys()}
+
+@dataclass(frozen=True)
+class IntRange(SpaceDim):
+    "Whole numbers lo, lo+step, …, hi (`suggest_int`)."
+    name: str | tuple
+    lo: int
+    hi: int
+    step: int = 1
+    trial_name: str | None = None     # optuna's name of the draw, where it differs from `name`
+    def draw(self, trial): return trial.suggest_int(self.trial_names[0], self.lo, self.hi, step=self.step)
+    @property
+    def rule(self): return ("int", self.lo, self.hi, self.step)
+    def __str__(self): return f"int [{self.lo}, {self.hi}]" + (f", step {self.step}" if self.step != 1 else "")
+
+@dataclass(frozen=True)
+class FloatRange(SpaceDim):
+    "A number in [lo, hi], uniform or log-uniform (`suggest_float`)."
+    name: str | tuple
+    lo: float
+    hi: float
+    log: bool = False
+    trial_name: str | None = None
+    def draw(self, trial): return trial.suggest_float(self.trial_names[0], self.lo, self.hi, log=self.log)
+    @property
+    def rule(self): return ("float", self.lo, self.hi)
+    def __str__(self): return f"{'log-uniform' if self.log else 'uniform'} [{self.lo}, {self.hi}]"
+
+@dataclass(frozen=True)
+class Choice(SpaceDim):
+    "One of the listed values (`suggest_categorical`)."
+    name: str | tuple
+    choices: list
+    trial_name: str | None = None
+    def draw(self, trial): return trial.suggest_categorical(self.trial_names[0], list(self.choices))
+    @property
+    def rule(self): return ("cat", list(self.choices))
+    def __str__(self): return "{" + ", ".join(map(str, self.choices)) + "}"
+
+# %% ../nbs/04_generators.ipynb
+@dataclass(frozen=True)
+class Pow2(SpaceDim):
+    "2^k with k a whole number in [klo, khi] (optuna draws k)."
+    name: str | tuple
+    klo: int
+    khi: int
+    trial_name: str | None = None
+    def draw(self, trial): return 2 ** trial.suggest_int(self.trial_names[0], self.klo, self.khi)
+    @property
+    def rule(self): return ("pow2", self.klo, self.khi)
+    def __str__(self): return f"2^k, k ∈ [{self.klo}, {self.khi}]"
+
+@dataclass(frozen=True)
+class Multiple(SpaceDim):
+    "`factor` × k with k a whole number in [lo, hi] (optuna draws k), e.g. an even layer count."
+    name: str | tuple
+    factor: int
+    lo: int
+    hi: int
+    trial_name: str | None = None
+    def draw(self, trial): return self.factor * trial.suggest_int(self.trial_names[0], self.lo, self.hi)
+    @property
+    def rule(self): return ("cat", [self.factor * k for k in range(self.lo, self.hi + 1)])
+    def __str__(self): return f"{self.factor} × int [{self.lo}, {self.hi}]"
+
+# %% ../nbs/04_generators.ipynb
+@dataclass(frozen=True)
+class LayerList(SpaceDim):
+    "The study's layer lists: 1…`max_layers` layers; first, middle (repeated) and last size 2^k, k in [klo, khi]."
+    name: str | tuple
+    klo: int
+    khi: int
+    max_layers: int = 4
+    names: tuple = ("n_layers", "first_layer_exp", "middle_layer_exp", "last_layer_exp")   # optuna's names
+    @property
+    def trial_names(self): return self.names
+    def draw(self, trial) -> tuple[int, ...]:
+        n_name, first_name, middle_name, last_name = self.names
+        n = trial.suggest_int(n_name, 1, self.max_layers)
+        first = 2 ** trial.suggest_int(first_name, self.klo, self.khi)
+        if n == 1: return (first,)
+        middle = [2 ** trial.suggest_int(middle_name, self.klo, self.khi)] * (n - 2) if n > 2 else []
+        return (first, *middle, 2 ** trial.suggest_int(last_name, self.klo, self.khi))
+    @property
+    def rule(self): return ("dims", self.klo, self.khi, self.max_layers)
+    def __str__(self):
+        return f"1–{self.max_layers} layers; first, middle (repeated), last 2^k, k ∈ [{self.klo}, {self.khi}]"
+
+@dataclass(frozen=True)
+class Hourglass(SpaceDim):
+    "Encoder/decoder layers: 1…`max_layers` sizes 2^k, k₀ in [klo, khi], later kᵢ in [klo, kᵢ₋₁]; the decoder mirrors."
+    name: tuple            # (encoder key, decoder key)
+    klo: int
+    khi: int
+    max_layers: int = 4
+    @property
+    def trial_names(self): return ("n_layers", "layer_exp_0", "layer_exp_1", "…")
+    def suggest(self, trial) -> dict:
+        n_layers = trial.suggest_int("n_layers", 1, self.max_layers)
+        exps = [trial.suggest_int("layer_exp_0", self.klo, self.khi)]
+        for i in range(1, n_layers): exps.append(trial.suggest_int(f"layer_exp_{i}", self.klo, exps[-1]))
+        dims = tuple(2 ** e for e in exps)
+        encoder, decoder = self.name
+        return {encoder: dims, decoder: dims[::-1]}
+    @property
+    def rule(self): return ("dims", self.klo, self.khi, self.max_layers)
+    def __str__(self):
+        return f"1–{self.max_layers} layers, 2^k, k₀ ∈ [{self.klo}, {self.khi}], kᵢ ∈ [{self.klo}, kᵢ₋₁]; decoder reversed"
+
+# %% ../nbs/04_generators.ipynb
+def suggest_space(trial, space: tuple) -> dict:
+    "One configuration drawn from optuna `trial`, the rows of `space` in order."
+    out = {}
+    for dim in space: out.update(dim.suggest(trial))
+    return out
+
+def space_rules(space: tuple) -> dict:
+    "The `check_rule` rules of a space table, by configuration key."
+    out = {}
+    for dim in space: out.update(dim.rules())
+    return out
+
+def space_table(cls: type[Generator]) -> pd.DataFrame:
+    "The documented table of a generator: each hyperparameter, its default and its search space (or 'not tuned')."
+    defaults, rows = cls.default_params(), []
+    for dim in cls.space:
+        default = ", ".join(dict.fromkeys(str(defaults.get(k)) for k in dim.keys()))    # shared keys: one value
+        rows.append({"hyperparameter": " = ".join(dim.keys()), "default": default, "search space": str(dim),
+                     "optuna name": ", ".join(dim.trial_names)})
+    tuned = set(space_rules(cls.space))
+    rows += [{"hyperparameter": k, "default": str(v), "search space": "not tuned", "optuna name": ""}
+             for k, v in defaults.items() if k not in tuned]
+    return pd.DataFrame(rows)
+
+# %% ../nbs/04_generators.ipynb
 class MissingDependencyError(SynthtrialError, ImportError):
     "A registered model cannot be used because its module or a package it needs does not import."
 
+GROUPS = ("study", "baseline")      # the study's eight generators; comparators the study lacked
+MODEL_MODULES = ("synthtrial.ctabgan", "synthtrial.synthcity_models")   # importing one registers its generators
+
 class GeneratorRegistry(Mapping):
-    "Name -> generator class; entries are classes or lazy `'module:Class'` strings resolved on first access."
-    def __init__(self): self._entries: dict[str, Any] = {}
-    def __iter__(self): return iter(self._entries)
-    def __len__(self): return len(self._entries)
-    def __contains__(self, name): return name in self._entries
-    def add(self, name: str, entry) -> None: self._entries[name] = entry
+    "Name -> generator class (or a lazy `'module:Class'` string), with each model's group and tiny smoke-test settings."
+    def __init__(self, modules: tuple[str, ...] = ()):
+        self._entries: dict[str, Any] = {}
+        self._info: dict[str, dict] = {}
+        self.modules, self.broken, self._loaded = tuple(modules), {}, False
+
+    def _load(self) -> None:
+        "Import the model modules once (on the first look-up of the whole list): each registers its own generators."
+        if self._loaded: return
+        self._loaded = True
+        for mod in self.modules:
+            try: importlib.import_module(mod)
+            except ImportError as e: self.broken[mod] = f"cannot import {mod} ({e})"
+
+    def __iter__(self): self._load(); return iter(self._entries)
+    def __len__(self): self._load(); return len(self._entries)
+    def __contains__(self, name):
+        if name not in self._entries: self._load()
+        return name in self._entries
+
+    def add(self,
+            name: str,                    # the registry name (`make_generator(name)`)
+            entry,                        # a `Generator` subclass, or a lazy `'module:Class'` string
+            group: str | None = None,     # 'study' or 'baseline' (`GROUPS`); None: in neither view
+            tiny_budget: float = 1.0,     # budget of a seconds-long smoke fit (tests, docs)
+            tiny_params: dict | None = None):   # hyperparameters of that smoke fit
+        "Register `entry` (a class or `'module:Class'`) as `name` in `group`."
+        if group is not None: check_choice(f"group of {name!r}", group, GROUPS)
+        self._entries[name] = entry
+        self._info[name] = {"group": group, "tiny": {"budget": tiny_budget, "params": dict(tiny_params or {})}}
+
+    def remove(self, name: str) -> None:
+        "Unregister `name` (a toy or a test's stand-in)."
+        self._entries.pop(check_choice("model", name, self._entries)); self._info.pop(name, None)
+
+    def group(self, name: str) -> str | None: return self._info.get(name, {}).get("group")
+    def tiny(self, name: str) -> dict:
+        "`make_generator` arguments (`params`, `budget`) of a seconds-long smoke fit of `name`: it learns nothing."
+        return self._info.get(name, {}).get("tiny", {"budget": 1.0, "params": {}})
+
     def __getitem__(self, name: str) -> type[Generator]:
+        if name not in self._entries: self._load()
         entry = self._entries[check_choice("model", name, self._entries)]
-        if isinstance(entry, str):
-            modname, clsname = entry.split(":")
-            try: module = importlib.import_module(modname)
-            except ImportError as e:
-                raise MissingDependencyError(f"model {name!r} is not available: cannot import {modname} ({e})") from None
-            entry = getattr(module, clsname, None)
-            if entry is None: raise MissingDependencyError(f"model {name!r} is not available: {modname} has no {clsname}")
-            self._entries[name] = entry
+        if isinstance(entry, str): entry = self._entries[name] = _import_entry(name, entry)
         missing = [p for p in entry.requires if importlib.util.find_spec(p) is None]
         if missing: raise MissingDependencyError(f"model {name!r} needs the package(s) {missing}, which are not installed")
         return entry
 
-GENERATORS = GeneratorRegistry()
-
-def register_generator(cls: type[Generator]) -> type[Generator]:
-    "Class decorator: add a `Generator` subclass to the registry under `cls.name`."
-    GENERATORS.add(cls.name, cls)
+def _import_entry(name: str, entry: str) -> type[Generator]:
+    "The class named by a lazy `'module:Class'` entry."
+    modname, clsname = entry.split(":")
+    try: module = importlib.import_module(modname)
+    except ImportError as e:
+        raise MissingDependencyError(f"model {name!r} is not available: cannot import {modname} ({e})") from None
+    cls = getattr(module, clsname, None)
+    if cls is None: raise MissingDependencyError(f"model {name!r} is not available: {modname} has no {clsname}")
     return cls
 
-for _name, _entry in {
-        "ctabgan_plus": "synthtrial.ctabgan:CTABGANPlus",
-        "tabddpm": "synthtrial.synthcity_models:TabDDPM",
-        "survival_gan": "synthtrial.synthcity_models:SurvivalGAN",
-        "survival_nflow": "synthtrial.synthcity_models:SurvivalNFlow",
-        "survival_ctgan": "synthtrial.synthcity_models:SurvivalCTGAN",
-        "rtvae": "synthtrial.synthcity_models:RTVAE",
-        "arf": "synthtrial.synthcity_models:ARF",
-        "bayesian_network": "synthtrial.synthcity_models:BayesianNetwork",
-        "nflow": "synthtrial.synthcity_models:NFlow"}.items():
-    GENERATORS.add(_name, _entry)
+# %% ../nbs/04_generators.ipynb
+GENERATORS = GeneratorRegistry(MODEL_MODULES)
 
-STUDY_MODELS = ("ctgan", "tvae", "ctabgan_plus", "tabddpm", "survival_gan", "survival_nflow", "survival_ctgan", "rtvae")
-BASELINES = ("gaussian_copula", "arf", "bayesian_network", "nflow")
+def register_generator(cls: type[Generator] | None = None,   # the class (when used as a bare `@register_generator`)
+                       group: str | None = None,            # 'study' or 'baseline'
+                       tiny_budget: float = 1.0,            # budget of a seconds-long smoke fit (tests, docs)
+                       tiny_params: dict | None = None):    # hyperparameters of that smoke fit
+    "Class decorator: register a `Generator` subclass as `cls.name` in `group`, with its smoke-fit settings."
+    def add(c):
+        GENERATORS.add(c.name, c, group=group, tiny_budget=tiny_budget, tiny_params=tiny_params)
+        return c
+    return add if cls is None else add(cls)
+
+class ModelGroup(Sequence):
+    "The registered names of one group, in registration order: a live view of the registry, not a copy."
+    def __init__(self, group: str, registry: GeneratorRegistry): self.group, self.registry = group, registry
+    def _names(self) -> tuple[str, ...]: return tuple(n for n in self.registry if self.registry.group(n) == self.group)
+    def __iter__(self): return iter(self._names())
+    def __getitem__(self, i): return self._names()[i]
+    def __len__(self): return len(self._names())
+    def __repr__(self): return f"ModelGroup({self.group!r}: {', '.join(self._names())})"
+
+STUDY_MODELS = ModelGroup("study", GENERATORS)
+BASELINES = ModelGroup("baseline", GENERATORS)
 
 def list_generators() -> list[str]:
     "Every registered model name (available or not)."
     return list(GENERATORS)
 
 def available_generators() -> dict[str, str]:
-    "Model name -> 'ok', or the reason it cannot be used (missing module or package)."
+    "Model name -> 'ok', or why it cannot be used (missing module or package); model modules that do not import too."
     out = {}
     for name in GENERATORS:
         try: GENERATORS[name]; out[name] = "ok"
         except MissingDependencyError as e: out[name] = str(e)
-    return out
+    return {**out, **GENERATORS.broken}
 
 def generator_class(name: str) -> type[Generator]:
     "The generator class registered as `name` (imports a lazy entry)."
@@ -227,6 +424,11 @@ def generator_class(name: str) -> type[Generator]:
 def make_generator(name: str, params: dict | None = None, budget: float = 1.0) -> Generator:
     "A new, unfitted generator `name` with `params` (defaults where omitted) and `budget`."
     return GENERATORS[name](params, budget)
+
+def torch_device():
+    "`torch.device('cuda')` when torch sees a GPU, else `torch.device('cpu')`."
+    import torch
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 # %% ../nbs/04_generators.ipynb
 def sdv_metadata(schema: Schema, columns: list[str]):
@@ -245,16 +447,22 @@ def to_sdv_frame(data: pd.DataFrame, schema: Schema) -> pd.DataFrame:
         if schema[c].kind in ("integer", "boolean", "numeric"): out[c] = out[c].astype("float64")
     return out
 
+@contextlib.contextmanager
+def _sdv_sequential():
+    # ctgan's data transformer fans out with joblib's process pool (loky) above 500 rows; its idle
+    # workers then outlive the caller by 5 minutes, and parallel column transforms draw from the shared
+    # NumPy RNG in a racy order. Sequential transforms are deterministic and fast enough.
+    import joblib
+    with warnings.catch_warnings(), joblib.parallel_config(backend="sequential"):
+        warnings.simplefilter("ignore")
+        yield
+
 class _SDVGenerator(Generator):
-    _cls_name: ClassVar[str] = ""
+    "Base of the SDV wrappers: subclasses build the synthesizer in `_make(metadata)`."
+    requires = ("sdv",)
     def _make(self, metadata): raise NotImplementedError
     def _fit(self, data, seed):
-        # ctgan's data transformer fans out with joblib's process pool (loky) above 500 rows; its idle
-        # workers then outlive the caller by 5 minutes, and parallel column transforms draw from the shared
-        # NumPy RNG in a racy order. Sequential transforms are deterministic and fast enough.
-        import joblib
-        with warnings.catch_warnings(), joblib.parallel_config(backend="sequential"):
-            warnings.simplefilter("ignore")
+        with _sdv_sequential():
             self._model = self._make(sdv_metadata(self.schema, list(data.columns)))
             self._model.fit({"trial": to_sdv_frame(data, self.schema)})   # SDV 2: a dict of tables
     def _sample(self, n, seed):
@@ -263,63 +471,39 @@ class _SDVGenerator(Generator):
         import copy
         model = copy.deepcopy(self._model)
         model._set_random_state(seed)
-        import joblib
-        with warnings.catch_warnings(), joblib.parallel_config(backend="sequential"):
-            warnings.simplefilter("ignore")
-            out = model.sample(num_rows=n)
+        with _sdv_sequential(): out = model.sample(num_rows=n)
         return out["trial"] if isinstance(out, dict) else out
 
-@register_generator
+# %% ../nbs/04_generators.ipynb
+@register_generator(group="baseline")
 class GaussianCopula(_SDVGenerator):
     "SDV's Gaussian copula: per-column marginals (beta, normal, …) joined by a Gaussian copula."
     name = "gaussian_copula"
     description = "Gaussian copula (SDV): marginal distributions per column + a Gaussian dependence structure."
-    requires = ("sdv",)
-    param_rules = {"default_distribution": ("cat", ["norm", "beta", "truncnorm", "uniform", "gamma"])}
+    space = (Choice("default_distribution", ["norm", "beta", "truncnorm", "uniform", "gamma"]),)
     @classmethod
     def default_params(cls): return {"default_distribution": "beta"}
-    @classmethod
-    def search_space(cls, trial):
-        return {"default_distribution": trial.suggest_categorical("default_distribution", ["norm", "beta", "truncnorm", "uniform", "gamma"])}
     def _make(self, metadata):
         from sdv.single_table import GaussianCopulaSynthesizer
         return GaussianCopulaSynthesizer(metadata, default_distribution=self.params["default_distribution"])
 
-def layer_sizes(trial, klo: int, khi: int, max_layers: int = 4) -> tuple[int, ...]:
-    "The study's layer-list space: n layers in [1, max_layers]; first, middle (repeated) and last size 2^k, k in [klo, khi]."
-    n = trial.suggest_int("n_layers", 1, max_layers)
-    first = 2 ** trial.suggest_int("first_layer_exp", klo, khi)
-    if n == 1: return (first,)
-    middle = [2 ** trial.suggest_int("middle_layer_exp", klo, khi)] * (n - 2) if n > 2 else []
-    return (first, *middle, 2 ** trial.suggest_int("last_layer_exp", klo, khi))
-
-@register_generator
+# %% ../nbs/04_generators.ipynb
+@register_generator(group="study", tiny_budget=0.01)
 class TVAE(_SDVGenerator):
     "SDV's TVAE (Xu et al., 2019) with the study's defaults."
     name = "tvae"
     uses_torch = True
-    requires = ("sdv",)
     description = "Tabular variational autoencoder (Xu et al., 2019), SDV implementation."
     epoch_params = ("epochs",)
-    param_rules = {"compress_dims": ("dims", 6, 9, 4), "decompress_dims": ("dims", 6, 9, 4),
-                   "epochs": ("cat", [300, 500, 1000, 5000, 10000]), "batch_size": ("cat", [20, 50, 100, 200, 500, 1000]),
-                   "embedding_dim": ("pow2", 4, 8), "loss_factor": ("float", 1e-3, 10)}
+    space = (Hourglass(("compress_dims", "decompress_dims"), 6, 9),      # study-protocol.md §2.3
+             Choice("epochs", [300, 500, 1000, 5000, 10000]),
+             Choice("batch_size", [20, 50, 100, 200, 500, 1000]),
+             Pow2("embedding_dim", 4, 8, trial_name="embedding_exp"),
+             FloatRange("loss_factor", 1e-3, 10, log=True))
     @classmethod
     def default_params(cls):
         return {"embedding_dim": 128, "compress_dims": (128, 128), "decompress_dims": (128, 128), "l2scale": 1e-5,
                 "batch_size": 500, "epochs": 300, "loss_factor": 2}
-    @classmethod
-    def search_space(cls, trial):
-        # the study's "hourglass" space (study-protocol.md §2.3): exponent of each later layer <= the previous one
-        n_layers = trial.suggest_int("n_layers", 1, 4)
-        exps = [trial.suggest_int("layer_exp_0", 6, 9)]
-        for i in range(1, n_layers): exps.append(trial.suggest_int(f"layer_exp_{i}", 6, exps[-1]))
-        dims = tuple(2 ** e for e in exps)
-        return {"compress_dims": dims, "decompress_dims": dims[::-1],
-                "epochs": trial.suggest_categorical("epochs", [300, 500, 1000, 5000, 10000]),
-                "batch_size": trial.suggest_categorical("batch_size", [20, 50, 100, 200, 500, 1000]),
-                "embedding_dim": 2 ** trial.suggest_int("embedding_exp", 4, 8),
-                "loss_factor": trial.suggest_float("loss_factor", 1e-3, 10, log=True)}
     def _make(self, metadata):
         from sdv.single_table import TVAESynthesizer
         p = self.params
@@ -328,33 +512,26 @@ class TVAE(_SDVGenerator):
                                batch_size=p["batch_size"], epochs=self.scaled("epochs"), loss_factor=p["loss_factor"],
                                enable_gpu=True)
 
-@register_generator
+# %% ../nbs/04_generators.ipynb
+@register_generator(group="study", tiny_budget=0.01)
 class CTGAN(_SDVGenerator):
     "SDV's CTGAN (Xu et al., 2019) with the study's defaults."
     name = "ctgan"
     uses_torch = True
-    requires = ("sdv",)
     description = "Conditional tabular GAN (Xu et al., 2019), SDV implementation."
     epoch_params = ("epochs",)
-    param_rules = {"generator_dim": ("dims", 6, 9, 4), "discriminator_dim": ("dims", 6, 9, 4),
-                   "generator_lr": ("float", 2e-5, 2e-3), "discriminator_lr": ("float", 2e-5, 2e-3),
-                   "epochs": ("cat", [100, 300, 500, 1000, 5000]), "batch_size": ("cat", [20, 50, 100, 200, 500, 1000]),
-                   "embedding_dim": ("pow2", 4, 8), "log_frequency": ("cat", [True, False])}
+    # study-protocol.md §2.3: one lr for both networks, one layer list for both networks
+    space = (FloatRange(("generator_lr", "discriminator_lr"), 2e-5, 2e-3, log=True, trial_name="lr"),
+             LayerList(("generator_dim", "discriminator_dim"), 6, 9),
+             Choice("epochs", [100, 300, 500, 1000, 5000]),
+             Choice("batch_size", [20, 50, 100, 200, 500, 1000]),
+             Pow2("embedding_dim", 4, 8, trial_name="embedding_exp"),
+             Choice("log_frequency", [True, False]))
     @classmethod
     def default_params(cls):
         return {"embedding_dim": 128, "generator_dim": (256, 256), "discriminator_dim": (256, 256),
                 "generator_lr": 2e-4, "generator_decay": 1e-6, "discriminator_lr": 2e-4, "discriminator_decay": 1e-6,
                 "batch_size": 500, "discriminator_steps": 1, "log_frequency": True, "epochs": 300, "pac": 10}
-    @classmethod
-    def search_space(cls, trial):
-        # study-protocol.md §2.3: one lr for both networks, one layer list for both networks
-        lr = trial.suggest_float("lr", 2e-5, 2e-3, log=True)
-        dims = layer_sizes(trial, 6, 9)
-        return {"generator_lr": lr, "discriminator_lr": lr, "generator_dim": dims, "discriminator_dim": dims,
-                "epochs": trial.suggest_categorical("epochs", [100, 300, 500, 1000, 5000]),
-                "batch_size": trial.suggest_categorical("batch_size", [20, 50, 100, 200, 500, 1000]),
-                "embedding_dim": 2 ** trial.suggest_int("embedding_exp", 4, 8),
-                "log_frequency": trial.suggest_categorical("log_frequency", [True, False])}
     def _make(self, metadata):
         from sdv.single_table import CTGANSynthesizer
         p = self.params

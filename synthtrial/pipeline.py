@@ -29,8 +29,14 @@ def resolve_strategies(strategies: str | Iterable[str] | None) -> list[str]:
 
 class SynthesisPipeline:
     "A generator plus its dataset's constraint processing: `fit(train, schema, seed)`, `sample(n, seed)`."
-    def __init__(self, model: str | Generator, ruleset: RuleSet | str, strategies: str | Iterable[str] | None = "default",
-                 params: dict | None = None, budget: float = 1.0, oversample: float = 2.0, max_rounds: int = 10):
+    def __init__(self,
+                 model: str | Generator,          # a registry name, or a generator object (fitted or not)
+                 ruleset: RuleSet | str,          # the dataset's constraints, or the dataset name that has them
+                 strategies: str | Iterable[str] | None = "default",   # a preset (`PRESETS`) or a list of strategies
+                 params: dict | None = None,      # hyperparameters of a `model` given by name (defaults where omitted)
+                 budget: float = 1.0,             # epoch budget in (0, 1] of a `model` given by name
+                 oversample: float = 2.0,         # rows drawn per requested row by rejection-type strategies
+                 max_rounds: int = 10):           # redraw rounds before the enforcer gives up
         self.generator = model if isinstance(model, Generator) else make_generator(model, params, budget)
         self.ruleset = rules_for(ruleset) if isinstance(ruleset, str) else ruleset
         self.strategies = resolve_strategies(strategies)

@@ -6,6 +6,8 @@ from synthtrial.generators import Generator, GeneratorError
 import synthtrial.ctabgan as ctabgan
 from synthtrial.ctabgan import CTABGANPlus, CTABTransformer, CondSampler
 
+SMALL = {"batch_size": 128, "num_channels": 16, "random_dim": 16, "class_dim": (64,)}   # a small, fast network
+
 @pytest.fixture(scope="module")
 def fitted(myeloid):
     train, _, schema = myeloid
@@ -83,10 +85,9 @@ def test_search_space_matches_the_study_and_a_trial_fits(myeloid):
 
 def test_no_target_and_regression_target(myeloid):
     train, _, schema = myeloid
-    small = {"batch_size": 128, "num_channels": 16, "random_dim": 16, "class_dim": (64,)}
-    g = CTABGANPlus({**small, "target": None}, budget=0.02).fit(train, schema, seed=0)
+    g = CTABGANPlus({**SMALL, "target": None}, budget=0.02).fit(train, schema, seed=0)
     assert g.target is None and all(l[2] == 0 for l in g.losses)
-    r = CTABGANPlus({**small, "target": "EFSTM"}, budget=0.02).fit(train, schema, seed=0)
+    r = CTABGANPlus({**SMALL, "target": "EFSTM"}, budget=0.02).fit(train, schema, seed=0)
     assert r.target == "EFSTM" and all(np.isfinite(l[2]) and l[2] > 0 for l in r.losses)
     schema.validate(r.sample(80, seed=0))
 
@@ -121,8 +122,7 @@ def test_nan_loss_and_nan_output_raise_generator_error(myeloid, fitted, monkeypa
 @pytest.mark.parametrize("name", ["aml_sal", "colon", "actg320", "gbsg2"])
 def test_every_other_builtin_dataset_fits_with_a_tiny_budget(name):
     train, _, schema = load_split(name)
-    small = {"batch_size": 128, "num_channels": 16, "random_dim": 16, "class_dim": (64,)}
-    g = CTABGANPlus(small, budget=0.007).fit(train, schema, seed=0)
+    g = CTABGANPlus(SMALL, budget=0.007).fit(train, schema, seed=0)
     assert g.scaled("epochs") == 1
     syn = g.sample(150, seed=0)
     pd.testing.assert_frame_equal(schema.validate(syn), syn)

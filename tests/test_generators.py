@@ -1,6 +1,9 @@
 """Generator zoo: every registered model fits and samples on every built-in dataset, deterministically,
 with the study's search spaces and typed errors."""
+import json
 import math
+import sys
+from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
@@ -14,16 +17,12 @@ from synthtrial.generators import (BASELINES, GENERATORS, STUDY_MODELS, Generato
                                    available_generators, list_generators, make_generator)
 from synthtrial.schema import SchemaError
 
-MODELS = ["gaussian_copula", "ctgan", "tvae", "ctabgan_plus", "tabddpm", "survival_gan", "survival_nflow",
-          "survival_ctgan", "rtvae", "arf", "bayesian_network", "nflow"]
-# budgets that leave a few epochs/steps: enough to exercise fit + sample, not to learn anything
-TINY = {"gaussian_copula": 1.0, "ctgan": 0.01, "tvae": 0.01, "ctabgan_plus": 0.02, "tabddpm": 0.02,
-        "survival_gan": 0.0003, "survival_ctgan": 0.0015, "survival_nflow": 0.02, "rtvae": 0.003, "arf": 1.0,
-        "bayesian_network": 1.0, "nflow": 0.02}
-# flows get 20 epochs: an untrained flow puts most rows outside the training range, and synthcity's
-# strict sampling then rejects and redraws for a long time. TabDDPM samples with 100 diffusion steps.
-TINY_PARAMS = {"tabddpm": {"num_timesteps": 100}}
-EPOCH_KEY = {"ctgan": "epochs", "tvae": "epochs", "ctabgan_plus": "epochs", "tabddpm": "steps"}
+MODELS = list_generators()          # every registered model; each brings its tiny (smoke-fit) settings
+
+
+def tiny(name):
+    "make_generator arguments of `name`'s seconds-long smoke fit (registered with the model)."
+    return GENERATORS.tiny(name)
 
 
 def usable(name):
@@ -33,14 +32,19 @@ def usable(name):
 
 
 
-def test_registry_names():
-    assert list_generators() == MODELS or sorted(list_generators()) == sorted(MODELS)
-    assert set(STUDY_MODELS) | set(BASELINES) == set(MODELS)
-    status = available_generators()
-    for name in ["gaussian_copula", "ctgan", "tvae", "tabddpm", "survival_gan", "survival_nflow", "survival_ctgan",
-                 "rtvae", "arf", "bayesian_network", "nflow"]:
-        assert status[name] == "ok", (name, status[name])
-    assert status["ctabgan_plus"] == "ok" or "ctabgan_plus" in status["ctabgan_plus"]
+def test_registry_groups():
+    "Every model is in exactly one group; the groups are views of the registry, not copies."
+    assert sorted([*STUDY_MODELS, *BASELINES]) == sorted(list_generators())
+    assert not set(STUDY_MODELS) & set(BASELINES)
+    assert {n: s for n, s in available_generators().items() if s != "ok"} == {}
+    GENERATORS.add("toy_study_model", "synthtrial.no_such_module:Model", group="study")
+    try:
+        assert "toy_study_model" in STUDY_MODELS and "toy_study_model" in list_generators()
+    finally:
+        GENERATORS.remove("toy_study_model")
+    assert "toy_study_model" not in STUDY_MODELS
+    with pytest.raises(ParameterError, match="group of 'x'='trial' is not allowed"):
+        GENERATORS.add("x", "m:C", group="trial")
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -48,13 +52,13 @@ def test_fit_sample_deterministic_myeloid(name, myeloid):
     "Fit + sample on myeloid with a tiny budget: schema-valid output, same seeds => identical rows."
     usable(name)
     train, _, schema = myeloid
-    gen = make_generator(name, TINY_PARAMS.get(name), budget=TINY[name]).fit(train, schema, seed=0)
+    gen = make_generator(name, **tiny(name)).fit(train, schema, seed=0)
     a = gen.sample(60, seed=1)
     assert a.shape == (60, len(schema.names))
     pd.testing.assert_frame_equal(schema.validate(a), a)
     assert a.equals(gen.sample(60, seed=1))                      # same sample seed
     assert not a.equals(gen.sample(60, seed=2))                  # another sample seed
-    again = make_generator(name, TINY_PARAMS.get(name), budget=TINY[name]).fit(train, schema, seed=0)
+    again = make_generator(name, **tiny(name)).fit(train, schema, seed=0)
     assert again.sample(60, seed=1).equals(a)                    # same fit seed => same model
 
 
@@ -63,7 +67,7 @@ def test_save_load_round_trip(name, myeloid, tmp_path):
     "Every fitted model saves and loads (synthcity's run-time layer classes included) and samples the same rows."
     usable(name)
     train, _, schema = myeloid
-    gen = make_generator(name, TINY_PARAMS.get(name), budget=TINY[name]).fit(train, schema, seed=0)
+    gen = make_generator(name, **tiny(name)).fit(train, schema, seed=0)
     path = gen.save(tmp_path / "sub" / f"{name}.pkl")
     assert path.stat().st_size > 0
     back = type(gen).load(path)
@@ -80,7 +84,7 @@ OTHER_DATASETS = [d for d in DATASETS if d != "myeloid"]
 def test_fit_sample_every_dataset(name, dataset):
     usable(name)
     train, _, schema = load_split(dataset)
-    gen = make_generator(name, TINY_PARAMS.get(name), budget=TINY[name]).fit(train, schema, seed=0)
+    gen = make_generator(name, **tiny(name)).fit(train, schema, seed=0)
     syn = gen.sample(min(len(train), 300), seed=1)
     pd.testing.assert_frame_equal(schema.validate(syn), syn)
     assert syn.equals(gen.sample(min(len(train), 300), seed=1))
@@ -172,9 +176,9 @@ def test_a_trial_from_the_space_fits(name, myeloid):
     train, _, schema = myeloid
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
     params = cls.search_space(study.ask())
-    key = EPOCH_KEY.get(name, "n_iter")
-    budget = TINY[name]
-    if key in params and cls.epoch_params: budget = min(1.0, (20 if key == "steps" else 2) / params[key])
+    key = cls.epoch_params[0] if cls.epoch_params else None
+    budget = tiny(name)["budget"]
+    if key in params: budget = min(1.0, (20 if key == "steps" else 2) / params[key])
     if name == "tvae": params["batch_size"] = 500                       # keep the tiny fit quick
     if name == "tabddpm": params["num_timesteps"] = 100                 # (both values lie in the space)
     if name == "bayesian_network": params["struct_learning_search_method"] = "hillclimb"   # 'pc' takes minutes
@@ -209,7 +213,7 @@ def test_bad_input(myeloid):
             make_generator("broken_demo")
         assert available_generators()["nflow"] == "ok"
     finally:
-        GENERATORS._entries.pop("broken_demo")
+        GENERATORS.remove("broken_demo")
 
 
 def test_failure_is_typed(myeloid, monkeypatch):
@@ -243,3 +247,101 @@ def test_unsaveable_generator_is_a_clear_error(myeloid, tmp_path):
     with pytest.raises(GeneratorError, match=r"gaussian_copula.*cannot be saved to .*gc\.pkl"):
         gen.save(tmp_path / "gc.pkl")
     assert not (tmp_path / "gc.pkl").exists()                    # nothing half-written
+
+
+# --- the search spaces do not drift: every optuna suggest call (name, distribution with bounds/log/step, order)
+# and every returned configuration of a fixed-seed random study, pinned in tests/pins/search_space_draws.json.
+# Refresh deliberately, after a reviewed change of a space: `python tests/test_generators.py --pin`.
+PINS = Path(__file__).parent / "pins" / "search_space_draws.json"
+PIN_TRIALS = 25
+
+
+def space_draws(cls, n_trials: int = PIN_TRIALS, seed: int = 0) -> dict:
+    "Suggest calls and returned configurations of `n_trials` random trials of `cls.search_space`."
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    dists, trials = [], []      # each distinct distribution (repr: bounds, log, step, choices) once; trials point to it
+    for _ in range(n_trials):
+        trial = study.ask()
+        params = cls.search_space(trial)
+        calls = []
+        for k, d in trial.distributions.items():
+            if repr(d) not in dists: dists.append(repr(d))
+            calls.append(f"{k} ~ {dists.index(repr(d))} = {trial.params[k]!r}")
+        trials.append({"suggested": calls, "returned": repr(sorted(params.items()))})
+        study.tell(trial, 0.0)
+    return {"distributions": dists, "trials": trials}
+
+
+def test_pinned_models_are_registered():
+    "A pinned model that disappeared from the registry fails here (a new model needs no pin to pass)."
+    assert set(json.loads(PINS.read_text())) <= set(list_generators())
+
+
+@pytest.mark.parametrize("name", sorted(json.loads(PINS.read_text())) if PINS.exists() else [])
+def test_search_space_draws_are_pinned(name):
+    "Same suggest calls (names, bounds, log flags, order) and same configurations as when the pins were written."
+    want = json.loads(PINS.read_text())[name]
+    got = space_draws(GENERATORS[name])
+    assert got["distributions"] == want["distributions"], name
+    for i, (g, w) in enumerate(zip(got["trials"], want["trials"])):
+        assert g["suggested"] == w["suggested"], (name, i)
+        assert g["returned"] == w["returned"], (name, i)
+    assert len(got["trials"]) == len(want["trials"])
+
+
+if __name__ == "__main__" and "--pin" in sys.argv:
+    pins = {n: space_draws(GENERATORS[n]) for n in list_generators()}
+    lines = ",\n".join(f"{json.dumps(n)}: {{\"distributions\": {json.dumps(p['distributions'])},\n \"trials\": [\n  "
+                       + ",\n  ".join(json.dumps(t) for t in p["trials"]) + "]}" for n, p in pins.items())
+    PINS.write_text("{\n" + lines + "\n}\n")
+    print(f"wrote {PINS}")
+
+
+TOY_MODULE = '''
+import numpy as np
+from synthtrial.generators import Generator, FloatRange, register_generator
+
+@register_generator(group="baseline")
+class MarginalMix(Generator):
+    "Training rows drawn with replacement; a share `mix` of the columns redrawn independently."
+    name = "marginal_mix_test"
+    space = (FloatRange("mix", 0.0, 1.0),)
+    @classmethod
+    def default_params(cls): return {"mix": 0.5}
+    def _fit(self, data, seed): self._rows = data.reset_index(drop=True)
+    def _sample(self, n, seed):
+        rng = np.random.default_rng(seed)
+        out = self._rows.iloc[rng.integers(0, len(self._rows), n)].reset_index(drop=True)
+        for c in out.columns:
+            if rng.random() < self.params["mix"]: out[c] = self._rows[c].to_numpy()[rng.integers(0, len(self._rows), n)]
+        return out
+'''
+
+
+def test_a_new_generator_is_one_declaration(tmp_path, monkeypatch, isolated_outputs, myeloid):
+    "A model declared in one temporary module flows through the registry, its space, sweep validation, a small HPO run."
+    from synthtrial.hpo import run_study
+    from synthtrial.metrics import survival_km_scores
+    from synthtrial.sweep import validate_config
+    (tmp_path / "toy_models_mod.py").write_text(TOY_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+    importlib.import_module("toy_models_mod")
+    try:
+        assert "marginal_mix_test" in BASELINES and available_generators()["marginal_mix_test"] == "ok"
+        assert GENERATORS["marginal_mix_test"].param_rules == {"mix": ("float", 0.0, 1.0)}
+        with pytest.raises(ParameterError, match="marginal_mix_test: mix=2 is outside the search space"):
+            make_generator("marginal_mix_test", {"mix": 2})
+        train, _, schema = myeloid
+        gen = make_generator("marginal_mix_test", **tiny("marginal_mix_test")).fit(train, schema, seed=0)
+        pd.testing.assert_frame_equal(gen.sample(40, seed=1), gen.sample(40, seed=1))
+        cfg = validate_config({"name": "toy", "datasets": ["myeloid"], "models": ["marginal_mix_test"],
+                              "objectives": ["compound"]}, check_data=False)
+        assert cfg["models"] == ["marginal_mix_test"]
+        r = run_study("myeloid", "marginal_mix_test", "survival", n_trials=2, k_folds=2, enforcement="none",
+                      metric_fn=lambda tr, va, syn, sc, metrics, seed: survival_km_scores(tr, syn, sc),
+                      out_dir=tmp_path / "study", progress=False, early_stop=None)
+        assert r.n_finished == 2 and 0.0 <= r.best_params["mix"] <= 1.0
+    finally:
+        GENERATORS.remove("marginal_mix_test")
+    assert "marginal_mix_test" not in list_generators()
