@@ -29,8 +29,24 @@ import argparse, csv, datetime, json, os, subprocess, sys, time
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "measured" / "generators.csv"
-COLUMNS = ["model", "dataset", "n_train", "budget", "threads", "seed", "cpus", "how", "fit_s", "sample_s", "peak_rss_mb",
-           "fit_rss_mb", "probe_fit_s", "date", "command", "note"]
+COLUMNS = [
+    "model",
+    "dataset",
+    "n_train",
+    "budget",
+    "threads",
+    "seed",
+    "cpus",
+    "how",
+    "fit_s",
+    "sample_s",
+    "peak_rss_mb",
+    "fit_rss_mb",
+    "probe_fit_s",
+    "date",
+    "command",
+    "note",
+]
 
 
 def run_one(model: str, dataset: str, budget: float, threads: int, seed: int) -> dict:
@@ -66,7 +82,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per model")
-    ap.add_argument("--cap", type=float, default=0, help="seconds: extrapolate defaults predicted to fit longer (0 = always run)")
+    ap.add_argument(
+        "--cap", type=float, default=0, help="seconds: extrapolate defaults predicted to fit longer (0 = always run)"
+    )
     ap.add_argument("--probes", default="0.01,0.03", help="two reduced budgets for the extrapolation")
     ap.add_argument("--json", default=None)
     ap.add_argument("--out", default=str(OUT), help="CSV the notebook reads ('' = do not write)")
@@ -78,7 +96,8 @@ def main(argv=None):
     from synthtrial.data import DATASETS
     from synthtrial.generators import available_generators
     dataset = a.dataset or ("aml_sal" if "aml_sal" in DATASETS else "myeloid")
-    if a.dataset is None and dataset != "aml_sal": print("note: aml_sal is not registered; using myeloid", file=sys.stderr)
+    if a.dataset is None and dataset != "aml_sal":
+        print("note: aml_sal is not registered; using myeloid", file=sys.stderr)
     status = available_generators()
     models = a.models.split(",") if a.models else [m for m, s in status.items() if s == "ok"]
     def one(m, budget):
@@ -88,7 +107,11 @@ def main(argv=None):
         try:
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout, env=env)
             res = [l for l in p.stdout.splitlines() if l.startswith("RESULT ")]
-            r = json.loads(res[-1][7:]) if res else {"model": m, "error": (p.stderr.strip().splitlines() or ["?"])[-1][:200]}
+            r = (
+                json.loads(res[-1][7:])
+                if res
+                else {"model": m, "error": (p.stderr.strip().splitlines() or ["?"])[-1][:200]}
+            )
         except subprocess.TimeoutExpired:
             r = {"model": m, "error": f"timeout after {a.timeout} s"}
         print(json.dumps(r), file=sys.stderr, flush=True)
@@ -111,11 +134,24 @@ def main(argv=None):
             if pred_fit + pred_sample <= a.cap:
                 r = one(m, 1.0); rows.append({**r, "how": "measured", "predicted_fit_s": round(pred_fit, 1)})
             else:
-                rows.append({**p2, "budget": 1.0, "fit_s": round(pred_fit, 1), "sample_s": round(pred_sample, 1), "how": "extrapolated",
-                             "probes": {str(b1): p1["fit_s"], str(b2): p2["fit_s"]}, "fit_rss_mb": p2["fit_rss_mb"]})
+                rows.append(
+                    {
+                        **p2,
+                        "budget": 1.0,
+                        "fit_s": round(pred_fit, 1),
+                        "sample_s": round(pred_sample, 1),
+                        "how": "extrapolated",
+                        "probes": {str(b1): p1["fit_s"], str(b2): p2["fit_s"]},
+                        "fit_rss_mb": p2["fit_rss_mb"],
+                    }
+                )
         else:
             r = one(m, a.budget); rows.append({**r, "how": "measured"} if "error" not in r else r)
-    how = f", defaults extrapolated from budgets {b1} and {b2} where predicted > {a.cap:.0f} s (~)" if a.cap and a.budget == 1.0 else ""
+    how = (
+        f", defaults extrapolated from budgets {b1} and {b2} where predicted > {a.cap:.0f} s (~)"
+        if a.cap and a.budget == 1.0
+        else ""
+    )
     print(f"\nFit time and peak memory, {dataset} train split, budget {a.budget}, torch threads {a.threads}, seed {a.seed}{how}\n")
     print("| model | n_train | fit s | sample s | peak RSS MB | RSS added by fit MB |")
     print("|---|---|---|---|---|---|")

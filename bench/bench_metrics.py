@@ -41,8 +41,18 @@ warnings.filterwarnings("ignore")
 
 import numpy as np, pandas as pd
 from synthtrial import data as D, scores as S, privacy as P
-from test_study_reference import (study_frame, column_lists, study_basic, study_log_corr, study_rsc, study_discriminator,
-                                  study_kmeans, study_ml_efficiency, study_survival_scores, study_privacy)
+from test_study_reference import (
+    study_frame,
+    column_lists,
+    study_basic,
+    study_log_corr,
+    study_rsc,
+    study_discriminator,
+    study_kmeans,
+    study_ml_efficiency,
+    study_survival_scores,
+    study_privacy,
+)
 
 train, test, schema = D.load_split("aml_sal")
 syn = schema.validate(D.load_dataset("aml_sal_nflow")[0], what="aml_sal_nflow")
@@ -51,8 +61,10 @@ num, cat, outcomes = column_lists(schema)
 settings = S.suite_settings()
 seeds = list(range(settings["seed"], settings["seed"] + settings["kmeans_seeds"]))
 uparams = {t.name: {"iterations": args.iterations} for t in schema.targets}
-print(f"real: aml_sal split {train.shape[0]} train / {test.shape[0]} test; synthetic: aml_sal_nflow {syn.shape[0]} rows; "
-      f"{len(schema.modelled)} columns; {args.threads} threads; repeat {args.repeat}; suite settings {settings}")
+print(
+    f"real: aml_sal split {train.shape[0]} train / {test.shape[0]} test; synthetic: aml_sal_nflow {syn.shape[0]} rows; "
+    f"{len(schema.modelled)} columns; {args.threads} threads; repeat {args.repeat}; suite settings {settings}"
+)
 
 def study_catboost(target):
     t = schema.target(target)
@@ -98,19 +110,28 @@ for _ in range(args.repeat):
     t0 = time.perf_counter(); prep = P.privacy_report(train, test, syn, schema); pt_lib.append(time.perf_counter() - t0)
     t0 = time.perf_counter(); pref = study_privacy(Tr, Te, Sy, cat); pt_ref.append(time.perf_counter() - t0)
 pkeys = ["dif_syn_train_test", "dif_orig_train_test", "dif_syn_train_orig_train", "dif_syn_test_orig_test"]
-pdiff = max([abs(prep[k] - pref[k]) for k in pkeys] +
-            [abs(prep[b][k] - v) for b in ("hamming_syn_train", "hamming_syn_test", "hamming_train_test", "hamming_train_train")
-             for k, v in pref[b].items()])
+pdiff = max(
+    [abs(prep[k] - pref[k]) for k in pkeys]
+    + [
+        abs(prep[b][k] - v)
+        for b in ("hamming_syn_train", "hamming_syn_test", "hamming_train_test", "hamming_train_train")
+        for k, v in pref[b].items()
+    ]
+)
 
 print("\n| metric | library s | study code s | ratio | abs difference |\n|---|---:|---:|---:|---:|")
 for name, a, b, d, _ in rows: print(f"| {name} | {a:.3f} | {b:.3f} | {b / a:.1f}x | {d:.1e} |")
 lt, st = sum(r[1] for r in rows), sum(r[2] for r in rows)
-print(f"| **suite (ten metrics)** | **{lt:.2f}** | **{st:.2f}** | **{st / lt:.1f}x** | max {max(r[3] for r in rows):.1e} |")
+print(
+    f"| **suite (ten metrics)** | **{lt:.2f}** | **{st:.2f}** | **{st / lt:.1f}x** | max {max(r[3] for r in rows):.1e} |"
+)
 nc = [r for r in rows if not r[0].startswith("ml_efficiency")]
 print(f"| suite without CatBoost | {sum(r[1] for r in nc):.2f} | {sum(r[2] for r in nc):.2f} | "
       f"{sum(r[2] for r in nc) / sum(r[1] for r in nc):.1f}x | |")
-print(f"| privacy: balanced Hamming report (not in the suite; library time includes DCR) | {min(pt_lib):.3f} | {min(pt_ref):.3f} | "
-      f"{min(pt_ref) / min(pt_lib):.1f}x | {pdiff:.1e} |")
+print(
+    f"| privacy: balanced Hamming report (not in the suite; library time includes DCR) | {min(pt_lib):.3f} | {min(pt_ref):.3f} | "
+    f"{min(pt_ref) / min(pt_lib):.1f}x | {pdiff:.1e} |"
+)
 print(f"\nevaluate_all wall time {min(lib_wall):.2f} s (min of {args.repeat}); CPU time (all threads): library suite "
       f"{min(lib_cpu):.2f} s, study code {study_cpu:.2f} s, ratio {study_cpu / min(lib_cpu):.1f}x; "
       f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times grow with the load)")
@@ -122,7 +143,9 @@ print("library scores:   ", {k: round(v, 6) for k, v in lib.items()})
 print("study code scores:", {k: round(float(ref_scores[k]), 6) for k in lib})
 print(f"study compound: library {S.compound_score(lib):.6f}, study code {S.compound_score(ref_scores):.6f}")
 print(f"k-means per seed {seeds}: {[round(v, 4) for v in [study_kmeans(Tr, Sy, s) for s in seeds]]}")
-print(f"privacy dif_syn_train_test: library {prep['dif_syn_train_test']:.6f}, study code {pref['dif_syn_train_test']:.6f}")
+print(
+    f"privacy dif_syn_train_test: library {prep['dif_syn_train_test']:.6f}, study code {pref['dif_syn_train_test']:.6f}"
+)
 
 # ---------------------------------------------------------------- the recorded file (read by nbs/05c_scores.ipynb)
 if args.out:

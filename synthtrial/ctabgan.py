@@ -63,7 +63,7 @@ def _log_inv(y, shift): return np.exp(y) + shift - 1.0
 class CTABTransformer:
     "CTAB-GAN+ encoding of a canonical frame: one-hot, mode-specific, mixed-type, general and log transforms."
     def __init__(self, schema: Schema, general: tuple = ()):
-        self.schema, self.general = schema, tuple(general)   # `general`: numeric columns forced to the general transform
+        self.schema, self.general = schema, tuple(general)  # `general`: numeric columns forced to the general transform
         self.codes: list[ColumnCode] = []
 
     def _fit_gmm(self, code: ColumnCode, y: np.ndarray, seed: int) -> bool:
@@ -146,7 +146,8 @@ class CTABTransformer:
                 else: v = s.astype(float).where(s.notna(), np.nan).map(lambda a: MISSING if pd.isna(a) else a)
                 lut = {k: i for i, k in enumerate(code.categories)}
                 idx = np.array([lut.get(a, -1) for a in v], dtype=int)
-                if (idx < 0).any(): raise ParameterError(f"CTAB-GAN+: column {code.name!r} has a value outside its fitted categories")
+                if (idx < 0).any():
+                    raise ParameterError(f"CTAB-GAN+: column {code.name!r} has a value outside its fitted categories")
                 parts.append(np.eye(len(code.categories), dtype=np.float32)[idx]); continue
             x = s.astype(float).to_numpy()
             is_sp = np.zeros((n, len(code.specials)), dtype=bool)
@@ -156,7 +157,8 @@ class CTABTransformer:
             if code.log_shift is not None: y[cont] = _log_fwd(x[cont], code.log_shift)
             else: y[cont] = x[cont]
             if code.kind == "general":
-                parts.append(((y - code.lo) / max(code.hi - code.lo, 1e-12) * 2 - 1).reshape(-1, 1).astype(np.float32)); continue
+                parts.append(((y - code.lo) / max(code.hi - code.lo, 1e-12) * 2 - 1).reshape(-1, 1).astype(np.float32))
+                continue
             alpha = np.zeros(n)
             onehot = np.zeros((n, code.discrete_width), dtype=np.float32)
             ns = len(code.specials)
@@ -305,8 +307,10 @@ def _activate(raw, blocks, gen):
 class CTABGANPlus(Generator):
     "CTAB-GAN+ (Zhao et al., 2022), re-implemented in torch: conditional convolutional WGAN-GP with mixed-type encoding."
     name = "ctabgan_plus"
-    description = ("CTAB-GAN+ (Zhao et al., 2022): conditional conv WGAN-GP with mode-specific, mixed-type, general and "
-                   "log transforms, information and auxiliary classifier losses; project implementation.")
+    description = (
+        "CTAB-GAN+ (Zhao et al., 2022): conditional conv WGAN-GP with mode-specific, mixed-type, general and "
+        "log transforms, information and auxiliary classifier losses; project implementation."
+    )
     uses_torch = True
     epoch_params = ("epochs",)
     # the study's space (study-protocol.md §2.3) with the trial parameter names of its tuning code

@@ -44,12 +44,16 @@ def privacy_gate(syn: pd.DataFrame, # the synthetic cohort
            "max_copy_share": float(max_copy_share), "warn_close_share": float(warn_close_share)}
     rep["passed"] = rep["exact_copy_share"] <= rep["holdout_exact_copy_share"] + max_copy_share
     if not rep["passed"]:
-        raise PrivacyGateError(f"privacy gate: {what}: {rep['exact_copies']} of {len(sy)} rows ({rep['exact_copy_share']:.1%}) are "
-                               f"exact copies of training rows (limit: the real hold-out's {rep['holdout_exact_copy_share']:.1%} + "
-                               f"{max_copy_share:.1%}); the cohort is not written")
+        raise PrivacyGateError(
+            f"privacy gate: {what}: {rep['exact_copies']} of {len(sy)} rows ({rep['exact_copy_share']:.1%}) are "
+            f"exact copies of training rows (limit: the real hold-out's {rep['holdout_exact_copy_share']:.1%} + "
+            f"{max_copy_share:.1%}); the cohort is not written"
+        )
     if rep["closer_share"] > warn_close_share:
-        warnings.warn(f"privacy gate: {what}: {rep['closer_than_holdout_p5']} rows ({rep['closer_share']:.1%}) are closer to a "
-                      f"training row than 95% of the real hold-out (expected 5%; warning above {warn_close_share:.0%})")
+        warnings.warn(
+            f"privacy gate: {what}: {rep['closer_than_holdout_p5']} rows ({rep['closer_share']:.1%}) are closer to a "
+            f"training row than 95% of the real hold-out (expected 5%; warning above {warn_close_share:.0%})"
+        )
     return rep
 
 # %% ../nbs/05d_gate.ipynb
@@ -101,7 +105,9 @@ def integrity_key(folder: str | Path | None = None) -> bytes:
         finally: tmp.unlink(missing_ok=True)
     mode = path.stat().st_mode
     if mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise IntegrityError(f"{path} can be written by others (mode {oct(mode & 0o777)}); refusing it as a signing key")
+        raise IntegrityError(
+            f"{path} can be written by others (mode {oct(mode & 0o777)}); refusing it as a signing key"
+        )
     key = path.read_bytes()
     if len(key) != 32: raise IntegrityError(f"{path} is not a signing key (expected 32 bytes, found {len(key)})")
     return key
@@ -123,5 +129,7 @@ def signed_load(path: str | Path, key: bytes):
         raise IntegrityError(f"{path} is not a signed synthtrial file (an old or foreign pickle); refusing to load it")
     mac, body = raw[len(_MAGIC):len(_MAGIC) + 32], raw[len(_MAGIC) + 32:]
     if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).digest()):
-        raise IntegrityError(f"{path}: signature mismatch (altered, or signed with another results folder's key); refusing to load it")
+        raise IntegrityError(
+            f"{path}: signature mismatch (altered, or signed with another results folder's key); refusing to load it"
+        )
     return pickle.loads(body)

@@ -101,7 +101,9 @@ class Generator:
         if raw is None or len(raw) == 0: raise GeneratorError(self.name, "sampling produced no rows")
         raw = raw.reset_index(drop=True).iloc[:n]
         num = [c for c in raw.columns if c in self.schema and self.schema[c].kind in ("numeric", "integer", "boolean")]
-        nonnull = [c for c in num if not self.schema[c].nullable and pd.to_numeric(raw[c], errors="coerce").isna().any()]
+        nonnull = [
+            c for c in num if not self.schema[c].nullable and pd.to_numeric(raw[c], errors="coerce").isna().any()
+        ]
         if nonnull: raise GeneratorError(self.name, f"NaN in non-nullable columns {nonnull[:5]}")
         raw = fresh_ids(raw, self.schema)
         try:
@@ -152,7 +154,12 @@ def check_rule(param: str, value: Any, rule: tuple) -> Any:
     kind = rule[0]
     if kind == "int":
         lo, hi, step = rule[1:]
-        ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and lo <= value <= hi and (value - lo) % step == 0
+        ok = (
+            isinstance(value, (int, np.integer))
+            and not isinstance(value, bool)
+            and lo <= value <= hi
+            and (value - lo) % step == 0
+        )
         want = f"a whole number in [{lo}, {hi}]" + (f" in steps of {step}" if step != 1 else "")
     elif kind == "cat":
         ok, want = any(_same(value, c) for c in rule[1]), f"one of {list(rule[1])}"
@@ -287,7 +294,9 @@ class Hourglass(SpaceDim):
     @property
     def rule(self): return ("dims", self.klo, self.khi, self.max_layers)
     def __str__(self):
-        return f"1–{self.max_layers} layers, 2^k, k₀ ∈ [{self.klo}, {self.khi}], kᵢ ∈ [{self.klo}, kᵢ₋₁]; decoder reversed"
+        return (
+            f"1–{self.max_layers} layers, 2^k, k₀ ∈ [{self.klo}, {self.khi}], kᵢ ∈ [{self.klo}, kᵢ₋₁]; decoder reversed"
+        )
 
 # %% ../nbs/04_generators.ipynb
 def suggest_space(trial, space: tuple) -> dict:
@@ -367,7 +376,8 @@ class GeneratorRegistry(Mapping):
         entry = self._entries[check_choice("model", name, self._entries)]
         if isinstance(entry, str): entry = self._entries[name] = _import_entry(name, entry)
         missing = [p for p in entry.requires if importlib.util.find_spec(p) is None]
-        if missing: raise MissingDependencyError(f"model {name!r} needs the package(s) {missing}, which are not installed")
+        if missing:
+            raise MissingDependencyError(f"model {name!r} needs the package(s) {missing}, which are not installed")
         return entry
 
 def _import_entry(name: str, entry: str) -> type[Generator]:

@@ -28,7 +28,8 @@ def check_pair(real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, columns: l
     "Canonical copies of `real` and `syn` and the usable non-identifier columns (all-missing real columns dropped)."
     cols = list(columns) if columns is not None else schema.modelled
     for what, df in (("real data", real), ("synthetic data", syn)):
-        if not isinstance(df, pd.DataFrame): raise SchemaError(f"{what}: expected a pandas DataFrame, got {type(df).__name__}")
+        if not isinstance(df, pd.DataFrame):
+            raise SchemaError(f"{what}: expected a pandas DataFrame, got {type(df).__name__}")
         if len(df) == 0: raise SchemaError(f"{what}: the frame is empty (0 rows)")
         miss = [c for c in cols if c not in df.columns]
         if miss: raise SchemaError(f"{what}: missing columns {miss} (schema {schema.name!r})")
@@ -321,9 +322,11 @@ def regularized_support_coverage(real: pd.DataFrame, syn: pd.DataFrame, schema: 
     f = len(r) / len(s)
     cov = []
     bools = [c for c in cat if schema[c].kind == "boolean"]
-    if bools:   # all boolean columns at once: counts of 0, 1 and missing (-1) per column
-        R = r[bools].astype("Float64").fillna(-1).to_numpy(float); S = s[bools].astype("Float64").fillna(-1).to_numpy(float)
-        cr = np.stack([(R == v).sum(axis=0) for v in (-1, 0, 1)]); cs = np.stack([(S == v).sum(axis=0) for v in (-1, 0, 1)])
+    if bools:  # all boolean columns at once: counts of 0, 1 and missing (-1) per column
+        R = r[bools].astype("Float64").fillna(-1).to_numpy(float)
+        S = s[bools].astype("Float64").fillna(-1).to_numpy(float)
+        cr = np.stack([(R == v).sum(axis=0) for v in (-1, 0, 1)])
+        cs = np.stack([(S == v).sum(axis=0) for v in (-1, 0, 1)])
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(cr > 0, np.minimum(1.0, f * cs / cr), 0.0)
         cov.extend(ratio.sum(axis=0) / (cr > 0).sum(axis=0))
@@ -355,12 +358,18 @@ MISSING_CATEGORY_CODINGS = ("study", "sentinel")
 def check_missing_category(missing_category: str) -> str:
     "`missing_category` if it is one of `MISSING_CATEGORY_CODINGS`, else a `ParameterError`."
     if missing_category not in MISSING_CATEGORY_CODINGS:
-        raise ParameterError(f"missing_category={missing_category!r} is not allowed; choose from {MISSING_CATEGORY_CODINGS}")
+        raise ParameterError(
+            f"missing_category={missing_category!r} is not allowed; choose from {MISSING_CATEGORY_CODINGS}"
+        )
     return missing_category
 
-def encode_numeric(frames: list[pd.DataFrame], schema: Schema, cols: list[str], fill: float = MISSING_FILL,
-                   missing_category: str = "study", # "study": missing = 'empty_val' / -1 before encoding; "sentinel": `fill`
-                  ) -> list[np.ndarray]:
+def encode_numeric(
+    frames: list[pd.DataFrame],
+    schema: Schema,
+    cols: list[str],
+    fill: float = MISSING_FILL,
+    missing_category: str = "study",  # "study": missing = 'empty_val' / -1 before encoding; "sentinel": `fill`
+) -> list[np.ndarray]:
     "Label-encode categoricals (sorted codes over the union of `frames`) and fill NaN; one float matrix per frame."
     study = check_missing_category(missing_category) == "study"
     out = [np.empty((len(f), len(cols))) for f in frames]
@@ -463,7 +472,8 @@ def k_means_score(real: pd.DataFrame, # real (training) data; the clusters are f
                   n_seeds: int = 5, # mean over seeds seed, seed+1, ... (the study draws one unseeded fit)
                  ) -> float:
     "k-means score (study §4.5), averaged over `n_seeds` consecutive KMeans seeds."
-    if not (isinstance(n_seeds, (int, np.integer)) and n_seeds >= 1): raise ParameterError(f"n_seeds must be an integer >= 1, got {n_seeds!r}")
+    if not (isinstance(n_seeds, (int, np.integer)) and n_seeds >= 1):
+        raise ParameterError(f"n_seeds must be an integer >= 1, got {n_seeds!r}")
     return float(k_means_scores(real, syn, schema, k, list(range(seed, seed + n_seeds))).mean())
 
 @register_metric("k_means_score", family="fidelity", description="real k-means clusters filled in proportion")

@@ -55,7 +55,10 @@ def nearest_hamming(S: np.ndarray, T: np.ndarray, chunk: int = 2048) -> tuple[np
 
 def hamming_stats(d1: np.ndarray, d2: np.ndarray) -> dict[str, float]:
     "Summary of nearest distances: mean, mean gap to the second nearest, percentiles, exact matches."
-    out = {"mean": float(d1.mean()), "mean_gap_2nd": float(np.nanmean(d2 - d1)) if np.isfinite(d2).any() else float("nan")}
+    out = {
+        "mean": float(d1.mean()),
+        "mean_gap_2nd": float(np.nanmean(d2 - d1)) if np.isfinite(d2).any() else float("nan"),
+    }
     out.update({f"p{q}": float(np.percentile(d1, q)) for q in (5, 25, 50, 75, 95)})
     out["exact_matches"] = int((d1 == 0).sum())
     return out
@@ -158,8 +161,13 @@ def privacy_report(train: pd.DataFrame, # real training data (what a generator c
                 "dcr_test_train_p5": p5, "share_syn_closer_than_test_p5": float((d_syn < p5).mean()),
                 "exact_copies": int((d_syn == 0).sum()), "exact_copy_share": float((d_syn == 0).mean()),
                 "test_exact_copy_share": float((d_test == 0).mean())})
-    out["copies_training_rows"] = bool(out["exact_copies"] > 0 and out["exact_copy_share"] > out["test_exact_copy_share"])
+    out["copies_training_rows"] = bool(
+        out["exact_copies"] > 0 and out["exact_copy_share"] > out["test_exact_copy_share"]
+    )
     if out["copies_training_rows"]:
-        warnings.warn(f"privacy: {out['exact_copies']} synthetic rows ({out['exact_copy_share']:.1%}) are exact copies of "
-                      f"training rows (hold-out rate {out['test_exact_copy_share']:.1%})", MetricWarning)
+        warnings.warn(
+            f"privacy: {out['exact_copies']} synthetic rows ({out['exact_copy_share']:.1%}) are exact copies of "
+            f"training rows (hold-out rate {out['test_exact_copy_share']:.1%})",
+            MetricWarning,
+        )
     return out

@@ -67,13 +67,18 @@ def suite_settings(**options) -> dict:
     bad = [k for k in options if k not in SUITE_DEFAULTS]
     if bad: raise ParameterError(f"unknown evaluation options {bad}; choose from {list(SUITE_DEFAULTS)}")
     s = {**SUITE_DEFAULTS, **options}
-    if not isinstance(s["bool_as_cat"], (bool, np.bool_)): raise ParameterError(f"bool_as_cat must be True or False, got {s['bool_as_cat']!r}")
+    if not isinstance(s["bool_as_cat"], (bool, np.bool_)):
+        raise ParameterError(f"bool_as_cat must be True or False, got {s['bool_as_cat']!r}")
     check_missing_category(s["missing_category"])
-    if s["theil_u"] not in THEIL_U_ORIENTATIONS: raise ParameterError(f"theil_u={s['theil_u']!r} is not allowed; choose from {THEIL_U_ORIENTATIONS}")
+    if s["theil_u"] not in THEIL_U_ORIENTATIONS:
+        raise ParameterError(f"theil_u={s['theil_u']!r} is not allowed; choose from {THEIL_U_ORIENTATIONS}")
     for k, lo in (("seed", 0), ("kmeans_seeds", 1)):
         if isinstance(s[k], (bool, np.bool_)) or not isinstance(s[k], (int, np.integer)) or s[k] < lo:
             raise ParameterError(f"{k} must be an integer >= {lo}, got {s[k]!r}")
-    s = {k: (bool(v) if isinstance(v, (bool, np.bool_)) else int(v) if isinstance(v, (int, np.integer)) else v) for k, v in s.items()}
+    s = {
+        k: (bool(v) if isinstance(v, (bool, np.bool_)) else int(v) if isinstance(v, (int, np.integer)) else v)
+        for k, v in s.items()
+    }
     s["deviations_from_study"] = [k for k, v in STUDY_DEFINITIONS.items() if s[k] != v]
     return s
 
@@ -127,12 +132,16 @@ def resolve_weights(weights: str | dict[str, float], names: list[str]) -> dict[s
     if isinstance(weights, str):
         if weights in COMPOUND_PRESETS: weights = COMPOUND_PRESETS[weights]
         elif weights in names: weights = {weights: 1.0}
-        else: raise ParameterError(f"compound={weights!r} is not allowed; choose a preset {sorted(COMPOUND_PRESETS)} or a metric {names}")
+        else:
+            raise ParameterError(
+                f"compound={weights!r} is not allowed; choose a preset {sorted(COMPOUND_PRESETS)} or a metric {names}"
+            )
     out = {}
     for pat, w in weights.items():
         hits = [n for n in names if fnmatch.fnmatchcase(n, pat)]
         if not hits: raise ParameterError(f"weight key {pat!r} matches no metric; known metrics: {names}")
-        if not (isinstance(w, (int, float)) and w >= 0): raise ParameterError(f"weight of {pat!r} must be a number >= 0, got {w!r}")
+        if not (isinstance(w, (int, float)) and w >= 0):
+            raise ParameterError(f"weight of {pat!r} must be a number >= 0, got {w!r}")
         for n in hits: out[n] = float(w)
     if sum(out.values()) <= 0: raise ParameterError("compound weights sum to 0")
     return out

@@ -148,7 +148,8 @@ class SynthcityGenerator(Generator):
         if not self.survival_aware: return GenericDataLoader(enc)
         if ep is None: raise GeneratorError(self.name, f"schema {self.schema.name!r} declares no survival endpoint")
         t, e = self.codec.names[ep.time], self.codec.names[ep.event]
-        if not enc[e].isin([0, 1]).all(): raise GeneratorError(self.name, f"event column {ep.event!r} has missing values")
+        if not enc[e].isin([0, 1]).all():
+            raise GeneratorError(self.name, f"event column {ep.event!r} has missing values")
         return SurvivalAnalysisDataLoader(enc, target_column=e, time_to_event_column=t)
 
     def _fit(self, data: pd.DataFrame, seed: int):
@@ -157,7 +158,9 @@ class SynthcityGenerator(Generator):
         self._enc_columns = list(enc.columns)
         ep = self.schema.primary_endpoint
         keep = {self.codec.names[ep.time], self.codec.names[ep.event]} if ep and self.survival_aware else set()
-        self._constants = {c: enc[c].iloc[0] for c in enc.columns if enc[c].nunique(dropna=False) == 1 and c not in keep}
+        self._constants = {
+            c: enc[c].iloc[0] for c in enc.columns if enc[c].nunique(dropna=False) == 1 and c not in keep
+        }
         enc = enc.drop(columns=list(self._constants))     # modelled as constants, put back when sampling
         Plugins = load_synthcity()
         kw = self.plugin_kwargs(len(enc))

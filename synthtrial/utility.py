@@ -19,15 +19,19 @@ __all__ = ['CATBOOST_FIXED', 'DEFAULT_CATBOOST_PARAMS', 'target_label', 'utility
 # %% ../nbs/05b_utility.ipynb
 def target_label(df: pd.DataFrame, target: Target) -> pd.Series:
     "Binary label of `target` (float 0/1, NaN where the source value is missing)."
-    if target.column not in df.columns: raise SchemaError(f"target {target.name!r}: column {target.column!r} is not in the data")
+    if target.column not in df.columns:
+        raise SchemaError(f"target {target.name!r}: column {target.column!r} is not in the data")
     x = df[target.column].astype(float)
     lab = (x < target.below).astype(float) if target.below is not None else x
     return lab.where(x.notna())
 
-def utility_frame(df: pd.DataFrame, schema: Schema, target: Target | str,
-                  bool_as_cat: bool = True, # booleans as CatBoost cat_features (the study); False: numeric
-                  missing_category: str = "sentinel", # "study": missing = 'empty_val' / -1, sorted codes; "sentinel": level index, fill
-                 ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+def utility_frame(
+    df: pd.DataFrame,
+    schema: Schema,
+    target: Target | str,
+    bool_as_cat: bool = True,  # booleans as CatBoost cat_features (the study); False: numeric
+    missing_category: str = "sentinel",  # "study": missing = 'empty_val' / -1, sorted codes; "sentinel": level index, fill
+) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """Predictor frame (encoded), labels and cat-feature names for one target; rows without a label are dropped.
     The default keeps codes = index in the schema's levels and missing = `MISSING_FILL` (what `transfer` decodes);
     `ml_efficiency` and `tune_utility_params` pass the study's encoding, `missing_category="study"`."""
@@ -44,7 +48,9 @@ def utility_frame(df: pd.DataFrame, schema: Schema, target: Target | str,
             v = df[c].astype(object)
             if study:   # the study's LabelEncoder codes: sorted values, a missing value is 'empty_val'
                 levels = sorted(set(schema[c].levels) | {STUDY_MISSING_CATEGORY})
-                codes = pd.Categorical(v.where(v.notna(), STUDY_MISSING_CATEGORY), categories=levels).codes.astype(np.int64)
+                codes = pd.Categorical(v.where(v.notna(), STUDY_MISSING_CATEGORY), categories=levels).codes.astype(
+                    np.int64
+                )
             else:
                 codes = pd.Categorical(v, categories=schema[c].levels).codes.astype(np.int64)
             X[c] = np.where(codes < 0, int(MISSING_FILL), codes); cats.append(c)
@@ -104,12 +110,16 @@ def ml_efficiency(syn: pd.DataFrame, # synthetic data: the model is trained on i
     Xt, yt, _ = utility_frame(real_test, schema, t, bool_as_cat, missing_category)
     if len(Xs) < 2: raise SynthtrialError(f"ml_efficiency {t.name!r}: fewer than 2 synthetic rows with a label")
     if len(np.unique(yt)) < 2:
-        warnings.warn(f"ml_efficiency {t.name!r}: the real test labels have one class; MCC is 0 by convention", MetricWarning)
+        warnings.warn(
+            f"ml_efficiency {t.name!r}: the real test labels have one class; MCC is 0 by convention", MetricWarning
+        )
     ys = _fix_single_class(ys, t.name)
     p = {k: v for k, v in (params or DEFAULT_CATBOOST_PARAMS).items() if k not in ("early_stopping_rounds",)}
     if Xs.nunique(dropna=False).max() <= 1:
         # CatBoost refuses to train when every feature is constant; the study scores that as -1 (§3.1)
-        warnings.warn(f"ml_efficiency {t.name!r}: every synthetic predictor is constant; scored -1 as in the study", MetricWarning)
+        warnings.warn(
+            f"ml_efficiency {t.name!r}: every synthetic predictor is constant; scored -1 as in the study", MetricWarning
+        )
         return -1.0
     model = _catboost(p, cats).fit(Xs, ys)
     pred = np.asarray(model.predict(Xt)).astype(int).ravel()

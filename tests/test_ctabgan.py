@@ -43,7 +43,9 @@ def test_condition_vector_is_one_hot_on_one_block(myeloid):
 
 def test_fit_sample_tiny_budget_validates(myeloid, fitted):
     train, _, schema = myeloid
-    assert fitted.scaled("epochs") == 3 and len(fitted.losses) == 3 and fitted.target == "OSTM"   # auto: the first target's column (OS_2y = OSTM < 730.5)
+    assert (
+        fitted.scaled("epochs") == 3 and len(fitted.losses) == 3 and fitted.target == "OSTM"
+    )  # auto: the first target's column (OS_2y = OSTM < 730.5)
     syn = fitted.sample(400, seed=1)
     assert syn.shape == (400, len(schema.names))
     pd.testing.assert_frame_equal(schema.validate(syn), syn)

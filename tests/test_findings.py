@@ -1,8 +1,21 @@
 """The findings' decision rules on results tables whose truth is known (constructed with `simulate_results`), and the
 held-out criteria on real data (myeloid)."""
 import numpy as np, pandas as pd, pytest
-from synthtrial.findings import (simulate_results, published_findings, generalisation, improvements, naive_bootstrap, seed_matrix,
-                                 paired_bootstrap, evidence, pmse_score, km_distance_score, cox_concordance, dcr_ratio, wilson)
+from synthtrial.findings import (
+    simulate_results,
+    published_findings,
+    generalisation,
+    improvements,
+    naive_bootstrap,
+    seed_matrix,
+    paired_bootstrap,
+    evidence,
+    pmse_score,
+    km_distance_score,
+    cox_concordance,
+    dcr_ratio,
+    wilson,
+)
 from synthtrial.data import load_split
 
 GEN = "compound objectives generalise better than single-metric objectives"
@@ -11,10 +24,23 @@ def verdicts(table, violations=None):
     return published_findings(table, violations, n_boot=1000).set_index("finding")
 
 def test_compound_that_generalises_and_compound_that_only_wins_its_own_metric_get_different_verdicts():
-    generalises = simulate_results(effects={("compound", "heldout"): 0.12, ("fidelity", "heldout"): 0.02, ("survival", "heldout"): 0.02,
-                                            ("compound", "compound"): 0.1})
-    own_metric = simulate_results(effects={("compound", "compound"): 0.2, ("fidelity", "fidelity"): 0.2, ("utility", "utility"): 0.2,
-                                           ("survival", "survival"): 0.2}, seed=1)
+    generalises = simulate_results(
+        effects={
+            ("compound", "heldout"): 0.12,
+            ("fidelity", "heldout"): 0.02,
+            ("survival", "heldout"): 0.02,
+            ("compound", "compound"): 0.1,
+        }
+    )
+    own_metric = simulate_results(
+        effects={
+            ("compound", "compound"): 0.2,
+            ("fidelity", "fidelity"): 0.2,
+            ("utility", "utility"): 0.2,
+            ("survival", "survival"): 0.2,
+        },
+        seed=1,
+    )
     a, b = verdicts(generalises).loc[GEN], verdicts(own_metric).loc[GEN]
     assert a["verdict"] == "supported" and a["ci_low"] > 0
     assert b["verdict"] in ("inconclusive", "contradicted") and b["ci_low"] <= 0
@@ -37,9 +63,15 @@ def test_seed_clustered_table_gets_a_wider_interval_than_its_naive_bootstrap():
     assert cl.ci_low < cl.estimate < cl.ci_high
 
 def test_hpo_seed_variation_enters_the_interval():
-    one = simulate_results(models=("tvae",), objectives=("compound",), effects={("compound", "compound"): 0.1}, n_hpo_seeds=1, seed=3)
-    d, tt, _ = seed_matrix(simulate_results(models=("tvae",), objectives=("compound",), effects={("compound", "compound"): 0.1},
-                                            n_hpo_seeds=3, seed=3).query("metric == 'compound'"), "compound")
+    one = simulate_results(
+        models=("tvae",), objectives=("compound",), effects={("compound", "compound"): 0.1}, n_hpo_seeds=1, seed=3
+    )
+    d, tt, _ = seed_matrix(
+        simulate_results(
+            models=("tvae",), objectives=("compound",), effects={("compound", "compound"): 0.1}, n_hpo_seeds=3, seed=3
+        ).query("metric == 'compound'"),
+        "compound",
+    )
     assert tt.shape == (5, 3)
     # a second HPO seed that found a much worse configuration: the interval must widen, not average it away silently
     tt_bad = tt.copy(); tt_bad[:, 1] -= 0.1
@@ -58,7 +90,10 @@ def test_reduced_budget_table_is_not_assessable_whatever_the_effect():
 def test_one_seed_or_few_trials_is_not_assessable():
     f1 = verdicts(simulate_results(effects={("compound", "compound"): 0.3}, n_train_seeds=1))
     f2 = verdicts(simulate_results(effects={("compound", "compound"): 0.3}, n_trials=3))
-    assert f1.loc["TVAE improves with compound HPO", "verdict"] == "not assessable" and "training seed" in f1.loc["TVAE improves with compound HPO", "reason"]
+    assert (
+        f1.loc["TVAE improves with compound HPO", "verdict"] == "not assessable"
+        and "training seed" in f1.loc["TVAE improves with compound HPO", "reason"]
+    )
     assert f2.loc["TVAE improves with compound HPO", "verdict"] == "not assessable" and "optuna trials" in f2.loc["TVAE improves with compound HPO", "reason"]
 
 def test_a_failed_run_is_reported_and_the_model_set_is_the_same_for_every_objective():

@@ -92,24 +92,63 @@ def test_fit_sample_every_dataset(name, dataset):
 
 # a few bounds per model, copied from study-protocol.md §2.3 (rule tuples: see generators.check_rule)
 STUDY_BOUNDS = {
-    "ctgan": {"epochs": ("cat", [100, 300, 500, 1000, 5000]), "batch_size": ("cat", [20, 50, 100, 200, 500, 1000]),
-              "embedding_dim": ("pow2", 4, 8), "generator_lr": ("float", 2e-5, 2e-3), "generator_dim": ("dims", 6, 9, 4)},
-    "tvae": {"epochs": ("cat", [300, 500, 1000, 5000, 10000]), "batch_size": ("cat", [20, 50, 100, 200, 500, 1000]),
-             "loss_factor": ("float", 1e-3, 10), "compress_dims": ("dims", 6, 9, 4)},
-    "tabddpm": {"steps": ("cat", [500, 1000, 2500, 5000, 7500, 10000]), "num_timesteps": ("cat", [100, 250, 500, 750, 1000]),
-                "weight_decay": ("cat", [0, 1e-5, 1e-4, 1e-3]), "batch_size": ("cat", [64, 128, 256, 512, 1024]),
-                "lr": ("float", 1e-5, 3e-3), "n_layers_hidden": ("cat", [2, 4, 6, 8]), "n_units_hidden": ("pow2", 7, 10)},
-    "survival_gan": {"generator_n_layers_hidden": ("int", 1, 4, 1), "generator_n_units_hidden": ("int", 50, 150, 50),
-                     "lr": ("cat", [1e-4, 2e-4, 1e-3]), "weight_decay": ("cat", [1e-4, 1e-3]),
-                     "encoder_max_clusters": ("int", 2, 20, 1), "discriminator_dropout": ("float", 0.0, 0.2)},
-    "survival_ctgan": {"n_iter": ("int", 100, 1000, 100), "discriminator_n_iter": ("int", 1, 5, 1),
-                       "batch_size": ("cat", [100, 200, 500]), "generator_n_units_hidden": ("int", 50, 150, 50)},
-    "survival_nflow": {"n_iter": ("int", 100, 5000, 100), "n_layers_hidden": ("int", 1, 10, 1), "n_units_hidden": ("int", 10, 100, 1),
-                       "batch_size": ("cat", [32, 64, 128, 256, 512]), "linear_transform_type": ("cat", ["lu", "permutation", "svd"])},
-    "nflow": {"n_iter": ("int", 100, 5000, 100), "lr": ("cat", [1e-4, 2e-4, 1e-3]), "batch_norm": ("cat", [False, True])},
-    "rtvae": {"n_iter": ("int", 100, 500, 100), "n_units_embedding": ("int", 50, 500, 50), "batch_size": ("cat", [64, 128, 256, 512]),
-              "encoder_n_layers_hidden": ("int", 1, 5, 1), "decoder_n_units_hidden": ("int", 50, 500, 50),
-              "lr": ("cat", [1e-3, 2e-4, 1e-4]), "weight_decay": ("cat", [1e-3, 1e-4])},
+    "ctgan": {
+        "epochs": ("cat", [100, 300, 500, 1000, 5000]),
+        "batch_size": ("cat", [20, 50, 100, 200, 500, 1000]),
+        "embedding_dim": ("pow2", 4, 8),
+        "generator_lr": ("float", 2e-5, 2e-3),
+        "generator_dim": ("dims", 6, 9, 4),
+    },
+    "tvae": {
+        "epochs": ("cat", [300, 500, 1000, 5000, 10000]),
+        "batch_size": ("cat", [20, 50, 100, 200, 500, 1000]),
+        "loss_factor": ("float", 1e-3, 10),
+        "compress_dims": ("dims", 6, 9, 4),
+    },
+    "tabddpm": {
+        "steps": ("cat", [500, 1000, 2500, 5000, 7500, 10000]),
+        "num_timesteps": ("cat", [100, 250, 500, 750, 1000]),
+        "weight_decay": ("cat", [0, 1e-5, 1e-4, 1e-3]),
+        "batch_size": ("cat", [64, 128, 256, 512, 1024]),
+        "lr": ("float", 1e-5, 3e-3),
+        "n_layers_hidden": ("cat", [2, 4, 6, 8]),
+        "n_units_hidden": ("pow2", 7, 10),
+    },
+    "survival_gan": {
+        "generator_n_layers_hidden": ("int", 1, 4, 1),
+        "generator_n_units_hidden": ("int", 50, 150, 50),
+        "lr": ("cat", [1e-4, 2e-4, 1e-3]),
+        "weight_decay": ("cat", [1e-4, 1e-3]),
+        "encoder_max_clusters": ("int", 2, 20, 1),
+        "discriminator_dropout": ("float", 0.0, 0.2),
+    },
+    "survival_ctgan": {
+        "n_iter": ("int", 100, 1000, 100),
+        "discriminator_n_iter": ("int", 1, 5, 1),
+        "batch_size": ("cat", [100, 200, 500]),
+        "generator_n_units_hidden": ("int", 50, 150, 50),
+    },
+    "survival_nflow": {
+        "n_iter": ("int", 100, 5000, 100),
+        "n_layers_hidden": ("int", 1, 10, 1),
+        "n_units_hidden": ("int", 10, 100, 1),
+        "batch_size": ("cat", [32, 64, 128, 256, 512]),
+        "linear_transform_type": ("cat", ["lu", "permutation", "svd"]),
+    },
+    "nflow": {
+        "n_iter": ("int", 100, 5000, 100),
+        "lr": ("cat", [1e-4, 2e-4, 1e-3]),
+        "batch_norm": ("cat", [False, True]),
+    },
+    "rtvae": {
+        "n_iter": ("int", 100, 500, 100),
+        "n_units_embedding": ("int", 50, 500, 50),
+        "batch_size": ("cat", [64, 128, 256, 512]),
+        "encoder_n_layers_hidden": ("int", 1, 5, 1),
+        "decoder_n_units_hidden": ("int", 50, 500, 50),
+        "lr": ("cat", [1e-3, 2e-4, 1e-4]),
+        "weight_decay": ("cat", [1e-3, 1e-4]),
+    },
     "gaussian_copula": {"default_distribution": ("cat", ["norm", "beta", "truncnorm", "uniform", "gamma"])},
     "arf": {"num_trees": ("int", 10, 100, 10), "max_iters": ("int", 1, 5, 1)},
     "bayesian_network": {"struct_learning_score": ("cat", ["bdeu", "bds", "bic", "k2"])},
@@ -152,12 +191,13 @@ def test_synthcity_spaces_and_defaults_equal_the_plugins():
     for name, plugin in SYNTHCITY_SPACE_PLUGIN.items():
         ours = GENERATORS[name].param_rules
         theirs = Plugins().get_type(plugin).hyperparameter_space()
-        if name == "arf":   # synthcity's integer delta 0..50 violates arfpy's 0 <= delta <= 0.5: only 0 works, not tuned
+        if name == "arf":  # synthcity's integer delta 0..50 violates arfpy's 0 <= delta <= 0.5: only 0 works, not tuned
             assert "delta" not in ours; theirs = [d for d in theirs if d.name != "delta"]
         assert set(ours) == {d.name for d in theirs}, name
         for d in theirs:
             r = ours[d.name]
-            if type(d).__name__ == "CategoricalDistribution": assert sorted(map(str, r[1])) == sorted(map(str, d.choices))
+            if type(d).__name__ == "CategoricalDistribution":
+                assert sorted(map(str, r[1])) == sorted(map(str, d.choices))
             elif type(d).__name__ == "IntegerDistribution": assert r[1:] == ("int", d.low, d.high, d.step)[1:]
             else: assert r == ("float", d.low, d.high)
         # untuned defaults = the inner plugin's constructor defaults (study §2.2)

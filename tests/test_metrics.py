@@ -45,7 +45,9 @@ def test_association_matrix_matches_dython(data, variant):
     train, _, schema = data
     df = {"train": train, "noise": uniform_noise(train, schema, 1),
           "constant_and_missing": train.assign(trt="A", CRTM=train.CRTM.where(train.index % 3 == 0))}[variant]
-    ours = M.association_matrix(df, schema, theil_u="dython07")   # dython >= 0.6 orientation (the study pins 0.5.1: the transpose)
+    ours = M.association_matrix(
+        df, schema, theil_u="dython07"
+    )  # dython >= 0.6 orientation (the study pins 0.5.1: the transpose)
     ref = dython_matrix(df, schema)
     assert np.abs(ours.values - ref.values).max() < 1e-9
     assert not np.allclose(ours.values, np.eye(len(ours)))   # the test compares something non-trivial
@@ -54,7 +56,12 @@ def test_survival_scores_match_lifelines_loop(data):
     from lifelines import KaplanMeierFitter
     train, test, schema = data
     got = M.survival_km_scores(train, test, schema, n_points=300)
-    tr, er, ts, es = train.OSTM.astype(float), train.OSSTAT.astype(float), test.OSTM.astype(float), test.OSSTAT.astype(float)
+    tr, er, ts, es = (
+        train.OSTM.astype(float),
+        train.OSSTAT.astype(float),
+        test.OSTM.astype(float),
+        test.OSSTAT.astype(float),
+    )
     kr, ks = KaplanMeierFitter().fit(tr, er), KaplanMeierFitter().fit(ts, es)
     tmax = max(tr.max(), ts.max()); grid = np.linspace(max(0, min(tr.min(), ts.min())), tmax, 300)
     diff = np.array([ks.predict(t) - kr.predict(t) for t in grid])
@@ -123,7 +130,9 @@ def test_hamming_and_dcr_match_brute_force(data):
     S_, T_ = P._hamming_codes(src, tgt, schema, cols)
     d1, d2 = P.nearest_hamming(S_, T_)
     # code -1 (a missing numeric value, the study's NaN != NaN) differs from everything, itself included
-    brute = np.array([[int(((S_[i] != T_[j]) | (S_[i] < 0) | (T_[j] < 0)).sum()) for j in range(len(T_))] for i in range(len(S_))])
+    brute = np.array(
+        [[int(((S_[i] != T_[j]) | (S_[i] < 0) | (T_[j] < 0)).sum()) for j in range(len(T_))] for i in range(len(S_))]
+    )
     assert (S_ < 0).any()   # the frames exercise it
     assert (d1 == brute.min(1)).all() and (d2 == np.sort(brute, 1)[:, 1]).all()
     # numeric codes are target deciles with open outer edges: check one column against pd.cut
@@ -136,8 +145,17 @@ def test_hamming_and_dcr_match_brute_force(data):
         d = 0.0
         for c in num:
             x, y = a[c], b[c]
-            d += 0.0 if (pd.isna(x) and pd.isna(y)) else 1.0 if (pd.isna(x) or pd.isna(y)) else min(1, abs(float(x) - float(y)) / rng_[c])
-        d += sum(0.0 if (pd.isna(a[c]) and pd.isna(b[c])) else float(pd.isna(a[c]) or pd.isna(b[c]) or a[c] != b[c]) for c in cat)
+            d += (
+                0.0
+                if (pd.isna(x) and pd.isna(y))
+                else 1.0
+                if (pd.isna(x) or pd.isna(y))
+                else min(1, abs(float(x) - float(y)) / rng_[c])
+            )
+        d += sum(
+            0.0 if (pd.isna(a[c]) and pd.isna(b[c])) else float(pd.isna(a[c]) or pd.isna(b[c]) or a[c] != b[c])
+            for c in cat
+        )
         return d / len(cols)
     want = [min(gower(src.iloc[i], tgt.iloc[j]) for j in range(len(tgt))) for i in range(10)]
     assert np.allclose(P.dcr(src.iloc[:10], tgt, schema, cols, rng_), want)
@@ -166,7 +184,12 @@ def test_monotone_decline_as_noise_grows(data):
     res = [S.evaluate_all(train, test, mix(train, noise, f), schema, metrics="fidelity") for f in (0, .25, .5, .75, 1)]
     comp = [S.compound_score(r, "fidelity") for r in res]
     assert all(a > b for a, b in zip(comp, comp[1:])), comp
-    for m in ("basic_statistical_measure_num", "discriminator_measure_rf", "regularized_support_coverage", "k_means_score"):
+    for m in (
+        "basic_statistical_measure_num",
+        "discriminator_measure_rf",
+        "regularized_support_coverage",
+        "k_means_score",
+    ):
         vals = [r[m] for r in res]
         assert all(a >= b - 0.02 for a, b in zip(vals, vals[1:])) and vals[0] - vals[-1] > 0.1, (m, vals)
 

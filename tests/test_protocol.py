@@ -1,7 +1,15 @@
 """The evaluation protocol end to end (slow tier): quick profile, one dataset x two models x four objectives."""
 import json
 import numpy as np, pandas as pd, pytest
-from synthtrial.evaluation import get_profile, run_protocol, evaluate_config, relative_improvement, generalisation_matrix, violation_rates, read_blocks
+from synthtrial.evaluation import (
+    get_profile,
+    run_protocol,
+    evaluate_config,
+    relative_improvement,
+    generalisation_matrix,
+    violation_rates,
+    read_blocks,
+)
 from synthtrial.core import write_csv as write_atomic   # the atomic CSV writer the evaluation blocks use
 from synthtrial.findings import HELDOUT_CRITERIA
 from synthtrial.core import ParameterError
@@ -16,8 +24,12 @@ def test_quick_protocol_writes_the_tidy_results_table(tmp_path):
     key = ["dataset", "model", "config", "train_seed", "sample_seed", "split", "metric"]
     assert not on_disk.duplicated(key).any()                                   # one row per key
     ok = on_disk[on_disk.status == "ok"]
-    assert {"compound", "discriminator_measure_rf", "ml_efficiency_OS_2y", "survival_auc_abs_opt"} <= set(ok[ok.split == "train"].metric)
-    assert {"compound", "discriminator_measure_rf", *HELDOUT_CRITERIA} <= set(ok[ok.split == "test"].metric)   # out-of-sample too
+    assert {"compound", "discriminator_measure_rf", "ml_efficiency_OS_2y", "survival_auc_abs_opt"} <= set(
+        ok[ok.split == "train"].metric
+    )
+    assert {"compound", "discriminator_measure_rf", *HELDOUT_CRITERIA} <= set(
+        ok[ok.split == "test"].metric
+    )  # out-of-sample too
     assert (ok[ok.config != "default"].n_trials == 3).all()                    # the evidence behind tuned rows
     assert (ok[ok.metric == "compound"].invalid_rate_final == 0).all()          # enforced rules hold after processing
     prov = json.loads((tmp_path / "results.provenance.json").read_text())
@@ -34,7 +46,9 @@ def test_quick_protocol_writes_the_tidy_results_table(tmp_path):
 
 def test_evaluate_config_rejects_bad_params_before_fitting(tmp_path):
     with pytest.raises(ParameterError, match="unknown hyperparameters"):
-        evaluate_config("myeloid", "gaussian_copula", "default", {"nope": 1}, out_csv=tmp_path / "x.csv", progress=False)
+        evaluate_config(
+            "myeloid", "gaussian_copula", "default", {"nope": 1}, out_csv=tmp_path / "x.csv", progress=False
+        )
     assert not (tmp_path / "x.csv").exists()
 
 def block(ts, ss, n, value=0.5):
@@ -64,8 +78,13 @@ def test_a_file_without_block_marks_is_recomputed(tmp_path):
 @pytest.mark.slow
 def test_evaluate_config_recomputes_a_torn_block(tmp_path):
     p = tmp_path / "rows.csv"
-    first = evaluate_config("myeloid", "gaussian_copula", "default", train_seeds=[0], sample_seeds=[0, 1], out_csv=p, progress=False)
-    assert set(first.split) == {"train", "test"} and first.groupby(["train_seed", "sample_seed"]).size().tolist() == first.block_rows.unique().tolist() * 2
+    first = evaluate_config(
+        "myeloid", "gaussian_copula", "default", train_seeds=[0], sample_seeds=[0, 1], out_csv=p, progress=False
+    )
+    assert (
+        set(first.split) == {"train", "test"}
+        and first.groupby(["train_seed", "sample_seed"]).size().tolist() == first.block_rows.unique().tolist() * 2
+    )
     p.write_text(p.read_text()[:-300])                                        # tear the last block
     assert set(read_blocks(p).sample_seed) == {0}
     again = evaluate_config("myeloid", "gaussian_copula", "default", train_seeds=[0], sample_seeds=[0, 1], out_csv=p, progress=False)

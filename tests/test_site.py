@@ -17,7 +17,7 @@ CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/ch
 SITE_PY = ROOT / ".venv-site" / "bin" / "python"
 HTML = ROOT / "site" / "_build" / "html"
 
-REQUIRED = os.environ.get("SYNTHTRIAL_REQUIRE_BROWSER") == "1"     # CI sets it: a missing part fails instead of skipping
+REQUIRED = os.environ.get("SYNTHTRIAL_REQUIRE_BROWSER") == "1"  # CI sets it: a missing part fails instead of skipping
 
 
 def _missing(reason: str):
@@ -108,12 +108,20 @@ class Browser:
         host, problems = url.split("/")[2], []
         for e in self.events:
             m, p = e["method"], e["params"]
-            if m == "Runtime.exceptionThrown": problems.append(f"exception: {p['exceptionDetails'].get('exception', {}).get('description') or p['exceptionDetails'].get('text')}")
+            if m == "Runtime.exceptionThrown":
+                problems.append(
+                    f"exception: {p['exceptionDetails'].get('exception', {}).get('description') or p['exceptionDetails'].get('text')}"
+                )
             elif m == "Runtime.consoleAPICalled" and p["type"] in ("error", "assert"):
-                problems.append("console.error: " + " ".join(str(a.get("value", a.get("description"))) for a in p["args"]))
-            elif m == "Log.entryAdded" and p["entry"]["level"] == "error": problems.append(f"log: {p['entry']['text']} {p['entry'].get('url', '')}")
-            elif m == "Network.loadingFailed" and not p.get("canceled"): problems.append(f"request failed: {p.get('errorText')}")
-            elif m == "Network.responseReceived" and p["response"]["status"] >= 400: problems.append(f"HTTP {p['response']['status']}: {p['response']['url']}")
+                problems.append(
+                    "console.error: " + " ".join(str(a.get("value", a.get("description"))) for a in p["args"])
+                )
+            elif m == "Log.entryAdded" and p["entry"]["level"] == "error":
+                problems.append(f"log: {p['entry']['text']} {p['entry'].get('url', '')}")
+            elif m == "Network.loadingFailed" and not p.get("canceled"):
+                problems.append(f"request failed: {p.get('errorText')}")
+            elif m == "Network.responseReceived" and p["response"]["status"] >= 400:
+                problems.append(f"HTTP {p['response']['status']}: {p['response']['url']}")
             elif m == "Network.requestWillBeSent":
                 u = p["request"]["url"]
                 if not (u.startswith(("data:", "blob:", "about:")) or u.split("/")[2:3] == [host]): problems.append(f"remote request: {u}")

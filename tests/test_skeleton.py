@@ -37,12 +37,18 @@ def test_a_bad_parameter_inside_the_notebook_is_reported_in_one_line(isolated_ou
     with pytest.raises(RunFailed, match=r"ParameterError: model='nope' is not allowed; choose one of: .*'tvae'"):
         run_notebook("skeleton", {"model": "nope"}, progress=False)
 
-@pytest.mark.parametrize("args, message", [
-    (["--dataset", "mieloid"], "dataset='mieloid' is not allowed; choose one of: 'actg320', 'aml_sal', 'aml_sal_nflow', 'colon', 'gbsg2', 'myeloid'"),
-    (["--model", "gan"], "model='gan' is not allowed; choose one of: "),
-    (["--n-rows", "0"], "n_rows=0 is not allowed; it must be a whole number > 0"),
-    (["--n-rows", "-5"], "n_rows=-5 is not allowed"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--dataset", "mieloid"],
+            "dataset='mieloid' is not allowed; choose one of: 'actg320', 'aml_sal', 'aml_sal_nflow', 'colon', 'gbsg2', 'myeloid'",
+        ),
+        (["--model", "gan"], "model='gan' is not allowed; choose one of: "),
+        (["--n-rows", "0"], "n_rows=0 is not allowed; it must be a whole number > 0"),
+        (["--n-rows", "-5"], "n_rows=-5 is not allowed"),
+    ],
+)
 def test_cli_rejects_bad_parameters_with_one_line(args, message, isolated_outputs):
     r = subprocess.run([sys.executable, "-m", "synthtrial", "skeleton", *args], capture_output=True, text=True,
                        cwd=ROOT, timeout=120)
@@ -51,6 +57,8 @@ def test_cli_rejects_bad_parameters_with_one_line(args, message, isolated_output
     if "--model" in args: assert "'gaussian_copula'" in r.stderr and "'tvae'" in r.stderr
 
 def test_doctor_prints_versions_and_gpu():
-    r = subprocess.run([sys.executable, "-m", "synthtrial", "doctor"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "synthtrial", "doctor"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     assert "numpy" in r.stdout and "GPU:" in r.stdout and "optional parts missing" in r.stdout

@@ -121,7 +121,8 @@ def study_log_corr(orig_df, synth_df, categorical_cols, clip_val=1, zero_tol=ZER
 def study_rsc(orig_df, synth_df, categorical_cols, num_bins=10):
     f = len(orig_df) / len(synth_df); total = 0
     for col in categorical_cols:
-        ovc = orig_df[col].value_counts(sort=False, dropna=False); svc = synth_df[col].value_counts(sort=False, dropna=False)
+        ovc = orig_df[col].value_counts(sort=False, dropna=False)
+        svc = synth_df[col].value_counts(sort=False, dropna=False)
         n = len(ovc); cov = 0
         for key in ovc.keys():
             if key not in svc.keys(): continue
@@ -133,9 +134,11 @@ def study_rsc(orig_df, synth_df, categorical_cols, num_bins=10):
         for i in range(len(cuts) - 1):
             lo, hi = cuts[i], cuts[i + 1]
             if i + 1 == len(cuts) - 1:
-                oc = len(orig_df[(orig_df[col] >= lo) & (orig_df[col] <= hi)]); sc = len(synth_df[(synth_df[col] >= lo) & (synth_df[col] <= hi)])
+                oc = len(orig_df[(orig_df[col] >= lo) & (orig_df[col] <= hi)])
+                sc = len(synth_df[(synth_df[col] >= lo) & (synth_df[col] <= hi)])
             else:
-                oc = len(orig_df[(orig_df[col] >= lo) & (orig_df[col] < hi)]); sc = len(synth_df[(synth_df[col] >= lo) & (synth_df[col] < hi)])
+                oc = len(orig_df[(orig_df[col] >= lo) & (orig_df[col] < hi)])
+                sc = len(synth_df[(synth_df[col] >= lo) & (synth_df[col] < hi)])
             cov += min(sc / oc * f, 1)
         total += min(cov / (len(cuts) - 1), 1)
     return total / len(orig_df.columns)
@@ -172,7 +175,9 @@ def study_kmeans(orig_df, synth_df, seed, k=10):
     orig_df, synth_df = copy.deepcopy(orig_df), copy.deepcopy(synth_df)
     numeric = list(orig_df.select_dtypes(include=[int, float]).columns)
     num_cols = [c for c in numeric if len(orig_df[c].unique()) > 3]
-    non_num = list(orig_df.select_dtypes(exclude=[int, float]).columns) + [c for c in numeric if len(orig_df[c].unique()) == 3]
+    non_num = list(orig_df.select_dtypes(exclude=[int, float]).columns) + [
+        c for c in numeric if len(orig_df[c].unique()) == 3
+    ]
     nan_cols = orig_df.columns[orig_df.isna().any()].tolist(); num_nan = []
     if nan_cols:
         num_nan = [c for c in numeric if c in nan_cols]
@@ -197,12 +202,15 @@ def study_kmeans(orig_df, synth_df, seed, k=10):
     return sum(min(sc.count(i) / rc.count(i) * f, 1) for i in range(k)) / k
 
 # ------------------------------------------------------------------ 6. ML efficiency (CatBoost, MCC)
-def study_ml_efficiency(orig_train, orig_test, synth, predict_col, outcome_cols, training_params, below=None, source=None):
+def study_ml_efficiency(
+    orig_train, orig_test, synth, predict_col, outcome_cols, training_params, below=None, source=None
+):
     from catboost import CatBoostClassifier
     from sklearn.metrics import matthews_corrcoef
     orig_train, orig_test, synth = (copy.deepcopy(d) for d in (orig_train, orig_test, synth))
-    if predict_col not in orig_train.columns:     # the study's create_column_lambda: 1 if OSTM < 24 else 0
-        for d in (orig_train, orig_test, synth): d[predict_col] = d.apply(lambda row: 1 if row[source] < below else 0, axis=1)
+    if predict_col not in orig_train.columns:  # the study's create_column_lambda: 1 if OSTM < 24 else 0
+        for d in (orig_train, orig_test, synth):
+            d[predict_col] = d.apply(lambda row: 1 if row[source] < below else 0, axis=1)
     drop = [c for c in outcome_cols if c != predict_col]
     orig_train, orig_test, synth = (d.drop(columns=drop) for d in (orig_train, orig_test, synth))
     orig = pd.concat([orig_train, orig_test], ignore_index=True)

@@ -14,14 +14,19 @@ def _src(cell) -> str: return "".join(cell["source"]) if isinstance(cell["source
 
 def _exercises(cells) -> tuple[int, list[str]]:
     "Index of the '## Exercises' cell and the text of each '### Exercise N' after it."
-    idx = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown" and re.search(r"^## Exercises\s*$", _src(c), re.M)]
+    idx = [
+        i
+        for i, c in enumerate(cells)
+        if c["cell_type"] == "markdown" and re.search(r"^## Exercises\s*$", _src(c), re.M)
+    ]
     assert len(idx) == 1, f"expected one '## Exercises' heading, found {len(idx)}"
     text = "\n".join(_src(c) for c in cells[idx[0]:])
     return idx[0], re.split(r"^### Exercise \d+\s*$", text, flags=re.M)[1:]
 
 def test_the_four_tutorials_and_their_data_are_there():
     assert sorted(p.stem for p in TUT.glob("*.ipynb")) == TUTORIALS
-    for f in ["gbsg2_trial.csv", "gbsg2_schema.yaml", "gbsg2_rules.yaml", "README.md"]: assert (DATA / f).stat().st_size > 0, f
+    for f in ["gbsg2_trial.csv", "gbsg2_schema.yaml", "gbsg2_rules.yaml", "README.md"]:
+        assert (DATA / f).stat().st_size > 0, f
 
 @pytest.mark.parametrize("name", TUTORIALS)
 def test_tutorial_structure(name):
@@ -34,7 +39,9 @@ def test_tutorial_structure(name):
     for c in cells:
         if c["cell_type"] != "code": continue
         s = _src(c)
-        assert not re.search(r"^#\|\s*(export|exports|exporti|default_exp)\b", s, re.M), f"library directive in {name}: {s[:80]!r}"
+        assert not re.search(r"^#\|\s*(export|exports|exporti|default_exp)\b", s, re.M), (
+            f"library directive in {name}: {s[:80]!r}"
+        )
         assert "nbdev_export" not in s
         assert c.get("outputs", []) == [] and c.get("execution_count") is None, f"{name} has outputs; run nbdev_clean"
     # an essay: prose between code cells
@@ -48,15 +55,21 @@ def test_tutorial_structure(name):
     assert nums == list(range(1, len(exercises) + 1))
     for k, ex in enumerate(exercises, 1):
         q, sep, sol = ex.partition("<details><summary>Solution</summary>")
-        assert sep and len(q.strip()) > 20, f"{name} exercise {k}: no question or no <details><summary>Solution</summary>"
-        assert "</details>" in sol and re.search(r"```python\n.+?```", sol.split("</details>")[0], re.S), f"{name} exercise {k}: solution has no code block"
+        assert sep and len(q.strip()) > 20, (
+            f"{name} exercise {k}: no question or no <details><summary>Solution</summary>"
+        )
+        assert "</details>" in sol and re.search(r"```python\n.+?```", sol.split("</details>")[0], re.S), (
+            f"{name} exercise {k}: solution has no code block"
+        )
 
 @pytest.mark.parametrize("name", TUTORIALS)
 def test_every_fit_and_sample_call_gets_a_seed(name):
     "Every random step takes a seed: in the code cells and in the solutions."
     cells = _nb(TUT / f"{name}.ipynb")["cells"]
     code = "\n".join(_src(c) for c in cells if c["cell_type"] == "code")
-    code += "\n".join(re.findall(r"```python\n(.*?)```", "\n".join(_src(c) for c in cells if c["cell_type"] == "markdown"), re.S))
+    code += "\n".join(
+        re.findall(r"```python\n(.*?)```", "\n".join(_src(c) for c in cells if c["cell_type"] == "markdown"), re.S)
+    )
     calls = re.findall(r"\.(?:fit|sample)\(((?:[^()]|\([^()]*\))*)\)", code)
     assert calls, "no fit/sample call found"
     unseeded = [c for c in calls if "seed" not in c]

@@ -91,7 +91,9 @@ def api_markdown(code: str) -> str | None:
                      and not m.name.startswith("_") and ast.get_docstring(m)]
             if meths:
                 block += ["", "| method | what it does |", "|---|---|"]
-                block += [f"| `{m.name}` | {ast.get_docstring(m).splitlines()[0].replace('|', '&#124;')} |" for m in meths]
+                block += [
+                    f"| `{m.name}` | {ast.get_docstring(m).splitlines()[0].replace('|', '&#124;')} |" for m in meths
+                ]
         parts.append("\n".join(block).rstrip())
     return "\n\n".join(parts) if parts else None
 
@@ -145,7 +147,8 @@ def run_records(results: Path) -> list[dict]:
     recs = []
     for rec in sorted((results / "sweep").glob("*/**/run.json")):
         r = load_json(rec)
-        if r is not None: recs.append({"path": rec, "record": r, "group": f"sweep {rec.relative_to(results / 'sweep').parts[0]}"})
+        if r is not None:
+            recs.append({"path": rec, "record": r, "group": f"sweep {rec.relative_to(results / 'sweep').parts[0]}"})
     for exp in sorted(p for p in (results / "runs").glob("*") if p.is_dir()):
         cands = [(p, load_json(p)) for p in exp.glob("*/run.json")]
         cands = [(p, r) for p, r in cands if r is not None]
@@ -160,18 +163,25 @@ def run_title(r: dict) -> str:
     exp = rec.get("experiment") or Path(rec.get("notebook") or r["path"].parent.name).stem
     params = {k: v for k, v in (rec.get("params") or {}).items()
               if k in ("dataset", "model", "objective", "seed", "n_rows", "budget")}
-    return f"{exp}: " + ", ".join(f"{k}={v}" for k, v in params.items()) if params else f"{exp}: {r['path'].parent.name}"
+    return (
+        f"{exp}: " + ", ".join(f"{k}={v}" for k, v in params.items()) if params else f"{exp}: {r['path'].parent.name}"
+    )
 
 
 def run_intro(r: dict, run_id: str) -> str:
     rec = r["record"]; git = rec.get("git") or {}
     params = {k: v for k, v in (rec.get("params") or {}).items() if k != "run_dir"}
     seeds = {k: v for k, v in params.items() if "seed" in k}
-    rows = [("run", f"`{run_id}`"), ("status", str(rec.get("status"))), ("wall time", f"{rec.get('wall_seconds')} s"),
-            ("created", str(rec.get("created_utc"))), ("commit", f"`{git.get('sha')}`" + (" (dirty)" if git.get("dirty") else "")),
-            ("seeds", ", ".join(f"{k}={v}" for k, v in seeds.items()) or "–"),
-            ("parameters", "`" + json.dumps(params)[:400].replace("|", "&#124;").replace("`", "'") + "`"),
-            ("python", str(rec.get("python")))]
+    rows = [
+        ("run", f"`{run_id}`"),
+        ("status", str(rec.get("status"))),
+        ("wall time", f"{rec.get('wall_seconds')} s"),
+        ("created", str(rec.get("created_utc"))),
+        ("commit", f"`{git.get('sha')}`" + (" (dirty)" if git.get("dirty") else "")),
+        ("seeds", ", ".join(f"{k}={v}" for k, v in seeds.items()) or "–"),
+        ("parameters", "`" + json.dumps(params)[:400].replace("|", "&#124;").replace("`", "'") + "`"),
+        ("python", str(rec.get("python"))),
+    ]
     if rec.get("error"): rows.append(("error", str(rec["error"]).replace("|", "&#124;")[:300]))
     return ("```{note}\nThis page is the executed copy of the notebook kept as the record of this run "
             "(papermill); the site shows it as executed, it was not re-run.\n```\n\n| record | |\n|---|---|\n"
@@ -201,7 +211,9 @@ def figure_groups(figures: Path) -> dict[str, list[Path]]:
     "Sidecars (JSON with a caption and a figure or table name) by group: 'figures' for figures/*.json, else the folder name."
     groups: dict[str, list[Path]] = {}
     cands = [("figures", p) for p in sorted(figures.glob("*.json"))]
-    cands += [(d.name, p) for d in sorted(x for x in figures.glob("*") if x.is_dir()) for p in sorted(d.rglob("*.json"))]
+    cands += [
+        (d.name, p) for d in sorted(x for x in figures.glob("*") if x.is_dir()) for p in sorted(d.rglob("*.json"))
+    ]
     for g, p in cands:
         m = load_json(p)
         if m and "caption" in m and ("figure" in m or "table" in m): groups.setdefault(g, []).append(p)
@@ -240,9 +252,13 @@ def figure_page(group: str, sides: list[Path], fig_root: Path, results: Path, ru
     fig_items = [(p, m) for p, m in figs if "figure" in m]
     tab_items = [(p, m) for p, m in figs if "table" in m]
     title = "Figures and tables: top level" if group == "figures" else f"Figures and tables: {group}"
-    out = [f"# {title}", "",
-           f"{len(fig_items)} figures and {len(tab_items)} tables from `figures/{'' if group == 'figures' else group + '/'}`, "
-           "each with its caption and provenance (the JSON sidecar written beside it by the producing notebook).", ""]
+    out = [
+        f"# {title}",
+        "",
+        f"{len(fig_items)} figures and {len(tab_items)} tables from `figures/{'' if group == 'figures' else group + '/'}`, "
+        "each with its caption and provenance (the JSON sidecar written beside it by the producing notebook).",
+        "",
+    ]
     img_dir = fig_root / slug(group)
     if fig_items: out += ["## Figures", ""]
     for p, m in fig_items:

@@ -10,7 +10,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EXEMPT = (".ci/",)
 # The patterns are assembled from pieces so that this file does not name what it forbids.
-_ABS = r"(?<![\w.~-])/(?:" + "|".join(["wo" + "rk", "ro" + "ot", "ho" + "me", "Us" + "ers", "m" + "nt"]) + r")/[A-Za-z_]"
+_ABS = (
+    r"(?<![\w.~-])/(?:" + "|".join(["wo" + "rk", "ro" + "ot", "ho" + "me", "Us" + "ers", "m" + "nt"]) + r")/[A-Za-z_]"
+)
 _WIN = r"[A-Za-z]:\\\\?(?:Users|home)\\"
 _SHARED = r"\.\./" + "sha" + r"red\b|['\"]" + "sha" + r"red['\"]\s*/\s*['\"]data['\"]"
 PATTERNS = {"absolute machine path": re.compile(_ABS), "Windows user folder": re.compile(_WIN),

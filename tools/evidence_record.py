@@ -63,7 +63,9 @@ def record(config: str) -> None:
     if files: keep.mkdir(parents=True, exist_ok=True)
     for p in files: shutil.copy2(p, keep / p.name)
     n = sum(relativise(f) for f in (sweep, figs) if f.is_dir())
-    print(f"evidence record: {n} file(s) made relative to the project folder; {len(files)} utility parameter file(s) kept")
+    print(
+        f"evidence record: {n} file(s) made relative to the project folder; {len(files)} utility parameter file(s) kept"
+    )
 
 
 def restore(config: str) -> None:
