@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 from synthtrial.core import ParameterError
 from synthtrial.sweep import validate_config, load_config
+from synthtrial.figures import planned_files, declared
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -19,6 +20,22 @@ def job_counts(out: str) -> dict:
     m = re.search(r"job\s+count\n[-\s]+\n(.*?)\ntotal\s+(\d+)", out, re.S)
     assert m, f"no job table in:\n{out[-2000:]}"
     return {l.split()[0]: int(l.split()[1]) for l in m.group(1).splitlines() if l.strip()}
+
+def dry_jobs(out: str) -> list[dict]:
+    "Each job of a Snakemake dry run: its rule, input files and output files."
+    jobs = []
+    for m in re.finditer(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", out, re.M):
+        fields = dict(re.findall(r"^    (\w+): (.*)$", m.group(2), re.M))
+        jobs.append({"rule": m.group(1), "input": fields.get("input", "").split(", "), "output": fields.get("output", "").split(", ")})
+    return jobs
+
+@pytest.fixture(scope="module")
+def quick_dry(tmp_path_factory):
+    "The quick profile's dry run (stdout) and its temporary results root."
+    tmp = tmp_path_factory.mktemp("quick_dry")
+    r = snake(["-n", "--cores", "2", "--configfile", "config/quick.yaml"], tmp, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout, tmp
 
 def test_validate_config_names_the_problem():
     good = {"datasets": ["myeloid"], "models": ["tvae"], "objectives": ["compound"]}
@@ -49,15 +66,29 @@ def test_shipped_configs_are_valid():
     assert ev["datasets"] == ["aml_sal"] and ev["train_seeds"] == [0, 1, 2] and ev["sample_seeds"] == [0, 1]
     assert {"myeloid", "aml_sal"} <= set(load_config(ROOT / "config" / "quick.yaml", check_data=False)["datasets"])
 
-def test_quick_dry_run_lists_every_job(tmp_path):
-    r = snake(["-n", "--cores", "2", "--configfile", "config/quick.yaml"], tmp_path, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
+def test_quick_dry_run_lists_every_job(quick_dry):
+    out, tmp_path = quick_dry
     cfg = load_config(ROOT / "config" / "quick.yaml")
     nd, nm, no = len(cfg["datasets"]), len(cfg["models"]), len(cfg["objectives"])
-    assert job_counts(r.stdout) == {"all": 1, "collect": 1, "evaluate": nd * nm, "figures": 1, "hpo": nd * nm * no,
+    assert job_counts(out) == {"all": 1, "collect": 1, "evaluate": nd * nm, "figures": 1, "hpo": nd * nm * no,
                                     "report": 1, "tables": 1, "violations": nd * nm, "utility": nd,
                                     "transfer": nd, "adapt": nd * nm, "adapt_controls": nd, "transfer_figures": 1, "adapt_figures": 1, "review": 1}
     assert not [p for p in (tmp_path / "results").rglob("*") if p.is_file()]   # a dry run writes nothing
+
+def test_planned_figures_and_tables_are_the_registry(quick_dry):
+    "Snakemake plans exactly the declared figures and tables, each in the rule that runs its one producer notebook."
+    out, tmp = quick_dry
+    F = tmp / "figures" / "quick"
+    datasets = load_config(ROOT / "config" / "quick.yaml")["datasets"]
+    jobs = [j for j in dry_jobs(out) if j["rule"] != "all"]
+    made = {f for j in jobs for f in j["output"] if f.startswith(str(F)) and "/review/" not in f and not f.endswith(".html")}
+    assert made == set(planned_files(F, datasets)), sorted(made ^ set(planned_files(F, datasets)))
+    for producer in {o.producer for o in declared()}:
+        runs = [j for j in jobs if producer in j["input"]]
+        assert len(runs) == 1, (producer, [j["rule"] for j in runs])            # one rule runs each producer …
+        assert set(planned_files(F, datasets, producer)) <= set(runs[0]["output"]), producer   # … and plans its outputs
+    everything = {f for j in dry_jobs(out) if j["rule"] == "all" for f in j["input"]}
+    assert set(planned_files(F, datasets)) <= everything                          # every output is a target of `all`
 
 def test_bad_config_stops_before_any_job(tmp_path):
     r = snake(["-n", "--cores", "1", "--config", "models=[tvae,tvea]"], tmp_path, timeout=300)
@@ -85,13 +116,7 @@ def expected_outputs(tmp: Path) -> list[Path]:
     out += [R / "transfer" / "myeloid" / f for f in ("transfer.ipynb", "run.json", "grid.csv", "divergence.csv", "hyperparameters.csv", "status.csv")]
     out += [R / "adapt" / "myeloid" / p / f for p in ("gaussian_copula", "tvae", "controls") for f in ("adapt.ipynb", "run.json", "adapt.csv")]
     out += [F / "review" / f for f in ("review.md", "review.csv")]
-    out += [F / f"{n}.{e}" for n in ("transfer_auc_myeloid", "transfer_regret", "adaptation_myeloid") for e in ("png", "pdf", "json")]
-    out += [F / "tables" / f"{n}.{e}" for n in ("transfer", "adaptation", "methods_review") for e in ("csv", "md", "tex", "json")]
-    figs = ["compound_default_vs_tuned", "generalisation_heatmap", "violations_by_strategy"] + \
-           [f"{k}_myeloid" for k in ("km", "corr_diff", "privacy_dcr", "optuna_history", "param_importance")]
-    out += [F / f"{n}.{e}" for n in figs for e in ("png", "pdf", "json")]
-    tabs = ["datasets", "search_spaces", "default_vs_tuned", "violation_rates", "runtimes", "published_comparison"]
-    out += [F / "tables" / f"{n}.{e}" for n in tabs for e in ("csv", "md", "tex", "json")]
+    out += [Path(f) for f in planned_files(F, ["myeloid"])]          # every declared figure and table
     return out
 
 @pytest.mark.slow
