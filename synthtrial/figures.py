@@ -146,11 +146,12 @@ def panel_grid(n: int, width: float = 4.0, height: float = 3.2, max_cols: int = 
     return fig, list(axes.flat)[:max(1, n)]
 
 def failed_panel(ax, title: str, reason: str):
-    "Mark a panel whose run failed: its title and `failed: <reason>` in red, no axes."
-    ax.set_xticks([]); ax.set_yticks([]); ax.set_title(title)
+    "Mark a panel without a result: its title and `failed: <reason>` (or `missing: …` when `reason` says so) in red."
     import textwrap
-    ax.text(0.5, 0.5, "failed:\n" + textwrap.fill(_short(reason, 120), 34), ha="center", va="center", color="firebrick",
-            fontsize=8, transform=ax.transAxes)
+    kind = "missing" if reason.startswith("missing: ") else "failed"
+    ax.set_xticks([]); ax.set_yticks([]); ax.set_title(title); ax.grid(False)
+    ax.text(0.5, 0.5, f"{kind}:\n" + textwrap.fill(_short(reason.removeprefix("missing: "), 120), 34), ha="center",
+            va="center", color="firebrick", fontsize=8, transform=ax.transAxes)
     return ax
 
 # %% ../nbs/09_figures.ipynb
@@ -279,7 +280,7 @@ def plot_violation_matrix(rates: pd.DataFrame, failed: pd.DataFrame):
         i, j = rates.index.get_loc(f["row"]), rates.columns.get_loc(f["strategy"])
         if np.isnan(rates.iat[i, j]):
             ax.text(j + .5, i + .5, "failed", ha="center", va="center", color="firebrick", fontsize=8)
-    ax.set(xlabel="enforcement strategy", ylabel="")
+    ax.set(xlabel="enforcement strategy", ylabel=""); ax.grid(False)
     return fig
 
 # %% ../nbs/09_figures.ipynb
