@@ -89,8 +89,13 @@ def _nan_or_raise(msg: str, on_single_class: str) -> float:
     warnings.warn(msg + "; recorded as NaN", AdaptationWarning)
     return float("nan")
 
-def classifier_scores(fit_df: pd.DataFrame, real_test: pd.DataFrame, schema: Schema, seed: int = 0,
-                      on_single_class: str = "raise", what: str = "data") -> dict[str, dict[str, float]]:
+def classifier_scores(fit_df: pd.DataFrame,            # rows the fixed classifier is trained on
+                      real_test: pd.DataFrame,         # the real test split
+                      schema: Schema,                  # the dataset's schema
+                      seed: int = 0,                   # the classifier's seed
+                      on_single_class: str = "raise",  # `raise` or `nan` when the training labels have one class
+                      what: str = "data",              # names `fit_df` in messages
+                     ) -> dict[str, dict[str, float]]:
     "AUC and MCC on `real_test` of the fixed classifier trained on `fit_df`, per target: `{target: {'auc':…, 'mcc':…}}`."
     from sklearn.metrics import roc_auc_score, matthews_corrcoef
     check_choice("on_single_class", on_single_class, ("raise", "nan"))
@@ -127,8 +132,13 @@ def _cox_design(fit_df: pd.DataFrame, other: pd.DataFrame, schema: Schema, cols:
     keep = [c for c in A.columns if A[c].notna().any() and A[c].nunique(dropna=True) > 1]
     return A[keep].fillna(mu[keep]), B[keep].fillna(mu[keep])
 
-def cox_c_index(fit_df: pd.DataFrame, real_test: pd.DataFrame, schema: Schema, penalizer: float = 0.1,
-                on_single_class: str = "raise", what: str = "data") -> float:
+def cox_c_index(fit_df: pd.DataFrame,            # rows the Cox model is fitted on
+                real_test: pd.DataFrame,         # the real test split
+                schema: Schema,                  # the dataset's schema
+                penalizer: float = 0.1,          # lifelines' ridge penalty
+                on_single_class: str = "raise",  # `raise` or `nan` when `fit_df` cannot fit a Cox model
+                what: str = "data",              # names `fit_df` in messages
+               ) -> float:
     "C-index on `real_test` of a lifelines `CoxPHFitter` fitted on `fit_df` (primary endpoint, `schema.predictors`)."
     from lifelines import CoxPHFitter
     from lifelines.utils import concordance_index
@@ -161,8 +171,13 @@ def _row_groups(frames: list[pd.DataFrame], cols: list[str]) -> np.ndarray:
     allv = pd.concat([f[cols].astype(object).astype(str) for f in frames], ignore_index=True)
     return pd.factorize(pd.util.hash_pandas_object(allv, index=False))[0]
 
-def distributional_gap(reference: pd.DataFrame, syn: pd.DataFrame, schema: Schema, seed: int = 0, folds: int = 5,
-                       columns: list[str] | None = None) -> float:
+def distributional_gap(reference: pd.DataFrame,           # rows labelled 1 (real)
+                       syn: pd.DataFrame,                 # rows labelled 0 (synthetic)
+                       schema: Schema,                    # the dataset's schema
+                       seed: int = 0,                     # folds and classifier seed
+                       folds: int = 5,                    # cross-validation folds
+                       columns: list[str] | None = None,  # columns the classifier sees (None = all but identifiers)
+                      ) -> float:
     "Cross-validated (pooled out-of-fold) AUC of a classifier telling `reference` rows (1) from `syn` rows (0); 0.5 = no gap."
     from sklearn.model_selection import StratifiedGroupKFold
     from sklearn.metrics import roc_auc_score
@@ -185,8 +200,13 @@ def distributional_gap(reference: pd.DataFrame, syn: pd.DataFrame, schema: Schem
 # %% ../nbs/07b_adapt.ipynb
 GAP_MEASURES = ("utility", "survival", "distributional")
 
-def real_scores(real_train: pd.DataFrame, real_test: pd.DataFrame, schema: Schema, seed: int = 0,
-                measures: Iterable[str] = GAP_MEASURES, penalizer: float = 0.1) -> dict:
+def real_scores(real_train: pd.DataFrame,                # the real training split
+                real_test: pd.DataFrame,                 # the real test split
+                schema: Schema,                          # the dataset's schema
+                seed: int = 0,                           # the classifiers' seed
+                measures: Iterable[str] = GAP_MEASURES,  # gap measures (`GAP_MEASURES`)
+                penalizer: float = 0.1,                  # the Cox model's ridge penalty
+               ) -> dict:
     "Scores of the models trained on real training data (the `baseline` of `gap_report`)."
     measures = [check_choice("measure", m, GAP_MEASURES) for m in measures]
     out = {"seed": int(seed)}
@@ -196,9 +216,17 @@ def real_scores(real_train: pd.DataFrame, real_test: pd.DataFrame, schema: Schem
         out["survival"] = cox_c_index(real_train, real_test, schema, penalizer, what="real training data")
     return out
 
-def gap_report(real_train: pd.DataFrame, real_test: pd.DataFrame, syn: pd.DataFrame, schema: Schema, seed: int = 0,
-               measures: Iterable[str] = GAP_MEASURES, baseline: dict | None = None, folds: int = 5,
-               penalizer: float = 0.1, on_single_class: str = "raise") -> pd.DataFrame:
+def gap_report(real_train: pd.DataFrame,                # the real training split
+               real_test: pd.DataFrame,                 # the real test split
+               syn: pd.DataFrame,                       # the synthetic cohort
+               schema: Schema,                          # the dataset's schema
+               seed: int = 0,                           # the classifiers' seed
+               measures: Iterable[str] = GAP_MEASURES,  # gap measures (`GAP_MEASURES`)
+               baseline: dict | None = None,            # `real_scores` computed before (None = computed here)
+               folds: int = 5,                          # folds of the distributional classifier
+               penalizer: float = 0.1,                  # the Cox model's ridge penalty
+               on_single_class: str = "raise",          # `raise` or `nan` when synthetic labels have one class
+              ) -> pd.DataFrame:
     "Tidy frame of the synthetic-to-real gaps (utility AUC/MCC per target, Cox C-index, real-vs-synthetic AUC) on `real_test`."
     measures = [check_choice("measure", m, GAP_MEASURES) for m in measures]
     real_train = schema.validate(real_train, "real training data"); real_test = schema.validate(real_test, "real test data")
@@ -296,8 +324,15 @@ def ess(w: np.ndarray) -> float:
     return float(w.sum() ** 2 / (w ** 2).sum())
 
 # %% ../nbs/07b_adapt.ipynb
-def importance_resample(syn: pd.DataFrame, real_train: pd.DataFrame, schema: Schema, seed: int = 0, n: int | None = None,
-                        clip: float = 10.0, folds: int = 5, min_rows: int = MIN_ROWS) -> tuple[pd.DataFrame, dict]:
+def importance_resample(syn: pd.DataFrame,         # the synthetic cohort
+                        real_train: pd.DataFrame,  # the real training split
+                        schema: Schema,            # the dataset's schema
+                        seed: int = 0,             # resampling and classifier seed
+                        n: int | None = None,      # rows to draw (None = as many as `syn`)
+                        clip: float = 10.0,        # upper bound of the density ratio
+                        folds: int = 5,            # cross-fitting folds of the ratio
+                        min_rows: int = MIN_ROWS,  # fewest rows either side needs
+                       ) -> tuple[pd.DataFrame, dict]:
     "Resample synthetic rows with probability ∝ the cross-fitted, clipped density ratio real/synthetic (seeded)."
     _need_rows(syn, "synthetic data", "importance", min_rows); _need_rows(real_train, "real training data", "importance", min_rows)
     n = len(syn) if n is None else check_positive_int("n", n)
@@ -312,9 +347,18 @@ def _draw_seed(seed: int, r: int) -> int:
     "Seed of the r-th extra draw: far from `seed` itself, which often made `syn` (same first rows ⇒ duplicates in the pool)."
     return 100_003 * (r + 1) + int(seed)
 
-def rejection_resample(syn: pd.DataFrame, real_train: pd.DataFrame, schema: Schema, sample_fn: Callable | None, seed: int = 0,
-                       n: int | None = None, oversample: float = 5.0, clip: float = 10.0, folds: int = 5, max_rounds: int = 20,
-                       min_rows: int = MIN_ROWS) -> tuple[pd.DataFrame, dict]:
+def rejection_resample(syn: pd.DataFrame,           # the synthetic cohort
+                       real_train: pd.DataFrame,    # the real training split
+                       schema: Schema,              # the dataset's schema
+                       sample_fn: Callable | None,  # `(n, seed) -> rows`: fresh synthetic rows (None = `syn` only)
+                       seed: int = 0,               # sampling and classifier seed
+                       n: int | None = None,        # rows to accept (None = as many as `syn`)
+                       oversample: float = 5.0,     # rows drawn per round, as a multiple of `n`
+                       clip: float = 10.0,          # upper bound of the density ratio
+                       folds: int = 5,              # cross-fitting folds of the ratio
+                       max_rounds: int = 20,        # sampling rounds before giving up
+                       min_rows: int = MIN_ROWS,    # fewest rows either side needs
+                      ) -> tuple[pd.DataFrame, dict]:
     "Discriminator rejection sampling: pool `syn` + fresh `sample_fn` rows, accept each with probability w / max w, until `n` are accepted."
     if sample_fn is None: raise AdaptationError("adapt 'rejection' needs sample_fn(n, seed) (e.g. a fitted generator's sample) to draw more rows")
     if not (isinstance(oversample, (int, float)) and oversample >= 1): raise ParameterError(f"oversample={oversample!r} is not allowed; it must be a number >= 1")
@@ -353,8 +397,15 @@ def _psd_sqrt(C: np.ndarray, ridge: float, inverse: bool = False) -> np.ndarray:
     vals = np.maximum(vals, ridge)
     return (vecs * (vals ** (-0.5 if inverse else 0.5))) @ vecs.T
 
-def coral_align(syn: pd.DataFrame, real_train: pd.DataFrame, schema: Schema, columns: list[str] | None = None, full: bool = True,
-                clip_range: bool = True, round_to_real: bool = True, ridge: float = 1e-3) -> tuple[pd.DataFrame, dict]:
+def coral_align(syn: pd.DataFrame,                 # the synthetic cohort
+                real_train: pd.DataFrame,          # the real training split
+                schema: Schema,                    # the dataset's schema
+                columns: list[str] | None = None,  # columns to align (None = numeric and integer)
+                full: bool = True,                 # full covariance (True) or variances only
+                clip_range: bool = True,           # clip to the real range
+                round_to_real: bool = True,        # round integer columns
+                ridge: float = 1e-3,               # eigenvalue floor of the covariances
+               ) -> tuple[pd.DataFrame, dict]:
     "CORAL for the numeric/integer columns: whiten the synthetic block, recolour with the real covariance, match means; types restored."
     cols = list(columns) if columns is not None else [c for c in schema.modelled if schema[c].kind in ("numeric", "integer")]
     bad = [c for c in cols if schema[c].kind not in ("numeric", "integer")]
@@ -414,8 +465,14 @@ class ShiftedGenerator:
     def __repr__(self): return f"ShiftedGenerator(shift={self.shift:.3g}, scale={self.scale:.3g}, distort={self.distort:.3g})"
 
 # %% ../nbs/07b_adapt.ipynb
-def fine_tune_resample(syn: pd.DataFrame, real_train: pd.DataFrame, schema: Schema, generator: Any = None, seed: int = 0,
-                       n: int | None = None, epochs: int = 10) -> tuple[pd.DataFrame, dict]:
+def fine_tune_resample(syn: pd.DataFrame,         # the synthetic cohort (its size is the default `n`)
+                       real_train: pd.DataFrame,  # the rows to fine-tune on
+                       schema: Schema,            # the dataset's schema
+                       generator: Any = None,     # a fitted generator with `fine_tune` (otherwise: skipped)
+                       seed: int = 0,             # training and sampling seed
+                       n: int | None = None,      # rows to sample (None = as many as `syn`)
+                       epochs: int = 10,          # fine-tuning epochs
+                      ) -> tuple[pd.DataFrame, dict]:
     "Fine-tune a copy of `generator` on `real_train` (if it has `fine_tune`) and sample anew; otherwise skip with a warning."
     if generator is None: raise AdaptationError("adapt 'finetune' needs generator= (a fitted generator, ideally with a fine_tune method)")
     n = len(syn) if n is None else check_positive_int("n", n)
@@ -438,9 +495,17 @@ def _post(df: pd.DataFrame, postprocess, schema: Schema) -> pd.DataFrame:
         raise AdaptationError(f"postprocess returned {type(out).__name__} with {len(out) if hasattr(out, '__len__') else '?'} rows; expected a non-empty frame")
     return schema.restore_types(fresh_ids(out, schema), what="postprocessed data")
 
-def adapt(method: str, syn: pd.DataFrame, real_train: pd.DataFrame, schema: Schema, seed: int = 0,
-          sample_fn: Callable[[int, int], pd.DataFrame] | None = None, postprocess: Callable | None = None,
-          order: str = "adapt_then_enforce", checker=None, **kw) -> tuple[pd.DataFrame, dict]:
+def adapt(method: str,  # an adaptation method (`ADAPT_METHODS`)
+          syn: pd.DataFrame,  # the synthetic cohort
+          real_train: pd.DataFrame,  # the real training split
+          schema: Schema,  # the dataset's schema
+          seed: int = 0,  # the method's seed
+          sample_fn: Callable[[int, int], pd.DataFrame] | None = None,  # `(n, seed) -> rows`: fresh rows
+          postprocess: Callable | None = None,  # constraint processing, `(df, seed) -> df`
+          order: str = "adapt_then_enforce",  # `adapt_then_enforce` or `enforce_then_adapt`
+          checker=None,  # a RuleSet or `df -> valid rows` for violation rates
+          **kw,  # the method's own options
+         ) -> tuple[pd.DataFrame, dict]:
     "Adapt `syn` towards `real_train` with `method` (see `ADAPT_METHODS`), composed with `postprocess` in `order`; returns `(frame, info)`."
     check_choice("method", method, ADAPT_METHODS); check_choice("order", order, ORDERS)
     syn = schema.validate(syn, "synthetic data"); real_train = schema.validate(real_train, "real training data")
@@ -465,8 +530,14 @@ def adapt(method: str, syn: pd.DataFrame, real_train: pd.DataFrame, schema: Sche
     if chk is not None: info["violation_after"] = violation_rate(out, chk)
     return out.reset_index(drop=True), info
 
-def compose(method: str, real_train: pd.DataFrame, schema: Schema, postprocess: Callable | None = None,
-            order: str = "adapt_then_enforce", checker=None, **kw) -> Callable[..., tuple[pd.DataFrame, dict]]:
+def compose(method: str,                          # an adaptation method (`ADAPT_METHODS`)
+            real_train: pd.DataFrame,             # the real training split
+            schema: Schema,                       # the dataset's schema
+            postprocess: Callable | None = None,  # constraint processing, `(df, seed) -> df`
+            order: str = "adapt_then_enforce",    # `adapt_then_enforce` or `enforce_then_adapt`
+            checker=None,                         # a RuleSet or `df -> valid rows`
+            **kw,                                 # the method's own options
+           ) -> Callable[..., tuple[pd.DataFrame, dict]]:
     "A reusable `f(syn, seed=0, sample_fn=None) -> (frame, info)` running `adapt` with these settings."
     check_choice("method", method, ADAPT_METHODS); check_choice("order", order, ORDERS)
     def run(syn: pd.DataFrame, seed: int = 0, sample_fn: Callable | None = None):
@@ -485,11 +556,22 @@ def _pct(b: float, a: float, min_gap: float) -> float:
     if not (np.isfinite(b) and np.isfinite(a)) or abs(b) < min_gap: return float("nan")
     return 100 * (abs(b) - abs(a)) / abs(b)
 
-def adaptation_experiment(real_train: pd.DataFrame, real_test: pd.DataFrame, schema: Schema, sources: dict,
-                          methods: Iterable[str] = ("importance", "rejection", "coral"), seeds: Iterable[int] = (0, 1, 2),
-                          n: int | None = None, measures: Iterable[str] = GAP_MEASURES, postprocess: Callable | None = None,
-                          order: str = "adapt_then_enforce", checker=None, method_kw: dict | None = None,
-                          min_gap: float = 0.01, dataset: str | None = None, on_single_class: str = "nan") -> pd.DataFrame:
+def adaptation_experiment(real_train: pd.DataFrame,  # the real training split
+                          real_test: pd.DataFrame,  # the real test split
+                          schema: Schema,  # the dataset's schema
+                          sources: dict,  # `{name: generator, sample_fn or frame}`
+                          methods: Iterable[str] = ("importance", "rejection", "coral"),  # `ADAPT_METHODS` to apply
+                          seeds: Iterable[int] = (0, 1, 2),  # repetitions (sampling and method seeds)
+                          n: int | None = None,  # rows per cohort (None = as many as `real_train`)
+                          measures: Iterable[str] = GAP_MEASURES,  # gap measures (`GAP_MEASURES`)
+                          postprocess: Callable | None = None,  # constraint processing, `(df, seed) -> df`
+                          order: str = "adapt_then_enforce",  # `adapt_then_enforce` or `enforce_then_adapt`
+                          checker=None,  # a RuleSet or `df -> valid rows`
+                          method_kw: dict | None = None,  # `{method: options}`
+                          min_gap: float = 0.01,  # a gap below this has no % reduction (NaN)
+                          dataset: str | None = None,  # the dataset's name for the rows
+                          on_single_class: str = "nan",  # `raise` or `nan` when synthetic labels have one class
+                         ) -> pd.DataFrame:
     "Gap before vs after each adaptation method, per source and seed, with % reduction, privacy and violation columns (tidy)."
     methods = [check_choice("method", m, ADAPT_METHODS) for m in methods]
     if not sources: raise ParameterError("sources is empty; pass {name: generator | sample_fn | frame}")
@@ -546,9 +628,16 @@ def summarise_adaptation(frame: pd.DataFrame, measure: str | None = None) -> pd.
     return g.reset_index().assign(n_seeds=f.groupby(keys, sort=False).size().to_numpy())
 
 # %% ../nbs/07b_adapt.ipynb
-def adaptation_figure(frame: pd.DataFrame, metric: str = "disc_auc", task: str | None = None, name: str | None = None,
-                      producer: str = "synthtrial.adapt.adaptation_figure", params: dict | None = None, out_dir=None,
-                      caption: str | None = None, run_dir: str | None = None):
+def adaptation_figure(frame: pd.DataFrame,                                   # `adaptation_experiment` rows
+                      metric: str = "disc_auc",                              # the gap metric plotted
+                      task: str | None = None,                               # only this task's rows (None = all)
+                      name: str | None = None,                               # save under this name (None = do not save)
+                      producer: str = "synthtrial.adapt.adaptation_figure",  # the producer recorded in the sidecar
+                      params: dict | None = None,                            # provenance parameters
+                      out_dir=None,                                          # where to save
+                      caption: str | None = None,                            # the caption (None = a generated one)
+                      run_dir: str | None = None,                            # the run recorded in the sidecar
+                     ):
     "Bar plots of the gap reduction (%) and the median-DCR change (%) per method and generator; saved via `save_figure` when `name` is given."
     import matplotlib.pyplot as plt, seaborn as sns
     f = frame[(frame["metric"] == metric) & (frame["status"] == "ok")]
@@ -579,8 +668,13 @@ def adaptation_figure(frame: pd.DataFrame, metric: str = "disc_auc", task: str |
     return fig, path
 
 # %% ../nbs/07b_adapt.ipynb
-def domain_split(train: pd.DataFrame, test: pd.DataFrame, schema: Schema, rule: str, n_target: int = 60,
-                 seed: int = 0) -> dict[str, pd.DataFrame]:
+def domain_split(train: pd.DataFrame,  # the real training split
+                 test: pd.DataFrame,   # the real test split
+                 schema: Schema,       # the dataset's schema
+                 rule: str,            # the target domain, a `DataFrame.query` string
+                 n_target: int = 60,   # size of the small target sample
+                 seed: int = 0,        # its draw
+                ) -> dict[str, pd.DataFrame]:
     "Source / small target sample / all target training rows / target test, by the covariate `rule` (a `DataFrame.query` string)."
     n_target = check_positive_int("n_target", n_target)
     try: in_tr, in_te = train.eval(rule).to_numpy(bool), test.eval(rule).to_numpy(bool)
@@ -612,8 +706,14 @@ def _design(frames: list[pd.DataFrame], schema: Schema, cols: list[str]) -> list
     cuts = np.cumsum([len(f) for f in frames])[:-1]
     return np.split(X, cuts)
 
-def discriminator_auc(reference: pd.DataFrame, other: pd.DataFrame, schema: Schema, model: str = "logreg", seed: int = 0,
-                      folds: int = 5, columns: list[str] | None = None) -> float:
+def discriminator_auc(reference: pd.DataFrame,           # rows labelled 1
+                      other: pd.DataFrame,               # rows labelled 0
+                      schema: Schema,                    # the dataset's schema
+                      model: str = "logreg",             # `logreg` or `forest`
+                      seed: int = 0,                     # folds and model seed
+                      folds: int = 5,                    # cross-validation folds
+                      columns: list[str] | None = None,  # columns the model sees (None = all but identifiers)
+                     ) -> float:
     "Cross-validated AUC of a `model` ('logreg' or 'forest') telling `reference` rows from `other` rows; 0.5 = indistinguishable."
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.linear_model import LogisticRegression
@@ -708,7 +808,13 @@ def _unseen_levels(transformer, data: pd.DataFrame) -> dict:
         j += info.output_dimensions
     return out
 
-def fine_tune(generator, target_rows: pd.DataFrame, epochs: int = 50, lr_scale: float = 0.5, warmup: int = 10, seed: int = 0):
+def fine_tune(generator,                  # a fitted synthtrial CTGAN or TVAE
+              target_rows: pd.DataFrame,  # rows to continue training on
+              epochs: int = 50,           # fine-tuning epochs
+              lr_scale: float = 0.5,      # learning rate, as a share of the original
+              warmup: int = 10,           # TVAE: epochs with the learning rate ramped up
+              seed: int = 0,              # the training seed
+             ):
     "A copy of a fitted synthtrial CTGAN/TVAE whose networks continued training on `target_rows` (source encoding kept)."
     from synthtrial.core import seed_everything
     from synthtrial.generators import to_sdv_frame
@@ -754,9 +860,19 @@ def _judge(df: pd.DataFrame, split: dict, schema: Schema, seed: int, base: dict,
     out.update(dcr_median=p["dcr_median"], exact_share=p["exact_share"], violation=violation_rate(df, chk))
     return out
 
-def domain_experiment(split: dict, schema: Schema, model: str, seeds: Iterable[int] = (0, 1, 2), source_budget: float = 0.2,
-                      params: dict | None = None, ft_epochs: int = 50, lr_scale: float = 0.5, warmup: int = 10,
-                      methods: Iterable[str] = DOMAIN_METHODS, checker=None, postprocess: Callable | None = None) -> pd.DataFrame:
+def domain_experiment(split: dict,                              # `domain_split`'s frames
+                      schema: Schema,                           # the dataset's schema
+                      model: str,                               # a generator
+                      seeds: Iterable[int] = (0, 1, 2),         # repetitions (source fits)
+                      source_budget: float = 0.2,               # epoch share of the source fit
+                      params: dict | None = None,               # the generator's parameters
+                      ft_epochs: int = 50,                      # fine-tuning epochs
+                      lr_scale: float = 0.5,                    # fine-tuning learning rate, as a share of the original
+                      warmup: int = 10,                         # TVAE fine-tuning warm-up epochs
+                      methods: Iterable[str] = DOMAIN_METHODS,  # methods to compare (`DOMAIN_METHODS`)
+                      checker=None,                             # a RuleSet or `df -> valid rows`
+                      postprocess: Callable | None = None,      # constraint processing, `(df, seed) -> df`
+                     ) -> pd.DataFrame:
     "Tidy rows (seed × method) of target-test utility, gap, independent-discriminator fidelity, DCR and violations for one generator."
     from synthtrial.generators import make_generator
     methods = [check_choice("method", m, DOMAIN_METHODS) for m in methods]
@@ -790,8 +906,13 @@ def domain_experiment(split: dict, schema: Schema, model: str, seeds: Iterable[i
     return pd.DataFrame(rows)
 
 # %% ../nbs/07b_adapt.ipynb
-def gap_reduction(frame: pd.DataFrame, metric: str, n_boot: int = 2000, seed: int = 0, level: float = 0.95,
-                  min_gap: float = 0.02) -> pd.DataFrame:
+def gap_reduction(frame: pd.DataFrame,    # `domain_experiment` rows
+                  metric: str,            # a gap column
+                  n_boot: int = 2000,     # bootstrap resamples of the seeds
+                  seed: int = 0,          # the bootstrap's seed
+                  level: float = 0.95,    # interval level
+                  min_gap: float = 0.02,  # |gap of 'none'| below this: no reduction (NaN)
+                 ) -> pd.DataFrame:
     "Per generator × method: mean `metric` (a gap column), reduction % against 'none' with a paired bootstrap interval over seeds (NaN when |gap of none| < `min_gap`)."
     if metric not in frame.columns: raise ParameterError(f"metric={metric!r} is not a column of the domain frame")
     rng = np.random.default_rng(seed)

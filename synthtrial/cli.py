@@ -83,8 +83,13 @@ def check_skeleton_params(dataset: str, model: str, seed: int, n_rows: int, budg
         raise ParameterError(f"budget={budget!r} is not allowed; it must be in (0, 1]")
     return {"dataset": dataset, "model": model, "seed": seed, "n_rows": n_rows, "budget": budget}
 
-def trial_config(spec: str | Path, profile: str = "quick", name: str | None = None, models: list[str] | None = None,
-                 objectives: list[str] | None = None, overrides: dict | None = None) -> dict:
+def trial_config(spec: str | Path,                     # the dataset spec YAML
+                 profile: str = "quick",               # `quick` or `paper`
+                 name: str | None = None,              # the sweep's name (default: `<dataset>_<profile>`)
+                 models: list[str] | None = None,      # generators (None = the profile's)
+                 objectives: list[str] | None = None,  # objectives (None = the profile's)
+                 overrides: dict | None = None,        # any sweep-config keys
+                ) -> dict:
     "The sweep config that runs the whole study (`profile`) on the dataset described by `spec`, checked now."
     from synthtrial.data import dataset_from_spec
     from synthtrial.sweep import load_config

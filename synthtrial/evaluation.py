@@ -204,8 +204,15 @@ def violation_rates(df: pd.DataFrame) -> pd.DataFrame:
     return ok.groupby(["dataset", "model", "config"])[["invalid_rate_raw", "invalid_rate_final", "acceptance_rate"]].mean().reset_index()
 
 # %% ../nbs/07_evaluation.ipynb
-def run_protocol(dataset: str, models: list[str], objectives: list[str], profile: str = "quick",
-                 out_dir: str | Path | None = None, metric_fn=None, progress: bool = True, **overrides) -> pd.DataFrame:
+def run_protocol(dataset: str,                       # a registered dataset
+                 models: list[str],                  # generators to tune and evaluate
+                 objectives: list[str],              # HPO objectives (`synthtrial.hpo.get_objective`)
+                 profile: str = "quick",             # `quick` or `paper` (`PROFILES`)
+                 out_dir: str | Path | None = None,  # output folder (None = results/protocol/<profile>/<dataset>)
+                 metric_fn=None,                     # a metric function for `run_study` (None = the objective's own)
+                 progress: bool = True,              # show progress bars
+                 **overrides,                        # profile keys to change, e.g. `n_trials=2`
+                ) -> pd.DataFrame:
     "HPO for every model × objective, then evaluation of defaults + each best config; returns (and writes) the tidy table."
     from synthtrial.core import results_dir
     from synthtrial.hpo import run_study, get_objective

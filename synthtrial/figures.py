@@ -21,8 +21,14 @@ __all__ = ['FIGURE_FILES', 'TABLE_FILES', 'OUTPUTS', 'STRATEGY_ORDER', 'save_fig
            'plot_default_vs_tuned', 'violation_matrix', 'plot_violation_matrix', 'violation_rates_table']
 
 # %% ../nbs/09_figures.ipynb
-def save_figure(fig, name: str, caption: str, producer: str, params: dict | None = None,
-                out_dir: str | Path | None = None, **extra) -> Path:
+def save_figure(fig,                                # a matplotlib figure
+                name: str,                          # file stem
+                caption: str,                       # the caption (also the PDF title)
+                producer: str,                      # the notebook or function that made it
+                params: dict | None = None,         # provenance parameters
+                out_dir: str | Path | None = None,  # where to save (default: `figures_dir()`)
+                **extra,                            # more sidecar fields
+               ) -> Path:
     "Save `fig` as PNG + PDF plus a JSON sidecar (caption, producer, provenance); returns the PNG path."
     out = Path(out_dir) if out_dir else figures_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -212,11 +218,15 @@ def run_status(res: pd.DataFrame,           # tidy results (`evaluate_config` ro
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_figures.ipynb
-def plot_default_vs_tuned(res: pd.DataFrame,             # tidy results (see `run_status`)
-                          datasets: list[str], models: list[str], configs: list[str],  # the planned grid
-                          improvement: pd.DataFrame | None = None,  # `relative_improvement` rows (dataset, model, config)
-                          labelled: str = "compound",    # the tuned config whose improvement labels each model
-                          metric: str = "compound", split: str = "test"):
+def plot_default_vs_tuned(res: pd.DataFrame,  # tidy results (see `run_status`)
+                          datasets: list[str],  # the planned grid: datasets …
+                          models: list[str],  # … × models …
+                          configs: list[str],  # … × configurations
+                          improvement: pd.DataFrame | None = None,  # `relative_improvement` rows (None = no labels)
+                          labelled: str = "compound",  # the tuned configuration whose improvement labels each model
+                          metric: str = "compound",  # the score plotted
+                          split: str = "test",  # `test` (out-of-sample) or `train`
+                         ):
     "Scores per model and configuration, one panel per dataset; failed or missing runs drawn as labelled red crosses."
     st = run_status(res, datasets, models, configs, metric, split).set_index(["dataset", "model", "config"])
     ok = res[(res["status"] == "ok") & (res["metric"] == metric) & (res["split"] == split)]

@@ -141,9 +141,15 @@ def read_review_folder(folder: str | Path) -> ReviewInput:
                        results, str(folder), notes)
 
 # %% ../nbs/12_review.ipynb
-def write_review_folder(folder: str | Path, train: pd.DataFrame, test: pd.DataFrame, synthetic: dict[str, pd.DataFrame],
-                        schema: Schema | None = None, dataset: str | None = None, runs: dict | None = None,
-                        rules=None) -> Path:
+def write_review_folder(folder: str | Path,                  # the folder to write
+                        train: pd.DataFrame,                 # real training rows
+                        test: pd.DataFrame,                  # real test rows
+                        synthetic: dict[str, pd.DataFrame],  # `{run: cohort}`
+                        schema: Schema | None = None,        # written as schema.yaml when given
+                        dataset: str | None = None,          # the dataset's name
+                        runs: dict | None = None,            # per-run settings, written as runs.json
+                        rules=None,                          # written as rules.yaml when given
+                       ) -> Path:
     "Write a review folder: real_train/real_test CSVs, synthetic/<run>.csv, optional schema.yaml, rules.yaml, runs.json, review.yaml."
     from synthtrial.schema import schema_to_yaml
     folder = Path(folder); (folder / "synthetic").mkdir(parents=True, exist_ok=True)

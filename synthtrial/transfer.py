@@ -199,7 +199,13 @@ def _proba(model, X):
 
 OBJECTIVES = ("auc", "logloss")
 
-def fit_score(family: str, params: dict, train: XY, val: XY, seed: int, objective: str = "auc") -> float:
+def fit_score(family: str,             # model family (`FAMILIES`)
+              params: dict,            # its hyperparameters
+              train: XY,               # encoded rows (`XY`) to fit on
+              val: XY,                 # encoded rows (`XY`) to score on
+              seed: int,               # the model's seed
+              objective: str = "auc",  # `auc` or `logloss` (scored as −log loss)
+             ) -> float:
     "Validation score (higher is better: AUC, or −log loss) of `family` with `params`, fitted on `train`, scored on `val`."
     from sklearn.metrics import roc_auc_score, log_loss
     check_choice("objective", objective, OBJECTIVES)
@@ -207,7 +213,13 @@ def fit_score(family: str, params: dict, train: XY, val: XY, seed: int, objectiv
     p = _proba(fit_model(family, params, train, seed), val.X)
     return float(roc_auc_score(val.y, p)) if objective == "auc" else -float(log_loss(val.y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1]))
 
-def tune_family(family: str, train: XY, val: XY, n_trials: int = 20, seed: int = 0, objective: str = "auc") -> dict:
+def tune_family(family: str,             # model family (`FAMILIES`)
+                train: XY,               # encoded rows (`XY`) to fit on
+                val: XY,                 # encoded rows (`XY`) validating each trial
+                n_trials: int = 20,      # optuna TPE trials
+                seed: int = 0,           # the sampler's and the models' seed
+                objective: str = "auc",  # `auc` or `logloss`
+               ) -> dict:
     "Tune `family` with optuna (TPE, `seed`) on `train`, validated on `val`: best `params`, `value`, `n_trials`."
     import optuna
     n_trials = check_positive_int("n_trials", n_trials)
@@ -233,7 +245,13 @@ def evaluate_grid(family: str, hsets: dict[str, dict], trains: dict[str, XY], te
                              "metric": metric, "value": float(v)})
     return rows
 
-def shared_scores(family: str, real: tuple[XY, XY], syn: tuple[XY, XY], n: int, seed: int, objective: str = "auc") -> pd.DataFrame:
+def shared_scores(family: str,             # model family (`FAMILIES`)
+                  real: tuple[XY, XY],     # (train, validation) `XY` of the real data
+                  syn: tuple[XY, XY],      # (train, validation) `XY` of the synthetic data
+                  n: int,                  # random configurations
+                  seed: int,               # their draw and the models' seed
+                  objective: str = "auc",  # `auc` or `logloss`
+                 ) -> pd.DataFrame:
     "Scores of `n` seeded random configurations evaluated the real way and the synthetic way."
     rng = np.random.default_rng([seed, 7])
     d = len(family_space(family))
@@ -250,10 +268,18 @@ def _rank_corr(a, b) -> tuple[float, float]:
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0: return float("nan"), float("nan")
     return float(spearmanr(a, b).statistic), float(kendalltau(a, b).statistic)
 
-def transfer_analysis(real_train: pd.DataFrame, real_test: pd.DataFrame, syn: pd.DataFrame, schema: Schema,
-                      target: Target | str | None = None, families: Sequence[str] = ("hgb", "logreg"),
-                      n_trials: int = 20, n_shared: int = 20, seeds: Sequence[int] = (0, 1, 2),
-                      labels: dict | None = None, objective: str = "auc") -> dict[str, pd.DataFrame]:
+def transfer_analysis(real_train: pd.DataFrame,  # the real training split
+                      real_test: pd.DataFrame,  # the real test split
+                      syn: pd.DataFrame,  # a synthetic cohort of the training split
+                      schema: Schema,  # the dataset's schema
+                      target: Target | str | None = None,  # the binary target (None = the schema's first)
+                      families: Sequence[str] = ("hgb", "logreg"),  # model families to tune
+                      n_trials: int = 20,  # optuna trials per tuning
+                      n_shared: int = 20,  # random configurations scored both ways
+                      seeds: Sequence[int] = (0, 1, 2),  # repetitions
+                      labels: dict | None = None,  # constant columns for every row (e.g. generator, config)
+                      objective: str = "auc",  # `auc` or `logloss`
+                     ) -> dict[str, pd.DataFrame]:
     "Tune on real vs synthetic data and compare: dict of tidy frames `grid`, `divergence`, `hyperparameters`, `shared`."
     families = [check_choice("family", f, FAMILIES) for f in families]
     if not families: raise ParameterError("families=() is not allowed; give at least one of: 'hgb', 'logreg'")
@@ -346,8 +372,14 @@ def noise_control(train: pd.DataFrame, schema: Schema, seed: int = 0, kind: str 
     return schema.restore_types(pd.DataFrame(out), what=f"noise control ({kind})")
 
 # %% ../nbs/07a_transfer.ipynb
-def run_controls(real_train: pd.DataFrame, real_test: pd.DataFrame, schema: Schema, seeds: Sequence[int] = (0, 1, 2),
-                 noise_factor: int = 4, noise_kind: str = "shuffle", **kw) -> dict[str, pd.DataFrame]:
+def run_controls(real_train: pd.DataFrame,          # the real training split
+                 real_test: pd.DataFrame,           # the real test split
+                 schema: Schema,                    # the dataset's schema
+                 seeds: Sequence[int] = (0, 1, 2),  # one fresh control draw per seed
+                 noise_factor: int = 4,             # the noise control's rows, as a multiple of the training rows
+                 noise_kind: str = "shuffle",       # how the noise control is made (`noise_control`)
+                 **kw,                              # passed to `transfer_analysis`
+                ) -> dict[str, pd.DataFrame]:
     "Bootstrap and noise controls, one fresh draw per seed; stacked `transfer_analysis` frames with generator 'control: …'."
     noise_factor = check_positive_int("noise_factor", noise_factor)
     labels, parts = kw.pop("labels", None) or {}, []
@@ -414,8 +446,15 @@ def _auc_or_ll(y, p, objective):
     if objective == "auc": return float(roc_auc_score(y, p))
     return -float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1]))
 
-def cv_scores(family: str, configs: list[dict], xy: XY, seed: int, folds: int = 3, repeats: int = 2,
-              also: XY | None = None, objective: str = "auc") -> pd.DataFrame:
+def cv_scores(family: str,             # model family (`FAMILIES`)
+              configs: list[dict],     # the configurations to score
+              xy: XY,                  # encoded rows (`XY`) to cross-validate on
+              seed: int,               # fold and model seed
+              folds: int = 3,          # K of the K-fold
+              repeats: int = 2,        # repetitions of the K-fold
+              also: XY | None = None,  # rows (`XY`) each fold model is also scored on
+              objective: str = "auc",  # `auc` or `logloss`
+             ) -> pd.DataFrame:
     "Repeated stratified-group K-fold score of each configuration on `xy` (`cv`); with `also`, the fold models' mean score on it (`on_also`)."
     from sklearn.model_selection import StratifiedGroupKFold
     folds, repeats = check_positive_int("folds", folds), check_positive_int("repeats", repeats)
@@ -443,10 +482,19 @@ def _ranks(a, b):
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0: return float("nan")
     return float(spearmanr(a, b).statistic)
 
-def transfer_ceiling(real_train: pd.DataFrame, real_test: pd.DataFrame, schema: Schema,
-                     make_cohorts: Callable[[pd.DataFrame, int], dict], target: Target | str | None = None,
-                     families: Sequence[str] = ("hgb", "logreg"), n_configs: int = 20, folds: int = 3, repeats: int = 2,
-                     splits: Sequence[int] = (0,), objective: str = "auc", labels: dict | None = None) -> dict[str, pd.DataFrame]:
+def transfer_ceiling(real_train: pd.DataFrame,  # the real training split (cut into halves A and B)
+                     real_test: pd.DataFrame,  # the real test split
+                     schema: Schema,  # the dataset's schema
+                     make_cohorts: Callable[[pd.DataFrame, int], dict],  # `(B, seed) -> {name: cohort}` from half B
+                     target: Target | str | None = None,  # the binary target (None = the schema's first)
+                     families: Sequence[str] = ("hgb", "logreg"),  # model families
+                     n_configs: int = 20,  # random configurations per family
+                     folds: int = 3,  # K of the repeated K-fold
+                     repeats: int = 2,  # repetitions of the K-fold
+                     splits: Sequence[int] = (0,),  # split seeds (one A/B cut each)
+                     objective: str = "auc",  # `auc` or `logloss`
+                     labels: dict | None = None,  # constant columns for every row
+                    ) -> dict[str, pd.DataFrame]:
     "The real-vs-real ceiling design: tidy `scores` (config × source CV scores), `test` (config real-test AUC), `divergence`."
     families = [check_choice("family", f, FAMILIES) for f in families]
     if not families: raise ParameterError("families=() is not allowed; give at least one of: 'hgb', 'logreg'")
@@ -532,8 +580,13 @@ def ceiling_divergence(scores: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame
 # %% ../nbs/07a_transfer.ipynb
 CEILING_VERDICTS = ("tunes like real data", "worse than real data", "not answerable")
 
-def ceiling_test(scores: pd.DataFrame, test: pd.DataFrame, n_boot: int = 1000, seed: int = 0, min_auc: float = 0.55,
-                 level: float = 0.95) -> pd.DataFrame:
+def ceiling_test(scores: pd.DataFrame,   # `transfer_ceiling`'s `scores`
+                 test: pd.DataFrame,     # `transfer_ceiling`'s `test`
+                 n_boot: int = 1000,     # bootstrap resamples of the configurations
+                 seed: int = 0,          # the bootstrap's seed
+                 min_auc: float = 0.55,  # real pick's test AUC below this: no signal, not answerable
+                 level: float = 0.95,    # interval level
+                ) -> pd.DataFrame:
     "Paired bootstrap (over configurations) of Δρ = ρ_ceiling − ρ_cohort and Δregret = regret_cohort − regret_ceiling, per generator × family, with the verdict."
     n_boot = check_positive_int("n_boot", n_boot)
     rng = np.random.default_rng(seed)
