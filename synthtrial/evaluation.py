@@ -8,7 +8,16 @@ import json, os, time, warnings
 from pathlib import Path
 from typing import Iterable
 import numpy as np, pandas as pd
-from .core import SynthtrialError, ParameterError, check_choice, provenance, write_json, write_csv, package_versions, git_commit
+from synthtrial.core import (
+    SynthtrialError,
+    ParameterError,
+    check_choice,
+    provenance,
+    write_json,
+    write_csv,
+    package_versions,
+    git_commit,
+)
 
 # %% auto 0
 __all__ = ['PROFILES', 'get_profile', 'read_blocks', 'score_cohort', 'evaluate_config', 'relative_improvement',
@@ -33,14 +42,19 @@ def _block_table(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return t[[c for c in t.columns if c != "block_rows"] + ["block_rows"]] if "block_rows" in t else t
 
 def read_blocks(out_csv: str | Path) -> pd.DataFrame:
-    "The complete (train seed, sample seed) blocks of an evaluation CSV; a torn or partial block is dropped (and recomputed)."
+    """The complete (train seed, sample seed) blocks of an evaluation CSV; a torn or partial block is dropped (and
+    recomputed)."""
     p = Path(out_csv)
     if not p.is_file() or p.stat().st_size == 0: return pd.DataFrame()
     try: df = pd.read_csv(p, on_bad_lines="skip")
     except (pd.errors.EmptyDataError, pd.errors.ParserError): return pd.DataFrame()
     if "block_rows" not in df or not len(df): return pd.DataFrame()   # written before blocks were marked: recompute
     g = df.groupby(["train_seed", "sample_seed"])["block_rows"]
-    whole = (g.transform("size") == df["block_rows"]) & (g.transform("nunique") == 1) & (g.transform("count") == g.transform("size"))
+    whole = (
+        (g.transform("size") == df["block_rows"])
+        & (g.transform("nunique") == 1)
+        & (g.transform("count") == g.transform("size"))
+    )
     return df[whole].reset_index(drop=True)
 
 def score_cohort(train: pd.DataFrame, test: pd.DataFrame, syn: pd.DataFrame, schema, metrics: list[str] | None = None,
@@ -79,7 +93,8 @@ def evaluate_config(dataset: str,                              # a registered da
                     extra: dict | None = None,                 # constant columns for every row (e.g. `n_trials`)
                     progress: bool = True,                     # show a progress bar
                    ) -> pd.DataFrame:
-    "Train/sample/score one configuration over seeds; tidy rows (`split` train/test), written block by block and resumed."
+    """Train/sample/score one configuration over seeds; tidy rows (`split` train/test), written block by block and
+    resumed."""
     from tqdm.auto import tqdm
     job = _setup_job(dataset, model, params, budget, enforcement, utility_params, utility_trials)
     out_csv = Path(out_csv) if out_csv else None
@@ -97,7 +112,11 @@ def evaluate_config(dataset: str,                              # a registered da
     if out_csv is not None:
         _write_provenance(out_csv, base, job, params, train_seeds, sample_seeds, metrics)
         done = read_blocks(out_csv)   # the file is the record: return exactly what it holds
-    keep = done[done["train_seed"].isin(list(train_seeds)) & done["sample_seed"].isin(list(sample_seeds))] if len(done) else done
+    keep = (
+        done[done["train_seed"].isin(list(train_seeds)) & done["sample_seed"].isin(list(sample_seeds))]
+        if len(done)
+        else done
+    )
     return keep.reset_index(drop=True)
 
 # %% ../nbs/07_evaluation.ipynb
@@ -117,9 +136,15 @@ def _setup_job(dataset: str, model: str, params: dict | None, budget: float, enf
     if utility_params is None and utility_trials:
         from synthtrial.utility import utility_params_for   # tuned once on the real training split, cached
         utility_params = utility_params_for(train, schema, n_trials=utility_trials, dataset=dataset)
-    return {"train": train, "test": test, "schema": schema, "strategies": strategies, "ruleset": ruleset,
-            "utility_params": utility_params,
-            "suite": suite_settings()}   # evaluate_all's defaults = the study's definitions; a deviation is named in every row
+    return {
+        "train": train,
+        "test": test,
+        "schema": schema,
+        "strategies": strategies,
+        "ruleset": ruleset,
+        "utility_params": utility_params,
+        "suite": suite_settings(),
+    }  # evaluate_all's defaults = the study's definitions; a deviation is named in every row
 
 # %% ../nbs/07_evaluation.ipynb
 def _pending_pairs(out_csv: Path | None, train_seeds: Iterable[int], sample_seeds: Iterable[int]):
@@ -130,8 +155,15 @@ def _pending_pairs(out_csv: Path | None, train_seeds: Iterable[int], sample_seed
 
 def _row_base(dataset: str, model: str, config: str, job: dict, budget: float, extra: dict | None) -> dict:
     "The columns every row of one evaluation carries."
-    return {"dataset": dataset, "model": model, "config": config, "enforcement": "+".join(job["strategies"]),
-            "budget": budget, "metric_suite": "+".join(job["suite"]["deviations_from_study"]) or "study", **(extra or {})}
+    return {
+        "dataset": dataset,
+        "model": model,
+        "config": config,
+        "enforcement": "+".join(job["strategies"]),
+        "budget": budget,
+        "metric_suite": "+".join(job["suite"]["deviations_from_study"]) or "study",
+        **(extra or {}),
+    }
 
 # %% ../nbs/07_evaluation.ipynb
 def _fit_seed(job: dict, model: str, params: dict | None, budget: float, seed: int):
@@ -161,8 +193,10 @@ def _cohort_rows(pipe, meta: dict, job: dict, seed: int, metrics: list[str] | No
             "invalid_rate_raw": rep.enforced_invalid_rate_before, "invalid_rate_final": rep.enforced_invalid_rate_after,
             "acceptance_rate": rep.acceptance_rate}
     rows = [{**meta, "split": sp, "metric": m, "value": float(v)} for sp, sc in scores.items() for m, v in sc.items()]
-    return rows + [{**meta, "split": "train", "metric": f"violations:{rule}", "value": float(rep.before.loc[rule, "rate"])}
-                   for rule in rep.before.index]
+    return rows + [
+        {**meta, "split": "train", "metric": f"violations:{rule}", "value": float(rep.before.loc[rule, "rate"])}
+        for rule in rep.before.index
+    ]
 
 def _append_block(done: pd.DataFrame, rows: list[dict], out_csv: Path | None) -> pd.DataFrame:
     "Add one block (its size in `block_rows`) and write the whole file, renamed into place."
@@ -174,34 +208,60 @@ def _append_block(done: pd.DataFrame, rows: list[dict], out_csv: Path | None) ->
 def _write_provenance(out_csv: Path, base: dict, job: dict, params: dict | None, train_seeds, sample_seeds,
                       metrics: list[str] | None) -> Path:
     "Write `<out_csv>.provenance.json`: the evaluation's settings, seeds and metric suite."
-    settings = {"heldout_criteria": "synthtrial.findings.HELDOUT_CRITERIA",
-                "splits": {"train": "in-sample (as the study)", "test": "out-of-sample"},
-                "suite": job["suite"]}               # the metric suite's named options (synthtrial.scores.suite_settings)
+    settings = {
+        "heldout_criteria": "synthtrial.findings.HELDOUT_CRITERIA",
+        "splits": {"train": "in-sample (as the study)", "test": "out-of-sample"},
+        "suite": job["suite"],
+    }  # the metric suite's named options (synthtrial.scores.suite_settings)
     return write_json(provenance({**base, "params": params, "train_seeds": list(train_seeds),
                                   "sample_seeds": list(sample_seeds), "metrics": metrics, "metric_settings": settings}),
                       out_csv.with_suffix(".provenance.json"))
 
 # %% ../nbs/07_evaluation.ipynb
-def relative_improvement(df: pd.DataFrame, metric: str = "compound", split: str = "test", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    "Per dataset × model × tuned config: paired change (%) of `metric` vs the defaults with a cluster-bootstrap 95 % interval."
+def relative_improvement(
+    df: pd.DataFrame, metric: str = "compound", split: str = "test", n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
+    """Per dataset × model × tuned config: paired change (%) of `metric` vs the defaults with a cluster-bootstrap 95 %
+    interval."""
     from synthtrial.findings import improvements
     frames = [improvements(df, metric, c, split, n_boot, seed) for c in sorted(set(df["config"]) - {"default"})]
     frames = [f for f in frames if len(f)]
-    cols = ["dataset", "model", "config", "metric", "split", "default_mean", "tuned_mean", "n_train_seeds", "n_hpo_seeds", "estimate", "ci_low", "ci_high"]
+    cols = [
+        "dataset",
+        "model",
+        "config",
+        "metric",
+        "split",
+        "default_mean",
+        "tuned_mean",
+        "n_train_seeds",
+        "n_hpo_seeds",
+        "estimate",
+        "ci_low",
+        "ci_high",
+    ]
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
     return out.rename(columns={"estimate": "improvement_pct"})
 
 def generalisation_matrix(df: pd.DataFrame, criteria: list[str] | None = None) -> pd.DataFrame:
-    "Objective × held-out criterion: mean standardised paired change vs the defaults (descriptive; verdict: `findings.generalisation`)."
+    """Objective × held-out criterion: mean standardised paired change vs the defaults (descriptive; verdict:
+    `findings.generalisation`)."""
     from synthtrial.findings import heldout_changes, HELDOUT_CRITERIA
     ch = heldout_changes(df, tuple(criteria or HELDOUT_CRITERIA))
-    if not len(ch): raise ParameterError("generalisation_matrix needs out-of-sample held-out criteria (split 'test') of 'default' and a tuned config")
+    if not len(ch):
+        raise ParameterError(
+            "generalisation_matrix needs out-of-sample held-out criteria (split 'test') of 'default' and a tuned config"
+        )
     return ch.groupby(["objective", "criterion"])["change"].mean().unstack("criterion")
 
 def violation_rates(df: pd.DataFrame) -> pd.DataFrame:
     "Per dataset × model × config: mean share of raw output breaking an enforced rule, before and after processing."
     ok = df[(df.get("status", "ok") == "ok") & (df["metric"] == "compound")]
-    return ok.groupby(["dataset", "model", "config"])[["invalid_rate_raw", "invalid_rate_final", "acceptance_rate"]].mean().reset_index()
+    return (
+        ok.groupby(["dataset", "model", "config"])[["invalid_rate_raw", "invalid_rate_final", "acceptance_rate"]]
+        .mean()
+        .reset_index()
+    )
 
 # %% ../nbs/07_evaluation.ipynb
 def run_protocol(dataset: str,                       # a registered dataset
@@ -213,7 +273,8 @@ def run_protocol(dataset: str,                       # a registered dataset
                  progress: bool = True,              # show progress bars
                  **overrides,                        # profile keys to change, e.g. `n_trials=2`
                 ) -> pd.DataFrame:
-    "HPO for every model × objective, then evaluation of defaults + each best config; returns (and writes) the tidy table."
+    """HPO for every model × objective, then evaluation of defaults + each best config; returns (and writes) the tidy
+    table."""
     from synthtrial.core import results_dir
     from synthtrial.hpo import run_study, get_objective
     from synthtrial.generators import GENERATORS
@@ -225,18 +286,39 @@ def run_protocol(dataset: str,                       # a registered dataset
     for model in models:
         configs = {"default": None}
         for obj in objectives:
-            r = run_study(dataset, model, obj, n_trials=prof["n_trials"], hpo_seed=prof["hpo_seed"], k_folds=prof["k_folds"],
-                          budget=prof["budget"], enforcement=prof["enforcement"], metric_fn=metric_fn,
-                          utility_trials=prof["utility_trials"], trial_timeout=prof.get("trial_timeout"),
-                          out_dir=out / "hpo" / model / obj, progress=progress)
+            r = run_study(
+                dataset,
+                model,
+                obj,
+                n_trials=prof["n_trials"],
+                hpo_seed=prof["hpo_seed"],
+                k_folds=prof["k_folds"],
+                budget=prof["budget"],
+                enforcement=prof["enforcement"],
+                metric_fn=metric_fn,
+                utility_trials=prof["utility_trials"],
+                trial_timeout=prof.get("trial_timeout"),
+                out_dir=out / "hpo" / model / obj,
+                progress=progress,
+            )
             if r.best_params is not None: configs[obj] = r.best_params
         for cfg, params in configs.items():
-            frames.append(evaluate_config(dataset, model, cfg, params, train_seeds=prof["train_seeds"],
-                                          sample_seeds=prof["sample_seeds"], budget=prof["budget"],
-                                          enforcement=prof["enforcement"], utility_trials=prof["utility_trials"],
-                                          out_csv=out / "eval" / model / f"{cfg}.csv",
-                                          extra=None if cfg == "default" else {"n_trials": prof["n_trials"], "hpo_seed": prof["hpo_seed"]},
-                                          progress=progress))
+            frames.append(
+                evaluate_config(
+                    dataset,
+                    model,
+                    cfg,
+                    params,
+                    train_seeds=prof["train_seeds"],
+                    sample_seeds=prof["sample_seeds"],
+                    budget=prof["budget"],
+                    enforcement=prof["enforcement"],
+                    utility_trials=prof["utility_trials"],
+                    out_csv=out / "eval" / model / f"{cfg}.csv",
+                    extra=None if cfg == "default" else {"n_trials": prof["n_trials"], "hpo_seed": prof["hpo_seed"]},
+                    progress=progress,
+                )
+            )
     table = pd.concat(frames, ignore_index=True)
     table.to_csv(out / "results.csv", index=False)
     write_json(provenance({"dataset": dataset, "models": models, "objectives": objectives, "profile": profile, **prof}),

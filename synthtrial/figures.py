@@ -56,7 +56,9 @@ class Output:
 
     def files(self, out_dir: str | Path, datasets: Iterable[str]) -> list[str]:
         "Every file this output writes into a sweep's figure folder `out_dir`."
-        where, exts = (Path(out_dir), FIGURE_FILES) if self.kind == "figure" else (Path(out_dir) / "tables", TABLE_FILES)
+        where, exts = (
+            (Path(out_dir), FIGURE_FILES) if self.kind == "figure" else (Path(out_dir) / "tables", TABLE_FILES)
+        )
         return [str(where / f"{s}.{e}") for s in self.stems(datasets) for e in exts]
 
 # %% ../nbs/09_figures.ipynb
@@ -67,7 +69,8 @@ def register_output(name: str,                  # file stem (a per-dataset outpu
                     kind: str = "figure",       # "figure" or "table"
                     per_dataset: bool = False,  # one per dataset of the sweep
                    ) -> Output:
-    "Declare a figure or table of the sweep and its producer; the Snakefile, the producers and the tests read `OUTPUTS`."
+    """Declare a figure or table of the sweep and its producer; the Snakefile, the producers and the tests read
+    `OUTPUTS`."""
     out = Output(name, producer, check_choice("kind", kind, ("figure", "table")), per_dataset)
     old = OUTPUTS.get((kind, name))
     if old is not None and old != out:
@@ -96,7 +99,8 @@ def planned_files(out_dir: str | Path,        # the sweep's figure folder (`figu
     return [f for o in declared(producer, kind) for f in o.files(out_dir, datasets)]
 
 def check_planned(stem: str, producer: str, datasets: Iterable[str], kind: str = "figure") -> str:
-    "`stem` when `producer` declared it for `datasets`, else a `ParameterError`: a producer saves only declared outputs."
+    """`stem` when `producer` declared it for `datasets`, else a `ParameterError`: a producer saves only declared
+    outputs."""
     if not any(stem in o.stems(datasets) for o in declared(producer, kind)):
         raise ParameterError(f"{kind} {stem!r} is not declared for {producer}: add a register_{kind} line "
                              f"in nbs/09_figures.ipynb (synthtrial.figures)")
@@ -162,7 +166,7 @@ def failed_panel(ax, title: str, reason: str):
 
 # %% ../nbs/09_figures.ipynb
 def plot_km_grid(real: pd.DataFrame, # the real cohort every panel shows
-                 cohorts: dict[str, tuple[str, pd.DataFrame] | str], # model → (configuration, synthetic cohort), or why it has none
+                 cohorts: dict[str, tuple[str, pd.DataFrame] | str], # model → (config, cohort), or why it has none
                  schema: Schema, real_label: str = "real"):
     "One Kaplan–Meier panel per model (real vs its synthetic cohort); a model without a cohort gets a `failed` panel."
     fig, axes = panel_grid(len(cohorts))
@@ -187,8 +191,13 @@ def text_overlaps(fig) -> list[tuple[str, str]]:
     "Pairs of texts (title, axis label, drawn tick label) of different axes of `fig` whose drawn boxes intersect."
     fig.canvas.draw()
     r = fig.canvas.get_renderer()
-    boxes = [(k, t.get_text(), t.get_window_extent(r)) for k, ax in enumerate(fig.axes) if ax.get_visible() and ax.axison
-             for t in (ax.title, ax.xaxis.label, ax.yaxis.label, *_shown_ticklabels(ax)) if t.get_visible() and t.get_text()]
+    boxes = [
+        (k, t.get_text(), t.get_window_extent(r))
+        for k, ax in enumerate(fig.axes)
+        if ax.get_visible() and ax.axison
+        for t in (ax.title, ax.xaxis.label, ax.yaxis.label, *_shown_ticklabels(ax))
+        if t.get_visible() and t.get_text()
+    ]
     return [(a[1], b[1]) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a[0] != b[0] and a[2].overlaps(b[2])]
 
 # %% ../nbs/09_figures.ipynb
@@ -208,7 +217,10 @@ def run_status(res: pd.DataFrame,           # tidy results (`evaluate_config` ro
                 r = res[(res["dataset"] == d) & (res["model"] == m) & (res["config"] == c)]
                 good = r[(r["status"] == "ok") & (r["metric"] == metric) & (r["split"] == split) & r["value"].notna()]
                 bad = r[r["status"] != "ok"]
-                n_ok, n_bad = len(good.drop_duplicates(["train_seed", "sample_seed"])), len(bad.drop_duplicates(["train_seed", "sample_seed"]))
+                n_ok, n_bad = (
+                    len(good.drop_duplicates(["train_seed", "sample_seed"])),
+                    len(bad.drop_duplicates(["train_seed", "sample_seed"])),
+                )
                 reason = _short(err[bad.index].fillna("").iloc[0]) if n_bad else ("no result" if not n_ok else "")
                 status = "missing" if not n_ok + n_bad else "failed" if not n_ok else "partial" if n_bad else "ok"
                 label = {"ok": "ok", "missing": "missing: no result", "failed": f"failed: {reason}",
@@ -237,11 +249,18 @@ def plot_default_vs_tuned(res: pd.DataFrame,  # tidy results (see `run_status`)
     for ax, ds in zip(axes[0], datasets):
         for i, m in enumerate(models):
             for j, c in enumerate(configs):
-                x, v = i - 0.4 + w * (j + 0.5), ok[(ok["dataset"] == ds) & (ok["model"] == m) & (ok["config"] == c)]["value"]
+                x, v = (
+                    i - 0.4 + w * (j + 0.5),
+                    ok[(ok["dataset"] == ds) & (ok["model"] == m) & (ok["config"] == c)]["value"],
+                )
                 _draw_config(ax, x, v.to_numpy(float), colour[c], st.loc[(ds, m, c)])
             _label_improvement(ax, i, improvement, ds, m, labelled)
         ax.set_xticks(range(len(models)), models, rotation=30, ha="right")
-        ax.set(title=ds, xlim=(-0.6, len(models) - 0.4), ylabel=f"{metric} ({'out-of-sample' if split == 'test' else 'in-sample'})")
+        ax.set(
+            title=ds,
+            xlim=(-0.6, len(models) - 0.4),
+            ylabel=f"{metric} ({'out-of-sample' if split == 'test' else 'in-sample'})",
+        )
     handles = [plt.Line2D([], [], marker="D", ls="none", color=colour[c], label=c) for c in configs]
     handles.append(plt.Line2D([], [], marker="x", ls="none", color="firebrick", label="failed / missing run"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=8)
@@ -257,20 +276,41 @@ def _draw_config(ax, x: float, values: np.ndarray, colour, status: pd.Series):
     if status["status"] != "ok":      # drawn on the axis, in axes coordinates: visible whatever the scores' range
         at = ax.get_xaxis_transform()
         ax.plot([x], [0.02], marker="x", color="firebrick", ms=8, mew=2, transform=at, clip_on=False)
-        ax.text(x, 0.06, textwrap.fill(status["label"], 42), rotation=90, fontsize=7, color="firebrick", ha="center", va="bottom", transform=at)
+        ax.text(
+            x,
+            0.06,
+            textwrap.fill(status["label"], 42),
+            rotation=90,
+            fontsize=7,
+            color="firebrick",
+            ha="center",
+            va="bottom",
+            transform=at,
+        )
 
 def _label_improvement(ax, i: int, improvement: pd.DataFrame | None, dataset: str, model: str, config: str):
     "The % change of `config` over the defaults above model `i`'s group, when `improvement` has it."
     if improvement is None or not len(improvement): return
-    r = improvement[(improvement["dataset"] == dataset) & (improvement["model"] == model) & (improvement["config"] == config)]
+    r = improvement[
+        (improvement["dataset"] == dataset) & (improvement["model"] == model) & (improvement["config"] == config)
+    ]
     if len(r) and np.isfinite(r["improvement_pct"].iloc[0]):
-        ax.text(i, 0.98, f"{r['improvement_pct'].iloc[0]:+.0f}%", ha="center", va="top", fontsize=8, transform=ax.get_xaxis_transform())
+        ax.text(
+            i,
+            0.98,
+            f"{r['improvement_pct'].iloc[0]:+.0f}%",
+            ha="center",
+            va="top",
+            fontsize=8,
+            transform=ax.get_xaxis_transform(),
+        )
 
 # %% ../nbs/09_figures.ipynb
 STRATEGY_ORDER = ("none", "repair", "rejection", "nearest", "reparam", "default")   # raw output first, the preset last
 
 def violation_matrix(viol: pd.DataFrame, rule: str = "efs_le_os") -> tuple[pd.DataFrame, pd.DataFrame]:
-    "`(rates, failed)`: % rows breaking `rule` per `model (config)` × strategy (raw rate for 'none'), and the failed runs."
+    """`(rates, failed)`: % rows breaking `rule` per `model (config)` × strategy (raw rate for 'none'), and the failed
+    runs."""
     v = viol.assign(config=viol["config"] if "config" in viol else "default")
     v = v.assign(row=v["model"] + " (" + v["config"] + ")")
     ok = v[(v["status"] == "ok") & (v["rule"] == rule)]
@@ -278,7 +318,9 @@ def violation_matrix(viol: pd.DataFrame, rule: str = "efs_le_os") -> tuple[pd.Da
     bad = v[v["status"] != "ok"].drop_duplicates(["dataset", "row", "strategy"])
     rates = ok.pivot_table(index="row", columns="strategy", values="rate", aggfunc="mean")
     rates = rates.reindex(index=sorted(set(v["row"])), columns=[s for s in STRATEGY_ORDER if s in set(v["strategy"])])
-    failed = bad.assign(reason=bad["error"].fillna("").map(_short))[["dataset", "model", "config", "row", "strategy", "reason"]]
+    failed = bad.assign(reason=bad["error"].fillna("").map(_short))[
+        ["dataset", "model", "config", "row", "strategy", "reason"]
+    ]
     return rates, failed.reset_index(drop=True)
 
 def plot_violation_matrix(rates: pd.DataFrame, failed: pd.DataFrame):
@@ -295,7 +337,8 @@ def plot_violation_matrix(rates: pd.DataFrame, failed: pd.DataFrame):
 
 # %% ../nbs/09_figures.ipynb
 def violation_rates_table(viol: pd.DataFrame, rule: str = "efs_le_os") -> pd.DataFrame:
-    "Per dataset × model × config: % rows breaking `rule` after each strategy, the raw any-rule %, and a failure status."
+    """Per dataset × model × config: % rows breaking `rule` after each strategy, the raw any-rule %, and a failure
+    status."""
     keys = ["dataset", "model", "config"]
     v = viol.assign(config=viol["config"] if "config" in viol else "default")
     ok = v[v["status"] == "ok"]
@@ -304,7 +347,9 @@ def violation_rates_table(viol: pd.DataFrame, rule: str = "efs_le_os") -> pd.Dat
                     columns=[s for s in STRATEGY_ORDER if s in set(v["strategy"])])
     vt = vt.rename(columns={"none": "none (raw output)"})
     raw = ok[ok["strategy"] == "none"].drop_duplicates(keys).set_index(keys)
-    vt["any rule, raw output"] = (raw["invalid_rate_raw"] * 100).reindex(vt.index) if "invalid_rate_raw" in raw else np.nan
+    vt["any rule, raw output"] = (
+        (raw["invalid_rate_raw"] * 100).reindex(vt.index) if "invalid_rate_raw" in raw else np.nan
+    )
     _, failed = violation_matrix(v, rule)
     failed = failed.sort_values("strategy", key=lambda s: s.map(STRATEGY_ORDER.index), kind="stable")
     why = {k: "; ".join(g["strategy"] + " failed: " + g["reason"]) for k, g in failed.groupby(keys)}
