@@ -8,8 +8,19 @@ import matplotlib; matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from fastcore.test import test_eq as eq, test_fail as fails   # aliases: pytest would collect test_*
 from synthtrial.core import ParameterError, SynthtrialError
-from synthtrial.figures import (OUTPUTS, declared, planned_files, register_figure, check_planned, check_written, run_status,
-                                plot_default_vs_tuned, violation_rates_table, plot_km_grid, text_overlaps)
+from synthtrial.figures import (
+    OUTPUTS,
+    declared,
+    planned_files,
+    register_figure,
+    check_planned,
+    check_written,
+    run_status,
+    plot_default_vs_tuned,
+    violation_rates_table,
+    plot_km_grid,
+    text_overlaps,
+)
 from synthtrial.findings import simulate_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,33 +28,78 @@ TABDDPM_FAIL = "rejection sampling: acceptance 0.19 % is below the 1 % floor"
 
 def results_with_failure(dataset="myeloid") -> pd.DataFrame:
     "A simulated results table (tvae, tabddpm × default, compound, fidelity) whose tabddpm default failed."
-    r = simulate_results(models=("tvae", "tabddpm"), objectives=("compound", "fidelity"), n_train_seeds=3, n_sample_seeds=1,
-                         dataset=dataset, n_trials=3)
+    r = simulate_results(
+        models=("tvae", "tabddpm"),
+        objectives=("compound", "fidelity"),
+        n_train_seeds=3,
+        n_sample_seeds=1,
+        dataset=dataset,
+        n_trials=3,
+    )
     r = pd.concat([r, r[r["metric"] == "compound"].assign(split="train")], ignore_index=True)
-    r = r.assign(error="", fit_seconds=1.0, sample_seconds=0.5, invalid_rate_raw=0.1, invalid_rate_final=0.0, acceptance_rate=0.9)
+    r = r.assign(
+        error="", fit_seconds=1.0, sample_seconds=0.5, invalid_rate_raw=0.1, invalid_rate_final=0.0, acceptance_rate=0.9
+    )
     failed = (r["model"] == "tabddpm") & (r["config"] == "default")
-    fail_rows = r[failed & (r["metric"] == "compound") & (r["split"] == "test")].assign(status="failed", error=TABDDPM_FAIL,
-                                                                                       value=np.nan)
+    fail_rows = r[failed & (r["metric"] == "compound") & (r["split"] == "test")].assign(
+        status="failed", error=TABDDPM_FAIL, value=np.nan
+    )
     return pd.concat([r[~failed], fail_rows], ignore_index=True)
 
 def violations_with_failure(dataset="myeloid") -> pd.DataFrame:
     "Violation runs of both models' defaults; tabddpm's repair run failed."
-    rows = [{"dataset": dataset, "model": m, "config": "default", "strategy": s, "rule": "efs_le_os", "status": "ok", "error": "",
-             "rate_raw": .2, "rate_final": .2 if s == "none" else 0.0, "invalid_rate_raw": .3, "invalid_rate_final": 0.0,
-             "enforce": True, "n_rows": 500, "acceptance_rate": 1.0, "budget": 1.0, "seed": 0}
-            for m in ("tvae", "tabddpm") for s in ("none", "repair") if (m, s) != ("tabddpm", "repair")]
-    rows.append({"dataset": dataset, "model": "tabddpm", "config": "default", "strategy": "repair", "rule": "", "status": "failed",
-                 "error": "RuntimeError: diffusion diverged", "budget": 1.0, "seed": 0})
+    rows = [
+        {
+            "dataset": dataset,
+            "model": m,
+            "config": "default",
+            "strategy": s,
+            "rule": "efs_le_os",
+            "status": "ok",
+            "error": "",
+            "rate_raw": 0.2,
+            "rate_final": 0.2 if s == "none" else 0.0,
+            "invalid_rate_raw": 0.3,
+            "invalid_rate_final": 0.0,
+            "enforce": True,
+            "n_rows": 500,
+            "acceptance_rate": 1.0,
+            "budget": 1.0,
+            "seed": 0,
+        }
+        for m in ("tvae", "tabddpm")
+        for s in ("none", "repair")
+        if (m, s) != ("tabddpm", "repair")
+    ]
+    rows.append(
+        {
+            "dataset": dataset,
+            "model": "tabddpm",
+            "config": "default",
+            "strategy": "repair",
+            "rule": "",
+            "status": "failed",
+            "error": "RuntimeError: diffusion diverged",
+            "budget": 1.0,
+            "seed": 0,
+        }
+    )
     return pd.DataFrame(rows)
 
 def test_every_sweep_output_has_one_producer():
     producers = {o.producer for o in declared()}
-    assert producers == {f"nbs/figures/{n}.ipynb" for n in ("figures", "tables", "transfer", "adapt")} | {"nbs/review/review.ipynb"}
+    assert producers == {f"nbs/figures/{n}.ipynb" for n in ("figures", "tables", "transfer", "adapt")} | {
+        "nbs/review/review.ipynb"
+    }
     for p in producers: assert (ROOT / p).is_file(), p                      # a declared producer exists
     files = planned_files("F", ["myeloid", "aml_sal"])
     eq(len(files), len(set(files)))                                     # no file planned twice
-    fails(lambda: register_figure("km", "nbs/figures/other.ipynb", per_dataset=True), contains="one output, one producer")
-    fails(lambda: check_planned("kaplan_meier_myeloid", "nbs/figures/figures.ipynb", ["myeloid"]), contains="not declared")
+    fails(
+        lambda: register_figure("km", "nbs/figures/other.ipynb", per_dataset=True), contains="one output, one producer"
+    )
+    fails(
+        lambda: check_planned("kaplan_meier_myeloid", "nbs/figures/figures.ipynb", ["myeloid"]), contains="not declared"
+    )
 
 def test_check_written_names_what_is_missing(tmp_path):
     producer = "nbs/figures/transfer.ipynb"
@@ -51,11 +107,15 @@ def test_check_written_names_what_is_missing(tmp_path):
         Path(f).parent.mkdir(parents=True, exist_ok=True); Path(f).write_text("x")
     fails(lambda: check_written(tmp_path, ["myeloid"], producer), contains="transfer.json")
     Path(planned_files(tmp_path, ["myeloid"], producer)[-1]).write_text("x")
-    eq(len(check_written(tmp_path, ["myeloid"], producer)), 2 * 3 + 4)    # transfer_auc_myeloid, transfer_regret, table transfer
+    eq(
+        len(check_written(tmp_path, ["myeloid"], producer)), 2 * 3 + 4
+    )  # transfer_auc_myeloid, transfer_regret, table transfer
 
 def test_failed_run_is_drawn_and_named():
     res = results_with_failure()
-    st = run_status(res, ["myeloid"], ["tvae", "tabddpm"], ["default", "compound", "fidelity"]).set_index(["model", "config"])
+    st = run_status(res, ["myeloid"], ["tvae", "tabddpm"], ["default", "compound", "fidelity"]).set_index(
+        ["model", "config"]
+    )
     eq(st.loc[("tabddpm", "default"), "label"], f"failed: {TABDDPM_FAIL}")
     eq((st["status"] == "ok").sum(), 5)
     fig = plot_default_vs_tuned(res, ["myeloid"], ["tvae", "tabddpm"], ["default", "compound", "fidelity"])
@@ -79,7 +139,9 @@ def run_producer(nb: str, sweep: Path, out: Path, run: Path):
     "Execute one producer notebook as the sweep does (papermill, its own process)."
     args = [sys.executable, "-m", "synthtrial.sweep", "run", nb, str(run), f"sweep_dir={sweep}", f"out_dir={out}",
             "datasets=[\"myeloid\"]", "models=[\"tvae\",\"tabddpm\"]", "objectives=[\"compound\",\"fidelity\"]"]
-    r = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=1200, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    r = subprocess.run(
+        args, cwd=ROOT, capture_output=True, text=True, timeout=1200, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
 
 @pytest.mark.slow
