@@ -255,6 +255,7 @@ def plot_default_vs_tuned(res: pd.DataFrame,  # tidy results (see `run_status`)
                 )
                 _draw_config(ax, x, v.to_numpy(float), colour[c], st.loc[(ds, m, c)])
             _label_improvement(ax, i, improvement, ds, m, labelled)
+        ax.margins(y=0.15)              # room for the improvement labels above and the failure marks below the points
         ax.set_xticks(range(len(models)), models, rotation=30, ha="right")
         ax.set(
             title=ds,
