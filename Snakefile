@@ -52,11 +52,10 @@ import re as _re
 STUDY_LOCKS = {_re.sub(r"\W", "_", f"study_{d}_{m}"): (d, m) for d in DS for m in MODELS}
 workflow.global_resources.update({k: 1 for k in STUDY_LOCKS})
 
-FIGS = ["compound_default_vs_tuned", "generalisation_heatmap", "violations_by_strategy"] + \
-       [f"{k}_{d}" for d in DS for k in ("km", "corr_diff", "privacy_dcr", "optuna_history", "param_importance")]
-TABLES = ["datasets", "search_spaces", "default_vs_tuned", "violation_rates", "runtimes", "published_comparison"]
-TRANSFER_FIGS = [f"transfer_auc_{d}" for d in DS] + ["transfer_regret"]
-ADAPT_FIGS = [f"adaptation_{d}" for d in DS]
+# Figures and tables are declared once, each with its one producer notebook, in synthtrial.figures (nbs/09_figures.ipynb);
+# every rule that runs a producer takes the notebook as input `nb` and plans exactly the files it declared.
+from synthtrial.figures import planned_files
+def made_by(nb): return planned_files(F, DS, producer=nb)
 ADAPT_PARTS = MODELS + ["controls"]   # one adaptation job per model's cohorts, one for the two controls
 ADAPT_SETTINGS = " ".join(f"{k}={q(v)}" for k, v in C["adapt"].items()) + f" configs={q(C['cohorts'])}" + \
                  f" source_budget={max(C['budget'], 0.2)}"     # the domain experiment's generators: at least 20 % of their epochs
@@ -71,12 +70,9 @@ rule all:
            expand(f"{R}/hpo/{{dataset}}/{{model}}/{{objective}}/study/best.json", dataset=DS, model=MODELS, objective=OBJS),
            expand(f"{R}/eval/{{dataset}}/{{model}}/results.csv", dataset=DS, model=MODELS),
            expand(f"{R}/violations/{{dataset}}/{{model}}/violations.csv", dataset=DS, model=MODELS),
-           [f"{F}/{n}.{ext}" for n in FIGS for ext in ("png", "pdf", "json")],
-           [f"{F}/tables/{n}.{ext}" for n in TABLES for ext in ("csv", "md", "tex", "json")],
+           planned_files(F, DS),
            expand(f"{R}/transfer/{{dataset}}/divergence.csv", dataset=DS),
            expand(f"{R}/adapt/{{dataset}}/{{part}}/adapt.csv", dataset=DS, part=ADAPT_PARTS),
-           [f"{F}/{n}.{ext}" for n in TRANSFER_FIGS + ADAPT_FIGS for ext in ("png", "pdf", "json")],
-           [f"{F}/tables/{n}.{ext}" for n in ("transfer", "adaptation", "adaptation_domain", "methods_review") for ext in ("csv", "md", "tex", "json")],
            f"{F}/review/review.md"
 
 rule utility:
@@ -168,30 +164,28 @@ SWEEP_PARAMS = f"sweep_dir={R} out_dir={F} datasets={q(DS)} models={q(MODELS)} o
 
 rule transfer_figures:
     input: expand(f"{R}/transfer/{{dataset}}/divergence.csv", dataset=DS), nb="nbs/figures/transfer.ipynb"
-    output: [f"{F}/{n}.{ext}" for n in TRANSFER_FIGS for ext in ("png", "pdf", "json")],
-            [f"{F}/tables/transfer.{ext}" for ext in ("csv", "md", "tex", "json")]
+    output: made_by("nbs/figures/transfer.ipynb")
     shell: "{RUN} {input.nb} {R}/runs/transfer_figures {SWEEP_PARAMS}"
 
 rule adapt_figures:
     input: expand(f"{R}/adapt/{{dataset}}/{{part}}/adapt.csv", dataset=DS, part=ADAPT_PARTS), nb="nbs/figures/adapt.ipynb"
-    output: [f"{F}/{n}.{ext}" for n in ADAPT_FIGS for ext in ("png", "pdf", "json")],
-            [f"{F}/tables/{n}.{ext}" for n in ("adaptation", "adaptation_domain") for ext in ("csv", "md", "tex", "json")]
+    output: made_by("nbs/figures/adapt.ipynb")
     shell: "{RUN} {input.nb} {R}/runs/adapt_figures {SWEEP_PARAMS}"
 
 rule figures:
     input: f"{R}/results.csv", expand(f"{R}/violations/{{dataset}}/{{model}}/violations.csv", dataset=DS, model=MODELS), nb="nbs/figures/figures.ipynb"
-    output: [f"{F}/{n}.{ext}" for n in FIGS for ext in ("png", "pdf", "json")]
+    output: made_by("nbs/figures/figures.ipynb")
     shell: "{RUN} {input.nb} {R}/runs/figures {SWEEP_PARAMS}"
 
 rule tables:
     input: f"{R}/results.csv", expand(f"{R}/violations/{{dataset}}/{{model}}/violations.csv", dataset=DS, model=MODELS), nb="nbs/figures/tables.ipynb"
-    output: [f"{F}/tables/{n}.{ext}" for n in TABLES for ext in ("csv", "md", "tex", "json")]
+    output: made_by("nbs/figures/tables.ipynb")
     shell: "{RUN} {input.nb} {R}/runs/tables {SWEEP_PARAMS}"
 
 # The methods review (nbs/review/review.ipynb): the checks a reviewer asks for, over every cohort of the sweep.
 rule review:
     input: f"{R}/results.csv", nb="nbs/review/review.ipynb"
-    output: f"{F}/review/review.md", f"{F}/review/review.csv", [f"{F}/tables/methods_review.{ext}" for ext in ("csv", "md", "tex", "json")]
+    output: f"{F}/review/review.md", f"{F}/review/review.csv", made_by("nbs/review/review.ipynb")
     shell: "{RUN} {input.nb} {R}/runs/review folder={R} out_dir={F}/review table_dir={F}/tables"
 
 rule report:

@@ -22,7 +22,8 @@ __all__ = ['CLASSIFIER_PARAMS', 'GAP_MEASURES', 'ADAPT_METHODS', 'MIN_ROWS', 'OR
 
 # %% ../nbs/07b_adapt.ipynb
 class AdaptationError(SynthtrialError, ValueError):
-    "A gap measure or an adaptation step cannot run on the data given (too few rows, one class, missing sampler); the message says which."
+    """A gap measure or an adaptation step cannot run on the data given (too few rows, one class, missing sampler); the
+    message says which."""
 
 class AdaptationWarning(UserWarning):
     "A gap measure was left out (NaN) or an adaptation step was skipped; the message names it and says why."
@@ -54,14 +55,17 @@ def _check_two_classes(y: np.ndarray, what: str) -> None:
                               f"({'none' if len(vals) == 0 else int(vals[0])}) in {len(y)} rows")
 
 def fit_classifier(X: np.ndarray, y: np.ndarray, cat_mask: np.ndarray, seed: int, what: str = "classifier", **params):
-    "The module's fixed, seeded `HistGradientBoostingClassifier` fitted on `X, y`; one-class labels raise `AdaptationError`."
+    """The module's fixed, seeded `HistGradientBoostingClassifier` fitted on `X, y`; one-class labels raise
+    `AdaptationError`."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from threadpoolctl import threadpool_limits
     _check_two_classes(y, what)
     pad = bool(len(cat_mask)) and bool(cat_mask.all())     # scikit-learn fails when every feature is categorical
     if pad: X, cat_mask = np.c_[X, np.zeros(len(X))], np.r_[cat_mask, False]
     cat = cat_mask if cat_mask.any() else None
-    clf = HistGradientBoostingClassifier(**{**CLASSIFIER_PARAMS, **params}, categorical_features=cat, random_state=int(seed))
+    clf = HistGradientBoostingClassifier(
+        **{**CLASSIFIER_PARAMS, **params}, categorical_features=cat, random_state=int(seed)
+    )
     with threadpool_limits(limits=1, user_api="openmp"): clf.fit(X, y)
     clf._synthtrial_pad = pad
     return clf
@@ -73,7 +77,9 @@ def predict_real(model, X: np.ndarray) -> np.ndarray:
     with threadpool_limits(limits=1, user_api="openmp"): return model.predict_proba(X)[:, 1]
 
 # %% ../nbs/07b_adapt.ipynb
-def _target_xy(df: pd.DataFrame, schema: Schema, t: Target, cols: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _target_xy(
+    df: pd.DataFrame, schema: Schema, t: Target, cols: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     y = target_label(df, t)
     keep = y.notna().to_numpy()
     (X,), mask = encode_features([df[keep]], schema, cols)
@@ -81,7 +87,10 @@ def _target_xy(df: pd.DataFrame, schema: Schema, t: Target, cols: list[str]) -> 
 
 def _predictors(schema: Schema) -> list[str]:
     cols = schema.predictors
-    if not cols: raise AdaptationError(f"schema {schema.name!r} has no predictor columns (every column is an identifier or an outcome)")
+    if not cols:
+        raise AdaptationError(
+            f"schema {schema.name!r} has no predictor columns (every column is an identifier or an outcome)"
+        )
     return cols
 
 def _nan_or_raise(msg: str, on_single_class: str) -> float:
@@ -89,9 +98,15 @@ def _nan_or_raise(msg: str, on_single_class: str) -> float:
     warnings.warn(msg + "; recorded as NaN", AdaptationWarning)
     return float("nan")
 
-def classifier_scores(fit_df: pd.DataFrame, real_test: pd.DataFrame, schema: Schema, seed: int = 0,
-                      on_single_class: str = "raise", what: str = "data") -> dict[str, dict[str, float]]:
-    "AUC and MCC on `real_test` of the fixed classifier trained on `fit_df`, per target: `{target: {'auc':…, 'mcc':…}}`."
+def classifier_scores(fit_df: pd.DataFrame,            # rows the fixed classifier is trained on
+                      real_test: pd.DataFrame,         # the real test split
+                      schema: Schema,                  # the dataset's schema
+                      seed: int = 0,                   # the classifier's seed
+                      on_single_class: str = "raise",  # `raise` or `nan` when the training labels have one class
+                      what: str = "data",              # names `fit_df` in messages
+                     ) -> dict[str, dict[str, float]]:
+    """AUC and MCC on `real_test` of the fixed classifier trained on `fit_df`, per target: `{target: {'auc':…,
+    'mcc':…}}`."""
     from sklearn.metrics import roc_auc_score, matthews_corrcoef
     check_choice("on_single_class", on_single_class, ("raise", "nan"))
     cols = _predictors(schema)
@@ -100,19 +115,26 @@ def classifier_scores(fit_df: pd.DataFrame, real_test: pd.DataFrame, schema: Sch
         Xf, yf, mask = _target_xy(fit_df, schema, t, cols)
         Xt, yt, _ = _target_xy(real_test, schema, t, cols)
         if len(np.unique(yf)) < 2:
-            v = _nan_or_raise(f"target {t.name!r}: the {what} labels have a single class "
-                              f"({int(yf[0]) if len(yf) else 'none'}) in {len(yf)} rows; cannot train a classifier", on_single_class)
+            v = _nan_or_raise(
+                f"target {t.name!r}: the {what} labels have a single class "
+                f"({int(yf[0]) if len(yf) else 'none'}) in {len(yf)} rows; cannot train a classifier",
+                on_single_class,
+            )
             out[t.name] = {"auc": v, "mcc": v}; continue
         clf = fit_classifier(Xf, yf, mask, seed, what=f"target {t.name!r}")
         p = predict_real(clf, Xt)
         auc = float(roc_auc_score(yt, p)) if len(np.unique(yt)) == 2 else float("nan")
-        if np.isnan(auc): warnings.warn(f"target {t.name!r}: the real test labels have one class; AUC is NaN", AdaptationWarning)
+        if np.isnan(auc):
+            warnings.warn(f"target {t.name!r}: the real test labels have one class; AUC is NaN", AdaptationWarning)
         out[t.name] = {"auc": auc, "mcc": float(matthews_corrcoef(yt, (p >= 0.5).astype(int)))}
     return out
 
 # %% ../nbs/07b_adapt.ipynb
-def _cox_design(fit_df: pd.DataFrame, other: pd.DataFrame, schema: Schema, cols: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Numeric design matrices (fit, other): one-hot categoricals (first level dropped), mean-filled NaN, constant columns dropped."
+def _cox_design(
+    fit_df: pd.DataFrame, other: pd.DataFrame, schema: Schema, cols: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Numeric design matrices (fit, other): one-hot categoricals (first level dropped), mean-filled NaN, constant
+    columns dropped."""
     def enc(df):
         parts = {}
         for c in cols:
@@ -127,16 +149,25 @@ def _cox_design(fit_df: pd.DataFrame, other: pd.DataFrame, schema: Schema, cols:
     keep = [c for c in A.columns if A[c].notna().any() and A[c].nunique(dropna=True) > 1]
     return A[keep].fillna(mu[keep]), B[keep].fillna(mu[keep])
 
-def cox_c_index(fit_df: pd.DataFrame, real_test: pd.DataFrame, schema: Schema, penalizer: float = 0.1,
-                on_single_class: str = "raise", what: str = "data") -> float:
+def cox_c_index(fit_df: pd.DataFrame,            # rows the Cox model is fitted on
+                real_test: pd.DataFrame,         # the real test split
+                schema: Schema,                  # the dataset's schema
+                penalizer: float = 0.1,          # lifelines' ridge penalty
+                on_single_class: str = "raise",  # `raise` or `nan` when `fit_df` cannot fit a Cox model
+                what: str = "data",              # names `fit_df` in messages
+               ) -> float:
     "C-index on `real_test` of a lifelines `CoxPHFitter` fitted on `fit_df` (primary endpoint, `schema.predictors`)."
     from lifelines import CoxPHFitter
     from lifelines.utils import concordance_index
     ep = schema.primary_endpoint
-    if ep is None: raise AdaptationError(f"schema {schema.name!r} declares no survival endpoint; the survival gap needs one")
+    if ep is None:
+        raise AdaptationError(f"schema {schema.name!r} declares no survival endpoint; the survival gap needs one")
     cols = _predictors(schema)
     def usable(df):
-        t, e = pd.to_numeric(df[ep.time], errors="coerce").astype(float), pd.to_numeric(df[ep.event], errors="coerce").astype(float)
+        t, e = (
+            pd.to_numeric(df[ep.time], errors="coerce").astype(float),
+            pd.to_numeric(df[ep.event], errors="coerce").astype(float),
+        )
         ok = (t.notna() & e.notna() & (t > 0)).to_numpy()
         return df[ok], t[ok].to_numpy(), e[ok].to_numpy()
     f, tf, ef = usable(fit_df); r, tr, er = usable(real_test)
@@ -145,13 +176,16 @@ def cox_c_index(fit_df: pd.DataFrame, real_test: pd.DataFrame, schema: Schema, p
                              "cannot fit a Cox model", on_single_class)
     A, B = _cox_design(f, r, schema, cols)
     if A.shape[1] == 0:
-        return _nan_or_raise(f"endpoint {ep.name!r}: every predictor is constant in the {what}; cannot fit a Cox model", on_single_class)
+        return _nan_or_raise(
+            f"endpoint {ep.name!r}: every predictor is constant in the {what}; cannot fit a Cox model", on_single_class
+        )
     A = A.assign(_T=tf, _E=ef)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try: m = CoxPHFitter(penalizer=penalizer).fit(A, duration_col="_T", event_col="_E")
         except Exception as e:   # lifelines' ConvergenceError and linear-algebra failures
-            return _nan_or_raise(f"endpoint {ep.name!r}: the Cox model on the {what} did not converge ({type(e).__name__})", "nan")
+            return _nan_or_raise(f"endpoint {ep.name!r}: the Cox model on the {what} did not converge "
+                                 f"({type(e).__name__})", "nan")
         risk = np.asarray(m.predict_partial_hazard(B)).ravel()
     return float(concordance_index(tr, -risk, er))
 
@@ -161,21 +195,29 @@ def _row_groups(frames: list[pd.DataFrame], cols: list[str]) -> np.ndarray:
     allv = pd.concat([f[cols].astype(object).astype(str) for f in frames], ignore_index=True)
     return pd.factorize(pd.util.hash_pandas_object(allv, index=False))[0]
 
-def distributional_gap(reference: pd.DataFrame, syn: pd.DataFrame, schema: Schema, seed: int = 0, folds: int = 5,
-                       columns: list[str] | None = None) -> float:
-    "Cross-validated (pooled out-of-fold) AUC of a classifier telling `reference` rows (1) from `syn` rows (0); 0.5 = no gap."
+def distributional_gap(reference: pd.DataFrame,           # rows labelled 1 (real)
+                       syn: pd.DataFrame,                 # rows labelled 0 (synthetic)
+                       schema: Schema,                    # the dataset's schema
+                       seed: int = 0,                     # folds and classifier seed
+                       folds: int = 5,                    # cross-validation folds
+                       columns: list[str] | None = None,  # columns the classifier sees (None = all but identifiers)
+                      ) -> float:
+    """Cross-validated (pooled out-of-fold) AUC of a classifier telling `reference` rows (1) from `syn` rows (0); 0.5 =
+    no gap."""
     from sklearn.model_selection import StratifiedGroupKFold
     from sklearn.metrics import roc_auc_score
     folds = check_positive_int("folds", folds)
     cols = list(columns) if columns is not None else schema.modelled
     for what, df in (("reference data", reference), ("synthetic data", syn)):
         if len(df) < 2 * folds:
-            raise AdaptationError(f"distributional gap: the {what} has {len(df)} rows; at least {2 * folds} are needed for {folds}-fold CV")
+            raise AdaptationError(f"distributional gap: the {what} has {len(df)} rows; at least {2 * folds} are "
+                                  f"needed for {folds}-fold CV")
     (Xr, Xs), mask = encode_features([reference, syn], schema, cols)
     X = np.vstack([Xr, Xs]); y = np.r_[np.ones(len(Xr)), np.zeros(len(Xs))].astype(int)
     groups = _row_groups([reference, syn], cols)
     k = min(folds, int(groups.max()) + 1)            # few distinct rows (e.g. one categorical column) → fewer folds
-    if k < 2: raise AdaptationError(f"distributional gap: all rows are identical over columns {cols}; nothing to classify")
+    if k < 2:
+        raise AdaptationError(f"distributional gap: all rows are identical over columns {cols}; nothing to classify")
     p = np.full(len(y), np.nan)
     for tr, te in StratifiedGroupKFold(k, shuffle=True, random_state=int(seed)).split(X, y, groups):
         if len(te) == 0: continue
@@ -185,8 +227,13 @@ def distributional_gap(reference: pd.DataFrame, syn: pd.DataFrame, schema: Schem
 # %% ../nbs/07b_adapt.ipynb
 GAP_MEASURES = ("utility", "survival", "distributional")
 
-def real_scores(real_train: pd.DataFrame, real_test: pd.DataFrame, schema: Schema, seed: int = 0,
-                measures: Iterable[str] = GAP_MEASURES, penalizer: float = 0.1) -> dict:
+def real_scores(real_train: pd.DataFrame,                # the real training split
+                real_test: pd.DataFrame,                 # the real test split
+                schema: Schema,                          # the dataset's schema
+                seed: int = 0,                           # the classifiers' seed
+                measures: Iterable[str] = GAP_MEASURES,  # gap measures (`GAP_MEASURES`)
+                penalizer: float = 0.1,                  # the Cox model's ridge penalty
+               ) -> dict:
     "Scores of the models trained on real training data (the `baseline` of `gap_report`)."
     measures = [check_choice("measure", m, GAP_MEASURES) for m in measures]
     out = {"seed": int(seed)}
@@ -196,12 +243,22 @@ def real_scores(real_train: pd.DataFrame, real_test: pd.DataFrame, schema: Schem
         out["survival"] = cox_c_index(real_train, real_test, schema, penalizer, what="real training data")
     return out
 
-def gap_report(real_train: pd.DataFrame, real_test: pd.DataFrame, syn: pd.DataFrame, schema: Schema, seed: int = 0,
-               measures: Iterable[str] = GAP_MEASURES, baseline: dict | None = None, folds: int = 5,
-               penalizer: float = 0.1, on_single_class: str = "raise") -> pd.DataFrame:
-    "Tidy frame of the synthetic-to-real gaps (utility AUC/MCC per target, Cox C-index, real-vs-synthetic AUC) on `real_test`."
+def gap_report(real_train: pd.DataFrame,                # the real training split
+               real_test: pd.DataFrame,                 # the real test split
+               syn: pd.DataFrame,                       # the synthetic cohort
+               schema: Schema,                          # the dataset's schema
+               seed: int = 0,                           # the classifiers' seed
+               measures: Iterable[str] = GAP_MEASURES,  # gap measures (`GAP_MEASURES`)
+               baseline: dict | None = None,            # `real_scores` computed before (None = computed here)
+               folds: int = 5,                          # folds of the distributional classifier
+               penalizer: float = 0.1,                  # the Cox model's ridge penalty
+               on_single_class: str = "raise",          # `raise` or `nan` when synthetic labels have one class
+              ) -> pd.DataFrame:
+    """Tidy frame of the synthetic-to-real gaps (utility AUC/MCC per target, Cox C-index, real-vs-synthetic AUC) on
+    `real_test`."""
     measures = [check_choice("measure", m, GAP_MEASURES) for m in measures]
-    real_train = schema.validate(real_train, "real training data"); real_test = schema.validate(real_test, "real test data")
+    real_train = schema.validate(real_train, "real training data")
+    real_test = schema.validate(real_test, "real test data")
     syn = schema.validate(syn, "synthetic data")
     if baseline is None or baseline.get("seed") != int(seed):
         baseline = real_scores(real_train, real_test, schema, seed, measures, penalizer)
@@ -214,7 +271,9 @@ def gap_report(real_train: pd.DataFrame, real_test: pd.DataFrame, syn: pd.DataFr
                 rows.append(("utility", t.name, m, r, s[t.name][m], r - s[t.name][m]))
     if "survival" in measures and schema.primary_endpoint is not None:
         c = cox_c_index(syn, real_test, schema, penalizer, on_single_class, what="synthetic data")
-        rows.append(("survival", schema.primary_endpoint.name, "c_index", baseline["survival"], c, baseline["survival"] - c))
+        rows.append(
+            ("survival", schema.primary_endpoint.name, "c_index", baseline["survival"], c, baseline["survival"] - c)
+        )
     if "distributional" in measures:
         auc = distributional_gap(real_test, syn, schema, seed, folds)
         rows.append(("distributional", "real_vs_synthetic", "disc_auc", 0.5, auc, auc - 0.5))
@@ -247,7 +306,8 @@ def violation_rate(df: pd.DataFrame, checker) -> float:
     chk = as_checker(checker)
     if chk is None: return float("nan")
     ok = chk(df)
-    if ok.shape != (len(df),): raise ParameterError(f"checker returned shape {ok.shape}; expected one value per row ({len(df)})")
+    if ok.shape != (len(df),):
+        raise ParameterError(f"checker returned shape {ok.shape}; expected one value per row ({len(df)})")
     return float(1 - ok.mean())
 
 # %% ../nbs/07b_adapt.ipynb
@@ -260,19 +320,26 @@ def _need_rows(df: pd.DataFrame, what: str, method: str, min_rows: int) -> None:
                               "to train the real-vs-synthetic classifier (min_rows)")
 
 class DensityRatio:
-    "Cross-fitted real-vs-synthetic classifier: `ratio_oof` for the synthetic rows it was fitted on, `ratio(frame)` for new rows."
+    """Cross-fitted real-vs-synthetic classifier: `ratio_oof` for the synthetic rows it was fitted on, `ratio(frame)`
+    for new rows."""
     def __init__(self, real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, seed: int = 0, folds: int = 5,
                  clip: float = 10.0, columns: list[str] | None = None):
         from sklearn.model_selection import StratifiedGroupKFold
-        if not (isinstance(clip, (int, float)) and clip > 1): raise ParameterError(f"clip={clip!r} is not allowed; it must be a number > 1")
-        self.schema, self.clip, self.cols = schema, float(clip), list(columns) if columns is not None else schema.modelled
+        if not (isinstance(clip, (int, float)) and clip > 1):
+            raise ParameterError(f"clip={clip!r} is not allowed; it must be a number > 1")
+        self.schema, self.clip, self.cols = (
+            schema,
+            float(clip),
+            list(columns) if columns is not None else schema.modelled,
+        )
         (Xr, Xs), self.mask = encode_features([real, syn], schema, self.cols)
         X = np.vstack([Xr, Xs]); y = np.r_[np.ones(len(Xr)), np.zeros(len(Xs))].astype(int)
         _check_two_classes(y, "density ratio")
         self.prior = len(Xs) / len(Xr)
         groups = _row_groups([real, syn], self.cols)
         k = min(check_positive_int("folds", folds), int(groups.max()) + 1)
-        if k < 2: raise AdaptationError(f"density ratio: all rows are identical over columns {self.cols}; nothing to classify")
+        if k < 2: raise AdaptationError(f"density ratio: all rows are identical over columns {self.cols}; nothing to "
+                                        "classify")
         p = np.full(len(y), np.nan); self.models = []
         for tr, te in StratifiedGroupKFold(k, shuffle=True, random_state=int(seed)).split(X, y, groups):
             if len(te) == 0: continue
@@ -296,33 +363,66 @@ def ess(w: np.ndarray) -> float:
     return float(w.sum() ** 2 / (w ** 2).sum())
 
 # %% ../nbs/07b_adapt.ipynb
-def importance_resample(syn: pd.DataFrame, real_train: pd.DataFrame, schema: Schema, seed: int = 0, n: int | None = None,
-                        clip: float = 10.0, folds: int = 5, min_rows: int = MIN_ROWS) -> tuple[pd.DataFrame, dict]:
+def importance_resample(syn: pd.DataFrame,         # the synthetic cohort
+                        real_train: pd.DataFrame,  # the real training split
+                        schema: Schema,            # the dataset's schema
+                        seed: int = 0,             # resampling and classifier seed
+                        n: int | None = None,      # rows to draw (None = as many as `syn`)
+                        clip: float = 10.0,        # upper bound of the density ratio
+                        folds: int = 5,            # cross-fitting folds of the ratio
+                        min_rows: int = MIN_ROWS,  # fewest rows either side needs
+                       ) -> tuple[pd.DataFrame, dict]:
     "Resample synthetic rows with probability ∝ the cross-fitted, clipped density ratio real/synthetic (seeded)."
-    _need_rows(syn, "synthetic data", "importance", min_rows); _need_rows(real_train, "real training data", "importance", min_rows)
+    _need_rows(syn, "synthetic data", "importance", min_rows)
+    _need_rows(real_train, "real training data", "importance", min_rows)
     n = len(syn) if n is None else check_positive_int("n", n)
     dr = DensityRatio(real_train, syn, schema, seed, folds, clip)
     w = dr.ratio_oof
     idx = np.sort(np.random.default_rng(seed).choice(len(syn), size=n, replace=True, p=w / w.sum()))
     out = fresh_ids(syn.iloc[idx], schema)
-    return out, {"ess": ess(w), "ess_share": ess(w) / len(w), "weight_min": float(w.min()), "weight_max": float(w.max()),
-                 "n_unique_rows": int(len(np.unique(idx)))}
+    return out, {
+        "ess": ess(w),
+        "ess_share": ess(w) / len(w),
+        "weight_min": float(w.min()),
+        "weight_max": float(w.max()),
+        "n_unique_rows": int(len(np.unique(idx))),
+    }
 
 def _draw_seed(seed: int, r: int) -> int:
-    "Seed of the r-th extra draw: far from `seed` itself, which often made `syn` (same first rows ⇒ duplicates in the pool)."
+    """Seed of the r-th extra draw: far from `seed` itself, which often made `syn` (same first rows ⇒ duplicates in the
+    pool)."""
     return 100_003 * (r + 1) + int(seed)
 
-def rejection_resample(syn: pd.DataFrame, real_train: pd.DataFrame, schema: Schema, sample_fn: Callable | None, seed: int = 0,
-                       n: int | None = None, oversample: float = 5.0, clip: float = 10.0, folds: int = 5, max_rounds: int = 20,
-                       min_rows: int = MIN_ROWS) -> tuple[pd.DataFrame, dict]:
-    "Discriminator rejection sampling: pool `syn` + fresh `sample_fn` rows, accept each with probability w / max w, until `n` are accepted."
-    if sample_fn is None: raise AdaptationError("adapt 'rejection' needs sample_fn(n, seed) (e.g. a fitted generator's sample) to draw more rows")
-    if not (isinstance(oversample, (int, float)) and oversample >= 1): raise ParameterError(f"oversample={oversample!r} is not allowed; it must be a number >= 1")
-    _need_rows(syn, "synthetic data", "rejection", min_rows); _need_rows(real_train, "real training data", "rejection", min_rows)
+def rejection_resample(syn: pd.DataFrame,           # the synthetic cohort
+                       real_train: pd.DataFrame,    # the real training split
+                       schema: Schema,              # the dataset's schema
+                       sample_fn: Callable | None,  # `(n, seed) -> rows`: fresh synthetic rows (None = `syn` only)
+                       seed: int = 0,               # sampling and classifier seed
+                       n: int | None = None,        # rows to accept (None = as many as `syn`)
+                       oversample: float = 5.0,     # rows drawn per round, as a multiple of `n`
+                       clip: float = 10.0,          # upper bound of the density ratio
+                       folds: int = 5,              # cross-fitting folds of the ratio
+                       max_rounds: int = 20,        # sampling rounds before giving up
+                       min_rows: int = MIN_ROWS,    # fewest rows either side needs
+                      ) -> tuple[pd.DataFrame, dict]:
+    """Discriminator rejection sampling: pool `syn` + fresh `sample_fn` rows, accept each with probability w / max w,
+    until `n` are accepted."""
+    if sample_fn is None:
+        raise AdaptationError(
+            "adapt 'rejection' needs sample_fn(n, seed) (e.g. a fitted generator's sample) to draw more rows"
+        )
+    if not (isinstance(oversample, (int, float)) and oversample >= 1):
+        raise ParameterError(f"oversample={oversample!r} is not allowed; it must be a number >= 1")
+    _need_rows(syn, "synthetic data", "rejection", min_rows)
+    _need_rows(real_train, "real training data", "rejection", min_rows)
     n = len(syn) if n is None else check_positive_int("n", n)
     max_rounds = check_positive_int("max_rounds", max_rounds)
     extra = math.ceil((oversample - 1) * n)
-    pool = pd.concat([syn, schema.validate(sample_fn(extra, _draw_seed(seed, 0)), "sampled rows")], ignore_index=True) if extra else syn.reset_index(drop=True)
+    pool = (
+        pd.concat([syn, schema.validate(sample_fn(extra, _draw_seed(seed, 0)), "sampled rows")], ignore_index=True)
+        if extra
+        else syn.reset_index(drop=True)
+    )
     dr = DensityRatio(real_train, pool, schema, seed, folds, clip)
     w = dr.ratio_oof; M = float(w.max())
     rng = np.random.default_rng(seed)
@@ -330,8 +430,10 @@ def rejection_resample(syn: pd.DataFrame, real_train: pd.DataFrame, schema: Sche
     sampled, accepted, r = len(pool), len(kept[0]), 1
     while accepted < n:
         if r == max_rounds:
-            raise AdaptationError(f"adapt 'rejection': {accepted} of {sampled} rows accepted ({accepted / sampled:.1%}) after {r} rounds; "
-                                  f"n={n} needs more: raise oversample or max_rounds, or clip the ratio harder (clip={clip})")
+            raise AdaptationError(f"adapt 'rejection': {accepted} of {sampled} rows accepted "
+                                  f"({accepted / sampled:.1%}) after {r} rounds; "
+                                  f"n={n} needs more: raise oversample or max_rounds, or clip the ratio harder "
+                                  f"(clip={clip})")
         more = schema.validate(sample_fn(math.ceil(oversample * n), _draw_seed(seed, r)), "sampled rows")
         acc = more[rng.random(len(more)) < dr.ratio(more) / M]
         kept.append(acc); sampled += len(more); accepted += len(acc); r += 1
@@ -353,12 +455,25 @@ def _psd_sqrt(C: np.ndarray, ridge: float, inverse: bool = False) -> np.ndarray:
     vals = np.maximum(vals, ridge)
     return (vecs * (vals ** (-0.5 if inverse else 0.5))) @ vecs.T
 
-def coral_align(syn: pd.DataFrame, real_train: pd.DataFrame, schema: Schema, columns: list[str] | None = None, full: bool = True,
-                clip_range: bool = True, round_to_real: bool = True, ridge: float = 1e-3) -> tuple[pd.DataFrame, dict]:
-    "CORAL for the numeric/integer columns: whiten the synthetic block, recolour with the real covariance, match means; types restored."
-    cols = list(columns) if columns is not None else [c for c in schema.modelled if schema[c].kind in ("numeric", "integer")]
+def coral_align(syn: pd.DataFrame,                 # the synthetic cohort
+                real_train: pd.DataFrame,          # the real training split
+                schema: Schema,                    # the dataset's schema
+                columns: list[str] | None = None,  # columns to align (None = numeric and integer)
+                full: bool = True,                 # full covariance (True) or variances only
+                clip_range: bool = True,           # clip to the real range
+                round_to_real: bool = True,        # round integer columns
+                ridge: float = 1e-3,               # eigenvalue floor of the covariances
+               ) -> tuple[pd.DataFrame, dict]:
+    """CORAL for the numeric/integer columns: whiten the synthetic block, recolour with the real covariance, match
+    means; types restored."""
+    cols = (
+        list(columns)
+        if columns is not None
+        else [c for c in schema.modelled if schema[c].kind in ("numeric", "integer")]
+    )
     bad = [c for c in cols if schema[c].kind not in ("numeric", "integer")]
-    if bad: raise ParameterError(f"adapt 'coral': columns {bad} are not numeric/integer; CORAL aligns numeric columns only")
+    if bad:
+        raise ParameterError(f"adapt 'coral': columns {bad} are not numeric/integer; CORAL aligns numeric columns only")
     if not cols: return syn.copy(), {"columns": [], "note": "no numeric columns"}
     R = real_train[cols].astype(float); S = syn[cols].astype(float)
     for what, df in (("real training data", R), ("synthetic data", S)):
@@ -383,7 +498,8 @@ def coral_align(syn: pd.DataFrame, real_train: pd.DataFrame, schema: Schema, col
 
 # %% ../nbs/07b_adapt.ipynb
 class ShiftedGenerator:
-    "A deliberately shifted control 'generator' over `base` rows (seeded `sample(n, seed)`); supports `fine_tune(real, epochs, seed)`."
+    """A deliberately shifted control 'generator' over `base` rows (seeded `sample(n, seed)`); supports
+    `fine_tune(real, epochs, seed)`."""
     def __init__(self, base: pd.DataFrame, schema: Schema, shift: float = 0.5, scale: float = 1.3, distort: float = 0.3,
                  columns: list[str] | None = None):
         if not 0 <= distort <= 1: raise ParameterError(f"distort={distort!r} is not allowed; it must be in [0, 1]")
@@ -411,17 +527,27 @@ class ShiftedGenerator:
         f = (1 - lr) ** check_positive_int("epochs", epochs)
         self.shift, self.scale, self.distort = self.shift * f, 1 + (self.scale - 1) * f, self.distort * f
         return self
-    def __repr__(self): return f"ShiftedGenerator(shift={self.shift:.3g}, scale={self.scale:.3g}, distort={self.distort:.3g})"
+    def __repr__(self): return (f"ShiftedGenerator(shift={self.shift:.3g}, scale={self.scale:.3g}, "
+                                f"distort={self.distort:.3g})")
 
 # %% ../nbs/07b_adapt.ipynb
-def fine_tune_resample(syn: pd.DataFrame, real_train: pd.DataFrame, schema: Schema, generator: Any = None, seed: int = 0,
-                       n: int | None = None, epochs: int = 10) -> tuple[pd.DataFrame, dict]:
-    "Fine-tune a copy of `generator` on `real_train` (if it has `fine_tune`) and sample anew; otherwise skip with a warning."
-    if generator is None: raise AdaptationError("adapt 'finetune' needs generator= (a fitted generator, ideally with a fine_tune method)")
+def fine_tune_resample(syn: pd.DataFrame,         # the synthetic cohort (its size is the default `n`)
+                       real_train: pd.DataFrame,  # the rows to fine-tune on
+                       schema: Schema,            # the dataset's schema
+                       generator: Any = None,     # a fitted generator with `fine_tune` (otherwise: skipped)
+                       seed: int = 0,             # training and sampling seed
+                       n: int | None = None,      # rows to sample (None = as many as `syn`)
+                       epochs: int = 10,          # fine-tuning epochs
+                      ) -> tuple[pd.DataFrame, dict]:
+    """Fine-tune a copy of `generator` on `real_train` (if it has `fine_tune`) and sample anew; otherwise skip with a
+    warning."""
+    if generator is None:
+        raise AdaptationError("adapt 'finetune' needs generator= (a fitted generator, ideally with a fine_tune method)")
     n = len(syn) if n is None else check_positive_int("n", n)
     name = getattr(generator, "name", type(generator).__name__)
     if not callable(getattr(generator, "fine_tune", None)):
-        msg = f"adapt 'finetune': generator {name!r} does not support fine-tuning (no fine_tune method); skipped, frame unchanged"
+        msg = (f"adapt 'finetune': generator {name!r} does not support fine-tuning (no fine_tune method); skipped, "
+               "frame unchanged")
         warnings.warn(msg, AdaptationWarning)
         return syn.copy(), {"status": "skipped", "reason": msg}
     tuned = copy.deepcopy(generator)
@@ -435,13 +561,23 @@ def _post(df: pd.DataFrame, postprocess, schema: Schema) -> pd.DataFrame:
     out = postprocess(df)
     if isinstance(out, tuple): out = out[0]      # enforce.repair and friends return (frame, info)
     if not isinstance(out, pd.DataFrame) or len(out) == 0:
-        raise AdaptationError(f"postprocess returned {type(out).__name__} with {len(out) if hasattr(out, '__len__') else '?'} rows; expected a non-empty frame")
+        raise AdaptationError(f"postprocess returned {type(out).__name__} with "
+                              f"{len(out) if hasattr(out, '__len__') else '?'} rows; expected a non-empty frame")
     return schema.restore_types(fresh_ids(out, schema), what="postprocessed data")
 
-def adapt(method: str, syn: pd.DataFrame, real_train: pd.DataFrame, schema: Schema, seed: int = 0,
-          sample_fn: Callable[[int, int], pd.DataFrame] | None = None, postprocess: Callable | None = None,
-          order: str = "adapt_then_enforce", checker=None, **kw) -> tuple[pd.DataFrame, dict]:
-    "Adapt `syn` towards `real_train` with `method` (see `ADAPT_METHODS`), composed with `postprocess` in `order`; returns `(frame, info)`."
+def adapt(method: str,  # an adaptation method (`ADAPT_METHODS`)
+          syn: pd.DataFrame,  # the synthetic cohort
+          real_train: pd.DataFrame,  # the real training split
+          schema: Schema,  # the dataset's schema
+          seed: int = 0,  # the method's seed
+          sample_fn: Callable[[int, int], pd.DataFrame] | None = None,  # `(n, seed) -> rows`: fresh rows
+          postprocess: Callable | None = None,  # constraint processing, `(df, seed) -> df`
+          order: str = "adapt_then_enforce",  # `adapt_then_enforce` or `enforce_then_adapt`
+          checker=None,  # a RuleSet or `df -> valid rows` for violation rates
+          **kw,  # the method's own options
+         ) -> tuple[pd.DataFrame, dict]:
+    """Adapt `syn` towards `real_train` with `method` (see `ADAPT_METHODS`), composed with `postprocess` in `order`;
+    returns `(frame, info)`."""
     check_choice("method", method, ADAPT_METHODS); check_choice("order", order, ORDERS)
     syn = schema.validate(syn, "synthetic data"); real_train = schema.validate(real_train, "real training data")
     chk = as_checker(checker)
@@ -451,7 +587,8 @@ def adapt(method: str, syn: pd.DataFrame, real_train: pd.DataFrame, schema: Sche
     sf = sample_fn
     if postprocess is not None and order == "enforce_then_adapt":
         syn = _post(syn, postprocess, schema)
-        if sample_fn is not None: sf = lambda n, s: _post(schema.validate(sample_fn(n, s), "sampled rows"), postprocess, schema)
+        if sample_fn is not None:
+            sf = lambda n, s: _post(schema.validate(sample_fn(n, s), "sampled rows"), postprocess, schema)
     if method == "none": out, extra = syn.copy(), {}
     elif method == "importance": out, extra = importance_resample(syn, real_train, schema, seed, **kw)
     elif method == "rejection": out, extra = rejection_resample(syn, real_train, schema, sf, seed, **kw)
@@ -465,8 +602,14 @@ def adapt(method: str, syn: pd.DataFrame, real_train: pd.DataFrame, schema: Sche
     if chk is not None: info["violation_after"] = violation_rate(out, chk)
     return out.reset_index(drop=True), info
 
-def compose(method: str, real_train: pd.DataFrame, schema: Schema, postprocess: Callable | None = None,
-            order: str = "adapt_then_enforce", checker=None, **kw) -> Callable[..., tuple[pd.DataFrame, dict]]:
+def compose(method: str,                          # an adaptation method (`ADAPT_METHODS`)
+            real_train: pd.DataFrame,             # the real training split
+            schema: Schema,                       # the dataset's schema
+            postprocess: Callable | None = None,  # constraint processing, `(df, seed) -> df`
+            order: str = "adapt_then_enforce",    # `adapt_then_enforce` or `enforce_then_adapt`
+            checker=None,                         # a RuleSet or `df -> valid rows`
+            **kw,                                 # the method's own options
+           ) -> Callable[..., tuple[pd.DataFrame, dict]]:
     "A reusable `f(syn, seed=0, sample_fn=None) -> (frame, info)` running `adapt` with these settings."
     check_choice("method", method, ADAPT_METHODS); check_choice("order", order, ORDERS)
     def run(syn: pd.DataFrame, seed: int = 0, sample_fn: Callable | None = None):
@@ -485,17 +628,30 @@ def _pct(b: float, a: float, min_gap: float) -> float:
     if not (np.isfinite(b) and np.isfinite(a)) or abs(b) < min_gap: return float("nan")
     return 100 * (abs(b) - abs(a)) / abs(b)
 
-def adaptation_experiment(real_train: pd.DataFrame, real_test: pd.DataFrame, schema: Schema, sources: dict,
-                          methods: Iterable[str] = ("importance", "rejection", "coral"), seeds: Iterable[int] = (0, 1, 2),
-                          n: int | None = None, measures: Iterable[str] = GAP_MEASURES, postprocess: Callable | None = None,
-                          order: str = "adapt_then_enforce", checker=None, method_kw: dict | None = None,
-                          min_gap: float = 0.01, dataset: str | None = None, on_single_class: str = "nan") -> pd.DataFrame:
-    "Gap before vs after each adaptation method, per source and seed, with % reduction, privacy and violation columns (tidy)."
+def adaptation_experiment(real_train: pd.DataFrame,  # the real training split
+                          real_test: pd.DataFrame,  # the real test split
+                          schema: Schema,  # the dataset's schema
+                          sources: dict,  # `{name: generator, sample_fn or frame}`
+                          methods: Iterable[str] = ("importance", "rejection", "coral"),  # `ADAPT_METHODS` to apply
+                          seeds: Iterable[int] = (0, 1, 2),  # repetitions (sampling and method seeds)
+                          n: int | None = None,  # rows per cohort (None = as many as `real_train`)
+                          measures: Iterable[str] = GAP_MEASURES,  # gap measures (`GAP_MEASURES`)
+                          postprocess: Callable | None = None,  # constraint processing, `(df, seed) -> df`
+                          order: str = "adapt_then_enforce",  # `adapt_then_enforce` or `enforce_then_adapt`
+                          checker=None,  # a RuleSet or `df -> valid rows`
+                          method_kw: dict | None = None,  # `{method: options}`
+                          min_gap: float = 0.01,  # a gap below this has no % reduction (NaN)
+                          dataset: str | None = None,  # the dataset's name for the rows
+                          on_single_class: str = "nan",  # `raise` or `nan` when synthetic labels have one class
+                         ) -> pd.DataFrame:
+    """Gap before vs after each adaptation method, per source and seed, with % reduction, privacy and violation columns
+    (tidy)."""
     methods = [check_choice("method", m, ADAPT_METHODS) for m in methods]
     if not sources: raise ParameterError("sources is empty; pass {name: generator | sample_fn | frame}")
     measures = list(measures); seeds = list(seeds)
     n = len(real_train) if n is None else check_positive_int("n", n)
-    real_train = schema.validate(real_train, "real training data"); real_test = schema.validate(real_test, "real test data")
+    real_train = schema.validate(real_train, "real training data")
+    real_test = schema.validate(real_test, "real test data")
     chk = as_checker(checker)
     out = []
     for seed in seeds:
@@ -509,53 +665,106 @@ def adaptation_experiment(real_train: pd.DataFrame, real_test: pd.DataFrame, sch
             for method in methods:
                 kw = dict((method_kw or {}).get(method, {}))
                 if method == "finetune": kw.setdefault("generator", generator)
-                row = {"dataset": dataset or schema.name, "generator": name, "method": method, "order": order, "seed": seed}
+                row = {
+                    "dataset": dataset or schema.name,
+                    "generator": name,
+                    "method": method,
+                    "order": order,
+                    "seed": seed,
+                }
                 t0 = time.perf_counter()
                 try:
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", AdaptationWarning)
-                        adapted, info = adapt(method, syn, real_train, schema, seed, sample_fn, postprocess, order, chk, **kw)
+                        adapted, info = adapt(
+                            method, syn, real_train, schema, seed, sample_fn, postprocess, order, chk, **kw
+                        )
                     status = info.get("status", "ok")
                 except AdaptationError as e:
                     adapted, status = None, f"failed: {e}"
                 if adapted is not None and status == "ok":
-                    g1 = gap_report(real_train, real_test, adapted, schema, seed, measures, base, on_single_class=on_single_class)
+                    g1 = gap_report(
+                        real_train, real_test, adapted, schema, seed, measures, base, on_single_class=on_single_class
+                    )
                     p1, v1 = privacy_summary(adapted, real_train, schema), violation_rate(adapted, chk)
                 else:
                     g1 = g0.assign(synthetic=np.nan, gap=np.nan); p1 = {k: np.nan for k in p0}; v1 = np.nan
                 secs = time.perf_counter() - t0
                 for r0, r1 in zip(g0.itertuples(), g1.itertuples()):
-                    out.append({**row, "measure": r0.measure, "task": r0.task, "metric": r0.metric, "real": r0.real,
-                                "before": r0.synthetic, "after": r1.synthetic, "gap_before": r0.gap, "gap_after": r1.gap,
-                                "reduction_pct": _pct(r0.gap, r1.gap, min_gap),
-                                "dcr_median_before": p0["dcr_median"], "dcr_median_after": p1["dcr_median"],
-                                "dcr_p05_before": p0["dcr_p05"], "dcr_p05_after": p1["dcr_p05"],
-                                "exact_before": p0["exact_matches"], "exact_after": p1["exact_matches"],
-                                "violation_before": v0, "violation_after": v1, "n_before": len(syn),
-                                "n_after": len(adapted) if adapted is not None else np.nan, "status": status, "seconds": secs})
+                    out.append(
+                        {
+                            **row,
+                            "measure": r0.measure,
+                            "task": r0.task,
+                            "metric": r0.metric,
+                            "real": r0.real,
+                            "before": r0.synthetic,
+                            "after": r1.synthetic,
+                            "gap_before": r0.gap,
+                            "gap_after": r1.gap,
+                            "reduction_pct": _pct(r0.gap, r1.gap, min_gap),
+                            "dcr_median_before": p0["dcr_median"],
+                            "dcr_median_after": p1["dcr_median"],
+                            "dcr_p05_before": p0["dcr_p05"],
+                            "dcr_p05_after": p1["dcr_p05"],
+                            "exact_before": p0["exact_matches"],
+                            "exact_after": p1["exact_matches"],
+                            "violation_before": v0,
+                            "violation_after": v1,
+                            "n_before": len(syn),
+                            "n_after": len(adapted) if adapted is not None else np.nan,
+                            "status": status,
+                            "seconds": secs,
+                        }
+                    )
     return pd.DataFrame(out)
 
 def summarise_adaptation(frame: pd.DataFrame, measure: str | None = None) -> pd.DataFrame:
-    "Mean and sd over seeds of gap before/after, % reduction and privacy change per dataset × generator × method × metric."
+    """Mean and sd over seeds of gap before/after, % reduction and privacy change per dataset × generator × method ×
+    metric."""
     f = frame if measure is None else frame[frame["measure"] == measure]
     f = f.assign(dcr_change_pct=100 * (f["dcr_median_after"] / f["dcr_median_before"].replace(0, np.nan) - 1))
     keys = ["dataset", "generator", "method", "measure", "task", "metric"]
-    vals = ["gap_before", "gap_after", "reduction_pct", "dcr_change_pct", "exact_after", "violation_before", "violation_after"]
+    vals = [
+        "gap_before",
+        "gap_after",
+        "reduction_pct",
+        "dcr_change_pct",
+        "exact_after",
+        "violation_before",
+        "violation_after",
+    ]
     g = f.groupby(keys, sort=False)[vals].agg(["mean", "std"])
     g.columns = [f"{a}_{b}" for a, b in g.columns]
     return g.reset_index().assign(n_seeds=f.groupby(keys, sort=False).size().to_numpy())
 
 # %% ../nbs/07b_adapt.ipynb
-def adaptation_figure(frame: pd.DataFrame, metric: str = "disc_auc", task: str | None = None, name: str | None = None,
-                      producer: str = "synthtrial.adapt.adaptation_figure", params: dict | None = None, out_dir=None,
-                      caption: str | None = None, run_dir: str | None = None):
-    "Bar plots of the gap reduction (%) and the median-DCR change (%) per method and generator; saved via `save_figure` when `name` is given."
+def adaptation_figure(frame: pd.DataFrame,                                   # `adaptation_experiment` rows
+                      metric: str = "disc_auc",                              # the gap metric plotted
+                      task: str | None = None,                               # only this task's rows (None = all)
+                      name: str | None = None,                               # save under this name (None = do not save)
+                      producer: str = "synthtrial.adapt.adaptation_figure",  # the producer recorded in the sidecar
+                      params: dict | None = None,                            # provenance parameters
+                      out_dir=None,                                          # where to save
+                      caption: str | None = None,                            # the caption (None = a generated one)
+                      run_dir: str | None = None,                            # the run recorded in the sidecar
+                     ):
+    """Bar plots of the gap reduction (%) and the median-DCR change (%) per method and generator; saved via
+    `save_figure` when `name` is given."""
     import matplotlib.pyplot as plt, seaborn as sns
     f = frame[(frame["metric"] == metric) & (frame["status"] == "ok")]
     if task is not None: f = f[f["task"] == task]
-    if f.empty: raise ParameterError(f"metric={metric!r}" + (f", task={task!r}" if task else "") + ": no successful rows to plot")
-    per_run = f.groupby(["generator", "method", "seed"], sort=False).agg(
-        reduction_pct=("reduction_pct", "mean"), dcr_before=("dcr_median_before", "first"), dcr_after=("dcr_median_after", "first")).reset_index()
+    if f.empty: raise ParameterError(f"metric={metric!r}" + (f", task={task!r}" if task else "") + ": no successful "
+                                                                                                   "rows to plot")
+    per_run = (
+        f.groupby(["generator", "method", "seed"], sort=False)
+        .agg(
+            reduction_pct=("reduction_pct", "mean"),
+            dcr_before=("dcr_median_before", "first"),
+            dcr_after=("dcr_median_after", "first"),
+        )
+        .reset_index()
+    )
     per_run["dcr_change_pct"] = 100 * (per_run["dcr_after"] / per_run["dcr_before"].replace(0, np.nan) - 1)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=False)
     sns.barplot(per_run, x="method", y="reduction_pct", hue="generator", errorbar="sd", ax=axes[0])
@@ -565,31 +774,64 @@ def adaptation_figure(frame: pd.DataFrame, metric: str = "disc_auc", task: str |
     axes[1].get_legend().remove() if axes[1].get_legend() else None
     handles, labels = axes[0].get_legend_handles_labels()          # one legend, below the panels: never over the bars
     axes[0].get_legend().remove()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=7, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        ncol=min(len(labels), 4),
+        fontsize=7,
+        frameon=False,
+        bbox_to_anchor=(0.5, -0.02),
+    )
     ds = ", ".join(map(str, frame["dataset"].unique()))
-    fig.suptitle(f"{ds}: synthetic-to-real gap closed by adaptation, and its privacy cost (mean ± sd over {per_run['seed'].nunique()} seeds)")
+    fig.suptitle(f"{ds}: synthetic-to-real gap closed by adaptation, and its privacy cost (mean ± sd over "
+                 f"{per_run['seed'].nunique()} seeds)")
     fig.tight_layout(rect=(0, 0.04 + 0.035 * math.ceil(len(labels) / 4), 1, 1))
     path = None
     if name is not None:
         from synthtrial.figures import save_figure
-        cap = caption or (f"Reduction of the {metric} gap (|gap before| − |gap after|, % of before, real test split) per adaptation "
-                          f"method and generator, and the % change of the median distance to the closest real training record; "
-                          f"bars = mean, whiskers = sd over seeds. Dataset: {ds}.")
-        path = save_figure(fig, name, cap, producer, params, out_dir=out_dir, **({"run_dir": run_dir} if run_dir else {}))
+        cap = caption or (
+            f"Reduction of the {metric} gap (|gap before| − |gap after|, % of before, real test split) per adaptation "
+            f"method and generator, and the % change of the median distance to the closest real training record; "
+            f"bars = mean, whiskers = sd over seeds. Dataset: {ds}."
+        )
+        path = save_figure(
+            fig, name, cap, producer, params, out_dir=out_dir, **({"run_dir": run_dir} if run_dir else {})
+        )
     return fig, path
 
 # %% ../nbs/07b_adapt.ipynb
-def domain_split(train: pd.DataFrame, test: pd.DataFrame, schema: Schema, rule: str, n_target: int = 60,
-                 seed: int = 0) -> dict[str, pd.DataFrame]:
-    "Source / small target sample / all target training rows / target test, by the covariate `rule` (a `DataFrame.query` string)."
+def domain_split(train: pd.DataFrame,  # the real training split
+                 test: pd.DataFrame,   # the real test split
+                 schema: Schema,       # the dataset's schema
+                 rule: str,            # the target domain, a `DataFrame.query` string
+                 n_target: int = 60,   # size of the small target sample
+                 seed: int = 0,        # its draw
+                ) -> dict[str, pd.DataFrame]:
+    """Source / small target sample / all target training rows / target test, by the covariate `rule` (a
+    `DataFrame.query` string)."""
     n_target = check_positive_int("n_target", n_target)
-    try: in_tr, in_te = train.eval(rule).to_numpy(bool), test.eval(rule).to_numpy(bool)
-    except Exception as e: raise ParameterError(f"domain rule {rule!r} cannot be evaluated on {schema.name}: {type(e).__name__}: {e}") from None
+    try:
+        in_tr, in_te = train.eval(rule).to_numpy(bool), test.eval(rule).to_numpy(bool)
+    except Exception as e:
+        raise ParameterError(
+            f"domain rule {rule!r} cannot be evaluated on {schema.name}: {type(e).__name__}: {e}"
+        ) from None
     tgt = train[in_tr]
-    if len(tgt) < n_target: raise AdaptationError(f"domain rule {rule!r}: only {len(tgt)} training rows in the target domain; n_target={n_target}")
-    if in_te.sum() < 2 * MIN_ROWS // 2: raise AdaptationError(f"domain rule {rule!r}: only {int(in_te.sum())} test rows in the target domain")
+    if len(tgt) < n_target:
+        raise AdaptationError(
+            f"domain rule {rule!r}: only {len(tgt)} training rows in the target domain; n_target={n_target}"
+        )
+    if in_te.sum() < 2 * MIN_ROWS // 2:
+        raise AdaptationError(f"domain rule {rule!r}: only {int(in_te.sum())} test rows in the target domain")
     small = tgt.sample(n_target, random_state=seed)
-    return {"source": train[~in_tr], "target_small": small, "target_train": tgt, "target_test": test[in_te], "rule": rule}
+    return {
+        "source": train[~in_tr],
+        "target_small": small,
+        "target_train": tgt,
+        "target_test": test[in_te],
+        "rule": rule,
+    }
 
 # %% ../nbs/07b_adapt.ipynb
 DISCRIMINATORS = ("logreg", "forest")
@@ -612,9 +854,16 @@ def _design(frames: list[pd.DataFrame], schema: Schema, cols: list[str]) -> list
     cuts = np.cumsum([len(f) for f in frames])[:-1]
     return np.split(X, cuts)
 
-def discriminator_auc(reference: pd.DataFrame, other: pd.DataFrame, schema: Schema, model: str = "logreg", seed: int = 0,
-                      folds: int = 5, columns: list[str] | None = None) -> float:
-    "Cross-validated AUC of a `model` ('logreg' or 'forest') telling `reference` rows from `other` rows; 0.5 = indistinguishable."
+def discriminator_auc(reference: pd.DataFrame,           # rows labelled 1
+                      other: pd.DataFrame,               # rows labelled 0
+                      schema: Schema,                    # the dataset's schema
+                      model: str = "logreg",             # `logreg` or `forest`
+                      seed: int = 0,                     # folds and model seed
+                      folds: int = 5,                    # cross-validation folds
+                      columns: list[str] | None = None,  # columns the model sees (None = all but identifiers)
+                     ) -> float:
+    """Cross-validated AUC of a `model` ('logreg' or 'forest') telling `reference` rows from `other` rows; 0.5 =
+    indistinguishable."""
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.linear_model import LogisticRegression
     from sklearn.ensemble import RandomForestClassifier
@@ -622,18 +871,22 @@ def discriminator_auc(reference: pd.DataFrame, other: pd.DataFrame, schema: Sche
     check_choice("model", model, DISCRIMINATORS)
     cols = list(columns) if columns is not None else schema.modelled
     for what, df in (("reference data", reference), ("other data", other)):
-        if len(df) < 2 * folds: raise AdaptationError(f"discriminator: the {what} has {len(df)} rows; at least {2 * folds} are needed")
+        if len(df) < 2 * folds:
+            raise AdaptationError(f"discriminator: the {what} has {len(df)} rows; at least {2 * folds} are needed")
     Xr, Xo = _design([reference, other], schema, cols)
     X, y = np.vstack([Xr, Xo]), np.r_[np.ones(len(Xr)), np.zeros(len(Xo))]
     clf = LogisticRegression(C=1.0, max_iter=2000) if model == "logreg" else \
           RandomForestClassifier(200, min_samples_leaf=5, n_jobs=1, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        p = cross_val_predict(clf, X, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method="predict_proba")[:, 1]
+        p = cross_val_predict(
+            clf, X, y, cv=StratifiedKFold(folds, shuffle=True, random_state=seed), method="predict_proba"
+        )[:, 1]
     return float(roc_auc_score(y, p))
 
 def shift_size(source: pd.DataFrame, target: pd.DataFrame, schema: Schema, rule: str = "", seed: int = 0) -> dict:
-    "Size of a domain shift: discriminator AUCs beyond the rule's columns, largest |standardised mean difference|, target positive-rate differences."
+    """Size of a domain shift: discriminator AUCs beyond the rule's columns, largest |standardised mean difference|,
+    target positive-rate differences."""
     used = [c for c in schema.modelled if c in rule]
     cols = [c for c in schema.modelled if c not in used]
     out = {f"disc_auc_{m}": discriminator_auc(target, source, schema, m, seed, columns=cols) for m in DISCRIMINATORS}
@@ -708,13 +961,21 @@ def _unseen_levels(transformer, data: pd.DataFrame) -> dict:
         j += info.output_dimensions
     return out
 
-def fine_tune(generator, target_rows: pd.DataFrame, epochs: int = 50, lr_scale: float = 0.5, warmup: int = 10, seed: int = 0):
-    "A copy of a fitted synthtrial CTGAN/TVAE whose networks continued training on `target_rows` (source encoding kept)."
+def fine_tune(generator,                  # a fitted synthtrial CTGAN or TVAE
+              target_rows: pd.DataFrame,  # rows to continue training on
+              epochs: int = 50,           # fine-tuning epochs
+              lr_scale: float = 0.5,      # learning rate, as a share of the original
+              warmup: int = 10,           # TVAE: epochs with the learning rate ramped up
+              seed: int = 0,              # the training seed
+             ):
+    """A copy of a fitted synthtrial CTGAN/TVAE whose networks continued training on `target_rows` (source encoding
+    kept)."""
     from synthtrial.core import seed_everything
     from synthtrial.generators import to_sdv_frame
     name = getattr(generator, "name", type(generator).__name__)
     if name not in FINE_TUNABLE:
-        raise AdaptationError(f"fine_tune: generator {name!r} is not supported; fine-tuning continues the networks of: {', '.join(FINE_TUNABLE)}")
+        raise AdaptationError(f"fine_tune: generator {name!r} is not supported; fine-tuning continues the networks "
+                              f"of: {', '.join(FINE_TUNABLE)}")
     if getattr(generator, "schema", None) is None or not hasattr(generator, "_model"):
         raise AdaptationError(f"fine_tune: generator {name!r} is not fitted; fit it on the source domain first")
     epochs = check_positive_int("epochs", epochs)
@@ -729,16 +990,25 @@ def fine_tune(generator, target_rows: pd.DataFrame, epochs: int = 50, lr_scale: 
     with warnings.catch_warnings(), joblib.parallel_config(backend="sequential"):
         warnings.simplefilter("ignore")
         data = synth._data_processor.transform(to_sdv_frame(rows[schema.modelled], schema))
-        discrete = detect_discrete_columns(synth.metadata, data, synth._data_processor._hyper_transformer.field_transformers)
+        discrete = detect_discrete_columns(
+            synth.metadata, data, synth._data_processor._hyper_transformer.field_transformers
+        )
         inner = synth._model
         unseen = _unseen_levels(inner._transformer if name == "ctgan" else inner.transformer, data)
         if unseen:   # a category the source never had has no output unit: continued training cannot learn to emit it
-            raise AdaptationError(f"fine_tune: the target rows hold values the source generator never saw ({unseen}); the "
-                                  "source encoding cannot represent them — define the target domain so that the source covers every level")
+            raise AdaptationError(
+                f"fine_tune: the target rows hold values the source generator never saw ({unseen}); the "
+                "source encoding cannot represent them — define the target domain so that the source covers every level"
+            )
         seed_everything(seed, torch=True)
         if name == "ctgan": _continue_ctgan(synth._model, data, discrete, epochs, lr_scale)
         else: _continue_tvae(synth._model, data, discrete, epochs, lr_scale, max(int(warmup), 0))
-    tuned.fine_tuned = {"rows": len(rows), "epochs": epochs, "lr_scale": lr_scale, "warmup": warmup if name == "tvae" else 0}
+    tuned.fine_tuned = {
+        "rows": len(rows),
+        "epochs": epochs,
+        "lr_scale": lr_scale,
+        "warmup": warmup if name == "tvae" else 0,
+    }
     return tuned
 
 # %% ../nbs/07b_adapt.ipynb
@@ -754,15 +1024,28 @@ def _judge(df: pd.DataFrame, split: dict, schema: Schema, seed: int, base: dict,
     out.update(dcr_median=p["dcr_median"], exact_share=p["exact_share"], violation=violation_rate(df, chk))
     return out
 
-def domain_experiment(split: dict, schema: Schema, model: str, seeds: Iterable[int] = (0, 1, 2), source_budget: float = 0.2,
-                      params: dict | None = None, ft_epochs: int = 50, lr_scale: float = 0.5, warmup: int = 10,
-                      methods: Iterable[str] = DOMAIN_METHODS, checker=None, postprocess: Callable | None = None) -> pd.DataFrame:
-    "Tidy rows (seed × method) of target-test utility, gap, independent-discriminator fidelity, DCR and violations for one generator."
+def domain_experiment(split: dict,                              # `domain_split`'s frames
+                      schema: Schema,                           # the dataset's schema
+                      model: str,                               # a generator
+                      seeds: Iterable[int] = (0, 1, 2),         # repetitions (source fits)
+                      source_budget: float = 0.2,               # epoch share of the source fit
+                      params: dict | None = None,               # the generator's parameters
+                      ft_epochs: int = 50,                      # fine-tuning epochs
+                      lr_scale: float = 0.5,                    # fine-tuning learning rate, as a share of the original
+                      warmup: int = 10,                         # TVAE fine-tuning warm-up epochs
+                      methods: Iterable[str] = DOMAIN_METHODS,  # methods to compare (`DOMAIN_METHODS`)
+                      checker=None,                             # a RuleSet or `df -> valid rows`
+                      postprocess: Callable | None = None,      # constraint processing, `(df, seed) -> df`
+                     ) -> pd.DataFrame:
+    """Tidy rows (seed × method) of target-test utility, gap, independent-discriminator fidelity, DCR and violations
+    for one generator."""
     from synthtrial.generators import make_generator
     methods = [check_choice("method", m, DOMAIN_METHODS) for m in methods]
     chk = as_checker(checker)
     n = len(split["target_train"])
-    base = classifier_scores(split["target_train"], split["target_test"], schema, 0, on_single_class="nan", what="real target training data")
+    base = classifier_scores(
+        split["target_train"], split["target_test"], schema, 0, on_single_class="nan", what="real target training data"
+    )
     rows = []
     for seed in seeds:
         t0 = time.perf_counter()
@@ -773,8 +1056,11 @@ def domain_experiment(split: dict, schema: Schema, model: str, seeds: Iterable[i
             t0 = time.perf_counter()
             try:
                 if method == "none": df = syn
-                elif method == "finetune": df = fine_tune(src, split["target_small"], ft_epochs, lr_scale, warmup, seed).sample(n, seed)
-                elif method == "target_only": df = make_generator(model, params, budget=source_budget).fit(split["target_small"], schema, seed=seed).sample(n, seed)
+                elif method == "finetune":
+                    df = fine_tune(src, split["target_small"], ft_epochs, lr_scale, warmup, seed).sample(n, seed)
+                elif method == "target_only":
+                    gen = make_generator(model, params, budget=source_budget)
+                    df = gen.fit(split["target_small"], schema, seed=seed).sample(n, seed)
                 elif method == "target_sample": df = split["target_small"]
                 else:
                     with warnings.catch_warnings():
@@ -784,15 +1070,32 @@ def domain_experiment(split: dict, schema: Schema, model: str, seeds: Iterable[i
                 row, status = _judge(df, split, schema, seed, base, chk), "ok"
             except (SynthtrialError, ValueError) as e:
                 row, status = {}, f"failed: {type(e).__name__}: {e}"
-            rows.append({"generator": model, "method": method, "seed": seed, "rule": split["rule"], "n_rows": n,
-                         "n_target_small": len(split["target_small"]), **{f"real_auc_{t.name}": base[t.name]["auc"] for t in schema.targets},
-                         **row, "status": status, "seconds": time.perf_counter() - t0 + (fit_s if method == "none" else 0.0)})
+            rows.append(
+                {
+                    "generator": model,
+                    "method": method,
+                    "seed": seed,
+                    "rule": split["rule"],
+                    "n_rows": n,
+                    "n_target_small": len(split["target_small"]),
+                    **{f"real_auc_{t.name}": base[t.name]["auc"] for t in schema.targets},
+                    **row,
+                    "status": status,
+                    "seconds": time.perf_counter() - t0 + (fit_s if method == "none" else 0.0),
+                }
+            )
     return pd.DataFrame(rows)
 
 # %% ../nbs/07b_adapt.ipynb
-def gap_reduction(frame: pd.DataFrame, metric: str, n_boot: int = 2000, seed: int = 0, level: float = 0.95,
-                  min_gap: float = 0.02) -> pd.DataFrame:
-    "Per generator × method: mean `metric` (a gap column), reduction % against 'none' with a paired bootstrap interval over seeds (NaN when |gap of none| < `min_gap`)."
+def gap_reduction(frame: pd.DataFrame,    # `domain_experiment` rows
+                  metric: str,            # a gap column
+                  n_boot: int = 2000,     # bootstrap resamples of the seeds
+                  seed: int = 0,          # the bootstrap's seed
+                  level: float = 0.95,    # interval level
+                  min_gap: float = 0.02,  # |gap of 'none'| below this: no reduction (NaN)
+                 ) -> pd.DataFrame:
+    """Per generator × method: mean `metric` (a gap column), reduction % against 'none' with a paired bootstrap
+    interval over seeds (NaN when |gap of none| < `min_gap`)."""
     if metric not in frame.columns: raise ParameterError(f"metric={metric!r} is not a column of the domain frame")
     rng = np.random.default_rng(seed)
     rows = []
@@ -804,22 +1107,38 @@ def gap_reduction(frame: pd.DataFrame, metric: str, n_boot: int = 2000, seed: in
             pair = w[["none", m]].dropna().to_numpy()
             if not len(pair): continue
             # a ratio over a gap that is itself ~0 is noise over noise (intervals of ±10 000 %): not reported
-            red = lambda a: 100 * (a[:, 0].mean() - a[:, 1].mean()) / a[:, 0].mean() if abs(a[:, 0].mean()) >= min_gap else np.nan
+            red = lambda a: (
+                100 * (a[:, 0].mean() - a[:, 1].mean()) / a[:, 0].mean() if abs(a[:, 0].mean()) >= min_gap else np.nan
+            )
             boot = np.array([red(pair[i % len(pair)]) for i in draws])
-            # draws whose gap without adaptation is ~0 have no ratio; when more than the tail share does, the bound is unknown
+            # draws whose gap without adaptation is ~0 have no ratio; when more than the tail share does, the bound
+            # is unknown
             if np.isnan(boot).mean() > (1 - level) / 2: boot = np.array([np.nan])
-            rows.append({"generator": gen, "method": m, "metric": metric, "n_seeds": len(pair), "mean": float(pair[:, 1].mean()),
-                         "lo": float(np.quantile(pair[:, 1], (1 - level) / 2)), "hi": float(np.quantile(pair[:, 1], (1 + level) / 2)),
-                         "none_mean": float(pair[:, 0].mean()), "reduction_pct": float(red(pair)),
-                         "reduction_lo": float(np.nanpercentile(boot, 100 * (1 - level) / 2)),
-                         "reduction_hi": float(np.nanpercentile(boot, 100 * (1 + level) / 2))})
+            rows.append(
+                {
+                    "generator": gen,
+                    "method": m,
+                    "metric": metric,
+                    "n_seeds": len(pair),
+                    "mean": float(pair[:, 1].mean()),
+                    "lo": float(np.quantile(pair[:, 1], (1 - level) / 2)),
+                    "hi": float(np.quantile(pair[:, 1], (1 + level) / 2)),
+                    "none_mean": float(pair[:, 0].mean()),
+                    "reduction_pct": float(red(pair)),
+                    "reduction_lo": float(np.nanpercentile(boot, 100 * (1 - level) / 2)),
+                    "reduction_hi": float(np.nanpercentile(boot, 100 * (1 + level) / 2)),
+                }
+            )
     return pd.DataFrame(rows)
 
 def plot_domain_gaps(red: pd.DataFrame, title: str = ""):
-    "One panel per generator: each method's gap (mean, 2.5–97.5 % over seeds) as a point with a bar; the dashed line is 'none'."
+    """One panel per generator: each method's gap (mean, 2.5–97.5 % over seeds) as a point with a bar; the dashed line
+    is 'none'."""
     import matplotlib.pyplot as plt
     gens = list(red.generator.unique())
-    fig, axes = plt.subplots(1, len(gens), figsize=(4.2 * len(gens), 0.42 * red.method.nunique() + 1.6), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        1, len(gens), figsize=(4.2 * len(gens), 0.42 * red.method.nunique() + 1.6), squeeze=False, sharex=True
+    )
     order = [m for m in DOMAIN_METHODS if m in set(red.method)]
     for ax, gname in zip(axes[0], gens):
         d = red[red.generator == gname].set_index("method").reindex(order)
@@ -829,10 +1148,15 @@ def plot_domain_gaps(red: pd.DataFrame, title: str = ""):
                         color="#555555" if m == "none" else "#2ca02c" if m.startswith("target") else "#1f77b4")
         for yi, m, r in zip(y, order, d.itertuples()):
             if np.isfinite(r.reduction_pct) and m != "none":
-                ci = f"[{r.reduction_lo:+.0f}, {r.reduction_hi:+.0f}]" if np.isfinite(r.reduction_lo) else "[interval undefined]"
+                ci = (
+                    f"[{r.reduction_lo:+.0f}, {r.reduction_hi:+.0f}]"
+                    if np.isfinite(r.reduction_lo)
+                    else "[interval undefined]"
+                )
                 ax.annotate(f"{r.reduction_pct:+.0f}% {ci}", (r.hi, yi), xytext=(4, -3),
                             textcoords="offset points", fontsize=7)
         ax.axvline(d.loc["none", "mean"], color="grey", ls="--", lw=0.8); ax.axvline(0, color="k", lw=0.6)
-        ax.set_yticks(y, order); ax.set(title=gname, xlabel=f"gap ({red.metric.iloc[0]}): real-trained − method-trained AUC")
+        ax.set_yticks(y, order)
+        ax.set(title=gname, xlabel=f"gap ({red.metric.iloc[0]}): real-trained − method-trained AUC")
     fig.suptitle(title, fontsize=9); fig.tight_layout()
     return fig

@@ -6,8 +6,17 @@
 from __future__ import annotations
 import argparse, importlib.util, shutil, sys, platform
 from pathlib import Path
-from .core import (SynthtrialError, ParameterError, package_versions, git_commit, check_choice, check_positive_int,
-                            project_root, results_dir, figures_dir)
+from synthtrial.core import (
+    SynthtrialError,
+    ParameterError,
+    package_versions,
+    git_commit,
+    check_choice,
+    check_positive_int,
+    project_root,
+    results_dir,
+    figures_dir,
+)
 
 # %% auto 0
 __all__ = ['OPTIONAL_PARTS', 'OPTIONAL_PROGRAMS', 'doctor_report', 'format_doctor', 'check_skeleton_params', 'trial_config',
@@ -57,12 +66,18 @@ def doctor_report(deep: bool = False) -> dict:
 
 def format_doctor(rep: dict) -> str:
     "Human-readable text of a `doctor_report`."
-    lines = [f"synthtrial doctor — Python {rep['python']} ({rep['executable']})",
-             f"git: {rep['git']['sha'] or 'not a git checkout'}" + (" (dirty)" if rep['git'].get('dirty') else ""), "packages:"]
+    lines = [
+        f"synthtrial doctor — Python {rep['python']} ({rep['executable']})",
+        f"git: {rep['git']['sha'] or 'not a git checkout'}" + (" (dirty)" if rep["git"].get("dirty") else ""),
+        "packages:",
+    ]
     lines += [f"  {k:<14} {v or 'MISSING'}" for k, v in rep["packages"].items()]
     g = rep["gpu"]
-    lines.append(f"GPU: {'yes: ' + ', '.join(g['devices']) if g['cuda_available'] else 'none visible (CPU only; every model runs on CPU)'}")
-    if "torchvision_shim" in rep: lines.append(f"torchvision shim: {rep['torchvision_shim']}; synthcity plugins: {rep.get('synthcity_plugins')}")
+    no_gpu = "none visible (CPU only; every model runs on CPU)"
+    gpu = "yes: " + ", ".join(g["devices"]) if g["cuda_available"] else no_gpu
+    lines.append(f"GPU: {gpu}")
+    if "torchvision_shim" in rep:
+        lines.append(f"torchvision shim: {rep['torchvision_shim']}; synthcity plugins: {rep.get('synthcity_plugins')}")
     if rep["missing"]:
         lines.append("optional parts missing:")
         lines += [f"  - {part}: needs {', '.join(what)}" for part, what in rep["missing"].items()]
@@ -83,20 +98,34 @@ def check_skeleton_params(dataset: str, model: str, seed: int, n_rows: int, budg
         raise ParameterError(f"budget={budget!r} is not allowed; it must be in (0, 1]")
     return {"dataset": dataset, "model": model, "seed": seed, "n_rows": n_rows, "budget": budget}
 
-def trial_config(spec: str | Path, profile: str = "quick", name: str | None = None, models: list[str] | None = None,
-                 objectives: list[str] | None = None, overrides: dict | None = None) -> dict:
+def trial_config(spec: str | Path,                     # the dataset spec YAML
+                 profile: str = "quick",               # `quick` or `paper`
+                 name: str | None = None,              # the sweep's name (default: `<dataset>_<profile>`)
+                 models: list[str] | None = None,      # generators (None = the profile's)
+                 objectives: list[str] | None = None,  # objectives (None = the profile's)
+                 overrides: dict | None = None,        # any sweep-config keys
+                ) -> dict:
     "The sweep config that runs the whole study (`profile`) on the dataset described by `spec`, checked now."
     from synthtrial.data import dataset_from_spec
     from synthtrial.sweep import load_config
     check_choice("profile", profile, ("quick", "paper"))
     ds = dataset_from_spec(spec)          # reads and checks the files now: a bad file stops here, not in a job
-    cfg = {"profile": profile, "name": name or f"{ds.name}_{profile}", "datasets": [str(Path(spec).resolve())],
-           **({"models": list(models)} if models else {}), **({"objectives": list(objectives)} if objectives else {}), **(overrides or {})}
-    load_config(project_root() / "config" / f"{profile}.yaml", **cfg)   # the Snakefile reads the same files in the same order
+    cfg = {
+        "profile": profile,
+        "name": name or f"{ds.name}_{profile}",
+        "datasets": [str(Path(spec).resolve())],
+        **({"models": list(models)} if models else {}),
+        **({"objectives": list(objectives)} if objectives else {}),
+        **(overrides or {}),
+    }
+    load_config(
+        project_root() / "config" / f"{profile}.yaml", **cfg
+    )  # the Snakefile reads the same files in the same order
     return cfg
 
 def run_trial(spec: str | Path, profile: str = "quick", cores: int = 2, dry_run: bool = False, **kw) -> dict:
-    "Run the sweep of `trial_config(spec, profile, **kw)` with Snakemake; returns the config and the report/review paths."
+    """Run the sweep of `trial_config(spec, profile, **kw)` with Snakemake; returns the config and the report/review
+    paths."""
     import subprocess, yaml
     cfg = trial_config(spec, profile, **kw)
     root = project_root()
@@ -104,10 +133,20 @@ def run_trial(spec: str | Path, profile: str = "quick", cores: int = 2, dry_run:
     cfg_path.parent.mkdir(parents=True, exist_ok=True)
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     snake = Path(sys.executable).parent / "snakemake"
-    cmd = [str(snake), "--scheduler", "greedy", "--cores", str(check_positive_int("cores", cores)), "--rerun-incomplete",
-           "--configfile", str(root / "config" / f"{profile}.yaml"), str(cfg_path)] + (["-n"] if dry_run else [])
+    cmd = [
+        str(snake),
+        "--scheduler",
+        "greedy",
+        "--cores",
+        str(check_positive_int("cores", cores)),
+        "--rerun-incomplete",
+        "--configfile",
+        str(root / "config" / f"{profile}.yaml"),
+        str(cfg_path),
+    ] + (["-n"] if dry_run else [])
     proc = subprocess.run(cmd, cwd=root)
-    if proc.returncode != 0: raise SynthtrialError(f"the sweep failed (snakemake exit {proc.returncode}); config {cfg_path}")
+    if proc.returncode != 0:
+        raise SynthtrialError(f"the sweep failed (snakemake exit {proc.returncode}); config {cfg_path}")
     fig = figures_dir() / cfg["name"]
     return {"config": cfg_path, "report": fig / "index.html", "review": fig / "review" / "review.md"}
 
@@ -116,7 +155,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("doctor", help="versions, GPU, missing optional parts")
     d.add_argument("--deep", action="store_true", help="also import synthcity through the torchvision shim")
-    for name, hlp in (("skeleton", "run the walking-skeleton experiment notebook"), ("quick", "the quick reproduction")):
+    commands = (("skeleton", "run the walking-skeleton experiment notebook"), ("quick", "the quick reproduction"))
+    for name, hlp in commands:
         s = sub.add_parser(name, help=hlp)
         s.add_argument("--dataset", default="myeloid"); s.add_argument("--model", default="gaussian_copula")
         s.add_argument("--seed", type=int, default=0); s.add_argument("--n-rows", type=int, default=500)
@@ -128,7 +168,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--name", default=None, help="sweep name (default: <dataset>_<profile>)")
     t.add_argument("--models", nargs="+", default=None); t.add_argument("--objectives", nargs="+", default=None)
     t.add_argument("--cores", type=int, default=2)
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any sweep-config key, VALUE in YAML (repeatable)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any sweep-config key, VALUE in "
+                                                                                   "YAML (repeatable)")
     t.add_argument("--dry-run", action="store_true", help="list the jobs only")
     return p
 

@@ -8,7 +8,16 @@ import json, os, time, warnings
 from pathlib import Path
 from typing import Iterable
 import numpy as np, pandas as pd
-from .core import SynthtrialError, ParameterError, check_choice, provenance, write_json, write_csv, package_versions, git_commit
+from synthtrial.core import (
+    SynthtrialError,
+    ParameterError,
+    check_choice,
+    provenance,
+    write_json,
+    write_csv,
+    package_versions,
+    git_commit,
+)
 
 # %% auto 0
 __all__ = ['PROFILES', 'get_profile', 'read_blocks', 'score_cohort', 'evaluate_config', 'relative_improvement',
@@ -33,14 +42,19 @@ def _block_table(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return t[[c for c in t.columns if c != "block_rows"] + ["block_rows"]] if "block_rows" in t else t
 
 def read_blocks(out_csv: str | Path) -> pd.DataFrame:
-    "The complete (train seed, sample seed) blocks of an evaluation CSV; a torn or partial block is dropped (and recomputed)."
+    """The complete (train seed, sample seed) blocks of an evaluation CSV; a torn or partial block is dropped (and
+    recomputed)."""
     p = Path(out_csv)
     if not p.is_file() or p.stat().st_size == 0: return pd.DataFrame()
     try: df = pd.read_csv(p, on_bad_lines="skip")
     except (pd.errors.EmptyDataError, pd.errors.ParserError): return pd.DataFrame()
     if "block_rows" not in df or not len(df): return pd.DataFrame()   # written before blocks were marked: recompute
     g = df.groupby(["train_seed", "sample_seed"])["block_rows"]
-    whole = (g.transform("size") == df["block_rows"]) & (g.transform("nunique") == 1) & (g.transform("count") == g.transform("size"))
+    whole = (
+        (g.transform("size") == df["block_rows"])
+        & (g.transform("nunique") == 1)
+        & (g.transform("count") == g.transform("size"))
+    )
     return df[whole].reset_index(drop=True)
 
 def score_cohort(train: pd.DataFrame, test: pd.DataFrame, syn: pd.DataFrame, schema, metrics: list[str] | None = None,
@@ -63,13 +77,52 @@ def score_cohort(train: pd.DataFrame, test: pd.DataFrame, syn: pd.DataFrame, sch
     oos.update(heldout_scores(train, test, syn, schema, fidelity_test=float(np.mean(fid)) if fid else None))
     return {"train": ins, "test": oos}
 
-def evaluate_config(dataset: str, model: str, config: str, params: dict | None = None, *,
-                    train_seeds: Iterable[int] = (0,), sample_seeds: Iterable[int] = (0,), budget: float = 1.0,
-                    enforcement: str | list[str] = "default", metrics: list[str] | None = None,
-                    utility_params: dict[str, dict] | None = None, utility_trials: int = 0, out_csv: str | Path | None = None,
-                    extra: dict | None = None, progress: bool = True) -> pd.DataFrame:
-    "Train/sample/score one configuration over seeds; tidy rows (`split` train/test), written block by block to `out_csv` and resumed from it."
+def evaluate_config(dataset: str,                              # a registered dataset
+                    model: str,                                # a registered generator
+                    config: str,                               # the configuration's name: "default" or an objective
+                    params: dict | None = None,                # its hyperparameters (None = the defaults)
+                    *,
+                    train_seeds: Iterable[int] = (0,),         # one fit per training seed …
+                    sample_seeds: Iterable[int] = (0,),        # … one cohort per sampling seed
+                    budget: float = 1.0,                       # share of the model's training epochs
+                    enforcement: str | list[str] = "default",  # constraint processing (`resolve_strategies`)
+                    metrics: list[str] | None = None,          # `evaluate_all` metrics (None = all)
+                    utility_params: dict[str, dict] | None = None,  # tuned CatBoost parameters per target
+                    utility_trials: int = 0,                   # tune them first with this many trials (0 = untuned)
+                    out_csv: str | Path | None = None,         # the block-by-block record, resumed from
+                    extra: dict | None = None,                 # constant columns for every row (e.g. `n_trials`)
+                    progress: bool = True,                     # show a progress bar
+                   ) -> pd.DataFrame:
+    """Train/sample/score one configuration over seeds; tidy rows (`split` train/test), written block by block and
+    resumed."""
     from tqdm.auto import tqdm
+    job = _setup_job(dataset, model, params, budget, enforcement, utility_params, utility_trials)
+    out_csv = Path(out_csv) if out_csv else None
+    done, todo = _pending_pairs(out_csv, train_seeds, sample_seeds)
+    base = _row_base(dataset, model, config, job, budget, extra)
+    bar = tqdm(total=len(todo), desc=f"{dataset}/{model}/{config}", disable=not progress or not todo)
+    for ts in sorted({t for t, _ in todo}):
+        pipe, fit_s, fit_err = _fit_seed(job, model, params, budget, ts)
+        for ss in [s for t, s in todo if t == ts]:
+            meta = {**base, "train_seed": ts, "sample_seed": ss, "fit_seconds": round(fit_s, 3)}
+            rows = _failed_rows(meta, fit_err) if fit_err else _cohort_rows(pipe, meta, job, ss, metrics)
+            done = _append_block(done, rows, out_csv)
+            bar.update(1)
+    bar.close()
+    if out_csv is not None:
+        _write_provenance(out_csv, base, job, params, train_seeds, sample_seeds, metrics)
+        done = read_blocks(out_csv)   # the file is the record: return exactly what it holds
+    keep = (
+        done[done["train_seed"].isin(list(train_seeds)) & done["sample_seed"].isin(list(sample_seeds))]
+        if len(done)
+        else done
+    )
+    return keep.reset_index(drop=True)
+
+# %% ../nbs/07_evaluation.ipynb
+def _setup_job(dataset: str, model: str, params: dict | None, budget: float, enforcement,
+               utility_params: dict | None, utility_trials: int) -> dict:
+    "Split, schema, strategies, rules, utility parameters and metric suite of one evaluation; checks `params` first."
     from synthtrial.data import load_split
     from synthtrial.constraints import rules_for
     from synthtrial.generators import GENERATORS
@@ -79,85 +132,149 @@ def evaluate_config(dataset: str, model: str, config: str, params: dict | None =
     train, test, schema = load_split(dataset)
     strategies = resolve_strategies(enforcement)
     ruleset = rules_for(dataset, schema)
-    SynthesisPipeline(model, ruleset, strategies, params=params, budget=budget)  # bad params fail here, before any fit
+    SynthesisPipeline(model, ruleset, strategies, params=params, budget=budget)   # bad params fail here
     if utility_params is None and utility_trials:
         from synthtrial.utility import utility_params_for   # tuned once on the real training split, cached
         utility_params = utility_params_for(train, schema, n_trials=utility_trials, dataset=dataset)
-    out_csv = Path(out_csv) if out_csv else None
-    done = read_blocks(out_csv) if out_csv is not None else pd.DataFrame()
-    have = set(zip(done["train_seed"], done["sample_seed"])) if len(done) else set()
-    pairs = [(t, s) for t in train_seeds for s in sample_seeds]
-    todo = [p for p in pairs if p not in have]
-    suite = suite_settings()   # evaluate_all's defaults = the study's definitions; a deviation is named in every row
-    base = {"dataset": dataset, "model": model, "config": config, "enforcement": "+".join(strategies), "budget": budget,
-            "metric_suite": "+".join(suite["deviations_from_study"]) or "study", **(extra or {})}
-    bar = tqdm(total=len(todo), desc=f"{dataset}/{model}/{config}", disable=not progress or not todo)
-    for ts in sorted({t for t, _ in todo}):
-        t0 = time.perf_counter()
-        pipe = SynthesisPipeline(model, ruleset, strategies, params=params, budget=budget)
-        fit_err = None
-        try: pipe.fit(train, schema, seed=ts)
-        except SynthtrialError as e: fit_err = str(e)
-        fit_s = time.perf_counter() - t0
-        for ss in [s for t, s in todo if t == ts]:
-            meta = {**base, "train_seed": ts, "sample_seed": ss, "fit_seconds": round(fit_s, 3)}
-            if fit_err is None:
-                t1 = time.perf_counter()
-                try:
-                    syn = pipe.sample(len(train), seed=ss)
-                    rep = pipe.last_report
-                    scores = score_cohort(train, test, syn, schema, metrics, utility_params)
-                    meta.update(sample_seconds=round(time.perf_counter() - t1, 3), status="ok", error="",
-                                invalid_rate_raw=rep.enforced_invalid_rate_before, invalid_rate_final=rep.enforced_invalid_rate_after,
-                                acceptance_rate=rep.acceptance_rate)
-                    rows = [{**meta, "split": sp, "metric": m, "value": float(v)} for sp, sc in scores.items() for m, v in sc.items()]
-                    rows += [{**meta, "split": "train", "metric": f"violations:{rule}", "value": float(rep.before.loc[rule, "rate"])}
-                             for rule in rep.before.index]
-                except Exception as e:   # record the failure (generator, enforcement or metric) and go on
-                    msg = str(e) if isinstance(e, SynthtrialError) else f"{type(e).__name__}: {e}"
-                    rows = [{**meta, "status": "failed", "error": msg[:300], "split": "test", "metric": "compound", "value": np.nan}]
-            else:
-                rows = [{**meta, "status": "failed", "error": fit_err[:300], "split": "test", "metric": "compound", "value": np.nan}]
-            frame = pd.DataFrame(rows).assign(block_rows=len(rows))
-            done = _block_table([done, frame])
-            if out_csv is not None: write_csv(done, out_csv)   # the whole file with the new block, renamed into place
-            bar.update(1)
-    bar.close()
-    if out_csv is not None:
-        settings = {"heldout_criteria": "synthtrial.findings.HELDOUT_CRITERIA", "splits": {"train": "in-sample (as the study)", "test": "out-of-sample"}}
-        settings["suite"] = suite               # the metric suite's named options (synthtrial.scores.suite_settings)
-        write_json(provenance({**base, "params": params, "train_seeds": list(train_seeds), "sample_seeds": list(sample_seeds),
-                               "metrics": metrics, "metric_settings": settings}), out_csv.with_suffix(".provenance.json"))
-        done = read_blocks(out_csv)   # the file is the record: return exactly what it holds
-    keep = done[done["train_seed"].isin(list(train_seeds)) & done["sample_seed"].isin(list(sample_seeds))] if len(done) else done
-    return keep.reset_index(drop=True)
+    return {
+        "train": train,
+        "test": test,
+        "schema": schema,
+        "strategies": strategies,
+        "ruleset": ruleset,
+        "utility_params": utility_params,
+        "suite": suite_settings(),
+    }  # evaluate_all's defaults = the study's definitions; a deviation is named in every row
 
 # %% ../nbs/07_evaluation.ipynb
-def relative_improvement(df: pd.DataFrame, metric: str = "compound", split: str = "test", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    "Per dataset × model × tuned config: paired change (%) of `metric` vs the defaults with a cluster-bootstrap 95 % interval."
+def _pending_pairs(out_csv: Path | None, train_seeds: Iterable[int], sample_seeds: Iterable[int]):
+    "`(done, todo)`: the complete blocks of `out_csv` and the seed pairs still to evaluate."
+    done = read_blocks(out_csv) if out_csv is not None else pd.DataFrame()
+    have = set(zip(done["train_seed"], done["sample_seed"])) if len(done) else set()
+    return done, [(t, s) for t in train_seeds for s in sample_seeds if (t, s) not in have]
+
+def _row_base(dataset: str, model: str, config: str, job: dict, budget: float, extra: dict | None) -> dict:
+    "The columns every row of one evaluation carries."
+    return {
+        "dataset": dataset,
+        "model": model,
+        "config": config,
+        "enforcement": "+".join(job["strategies"]),
+        "budget": budget,
+        "metric_suite": "+".join(job["suite"]["deviations_from_study"]) or "study",
+        **(extra or {}),
+    }
+
+# %% ../nbs/07_evaluation.ipynb
+def _fit_seed(job: dict, model: str, params: dict | None, budget: float, seed: int):
+    "`(pipeline, seconds, error)`: the pipeline fitted with training seed `seed`, or the reason it failed."
+    from synthtrial.pipeline import SynthesisPipeline
+    t0 = time.perf_counter()
+    pipe = SynthesisPipeline(model, job["ruleset"], job["strategies"], params=params, budget=budget)
+    try: pipe.fit(job["train"], job["schema"], seed=seed)
+    except SynthtrialError as e: return pipe, time.perf_counter() - t0, str(e)
+    return pipe, time.perf_counter() - t0, None
+
+# %% ../nbs/07_evaluation.ipynb
+def _failed_rows(meta: dict, reason: str) -> list[dict]:
+    "The one row recording a failed run: status, reason, and a missing compound score."
+    return [{**meta, "status": "failed", "error": reason[:300], "split": "test", "metric": "compound", "value": np.nan}]
+
+def _cohort_rows(pipe, meta: dict, job: dict, seed: int, metrics: list[str] | None) -> list[dict]:
+    "Sample one cohort with sampling seed `seed`, score it, and return its tidy rows (or the failed row)."
+    t1 = time.perf_counter()
+    try:
+        syn = pipe.sample(len(job["train"]), seed=seed)
+        rep = pipe.last_report
+        scores = score_cohort(job["train"], job["test"], syn, job["schema"], metrics, job["utility_params"])
+    except Exception as e:   # record the failure (generator, enforcement or metric) and go on
+        return _failed_rows(meta, str(e) if isinstance(e, SynthtrialError) else f"{type(e).__name__}: {e}")
+    meta = {**meta, "sample_seconds": round(time.perf_counter() - t1, 3), "status": "ok", "error": "",
+            "invalid_rate_raw": rep.enforced_invalid_rate_before, "invalid_rate_final": rep.enforced_invalid_rate_after,
+            "acceptance_rate": rep.acceptance_rate}
+    rows = [{**meta, "split": sp, "metric": m, "value": float(v)} for sp, sc in scores.items() for m, v in sc.items()]
+    return rows + [
+        {**meta, "split": "train", "metric": f"violations:{rule}", "value": float(rep.before.loc[rule, "rate"])}
+        for rule in rep.before.index
+    ]
+
+def _append_block(done: pd.DataFrame, rows: list[dict], out_csv: Path | None) -> pd.DataFrame:
+    "Add one block (its size in `block_rows`) and write the whole file, renamed into place."
+    done = _block_table([done, pd.DataFrame(rows).assign(block_rows=len(rows))])
+    if out_csv is not None: write_csv(done, out_csv)
+    return done
+
+# %% ../nbs/07_evaluation.ipynb
+def _write_provenance(out_csv: Path, base: dict, job: dict, params: dict | None, train_seeds, sample_seeds,
+                      metrics: list[str] | None) -> Path:
+    "Write `<out_csv>.provenance.json`: the evaluation's settings, seeds and metric suite."
+    settings = {
+        "heldout_criteria": "synthtrial.findings.HELDOUT_CRITERIA",
+        "splits": {"train": "in-sample (as the study)", "test": "out-of-sample"},
+        "suite": job["suite"],
+    }  # the metric suite's named options (synthtrial.scores.suite_settings)
+    return write_json(provenance({**base, "params": params, "train_seeds": list(train_seeds),
+                                  "sample_seeds": list(sample_seeds), "metrics": metrics, "metric_settings": settings}),
+                      out_csv.with_suffix(".provenance.json"))
+
+# %% ../nbs/07_evaluation.ipynb
+def relative_improvement(
+    df: pd.DataFrame, metric: str = "compound", split: str = "test", n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
+    """Per dataset × model × tuned config: paired change (%) of `metric` vs the defaults with a cluster-bootstrap 95 %
+    interval."""
     from synthtrial.findings import improvements
     frames = [improvements(df, metric, c, split, n_boot, seed) for c in sorted(set(df["config"]) - {"default"})]
     frames = [f for f in frames if len(f)]
-    cols = ["dataset", "model", "config", "metric", "split", "default_mean", "tuned_mean", "n_train_seeds", "n_hpo_seeds", "estimate", "ci_low", "ci_high"]
+    cols = [
+        "dataset",
+        "model",
+        "config",
+        "metric",
+        "split",
+        "default_mean",
+        "tuned_mean",
+        "n_train_seeds",
+        "n_hpo_seeds",
+        "estimate",
+        "ci_low",
+        "ci_high",
+    ]
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
     return out.rename(columns={"estimate": "improvement_pct"})
 
 def generalisation_matrix(df: pd.DataFrame, criteria: list[str] | None = None) -> pd.DataFrame:
-    "Objective × held-out criterion: mean standardised paired change vs the defaults (descriptive; verdict: `findings.generalisation`)."
+    """Objective × held-out criterion: mean standardised paired change vs the defaults (descriptive; verdict:
+    `findings.generalisation`)."""
     from synthtrial.findings import heldout_changes, HELDOUT_CRITERIA
     ch = heldout_changes(df, tuple(criteria or HELDOUT_CRITERIA))
-    if not len(ch): raise ParameterError("generalisation_matrix needs out-of-sample held-out criteria (split 'test') of 'default' and a tuned config")
+    if not len(ch):
+        raise ParameterError(
+            "generalisation_matrix needs out-of-sample held-out criteria (split 'test') of 'default' and a tuned config"
+        )
     return ch.groupby(["objective", "criterion"])["change"].mean().unstack("criterion")
 
 def violation_rates(df: pd.DataFrame) -> pd.DataFrame:
     "Per dataset × model × config: mean share of raw output breaking an enforced rule, before and after processing."
     ok = df[(df.get("status", "ok") == "ok") & (df["metric"] == "compound")]
-    return ok.groupby(["dataset", "model", "config"])[["invalid_rate_raw", "invalid_rate_final", "acceptance_rate"]].mean().reset_index()
+    return (
+        ok.groupby(["dataset", "model", "config"])[["invalid_rate_raw", "invalid_rate_final", "acceptance_rate"]]
+        .mean()
+        .reset_index()
+    )
 
 # %% ../nbs/07_evaluation.ipynb
-def run_protocol(dataset: str, models: list[str], objectives: list[str], profile: str = "quick",
-                 out_dir: str | Path | None = None, metric_fn=None, progress: bool = True, **overrides) -> pd.DataFrame:
-    "HPO for every model × objective, then evaluation of defaults + each best config; returns (and writes) the tidy table."
+def run_protocol(dataset: str,                       # a registered dataset
+                 models: list[str],                  # generators to tune and evaluate
+                 objectives: list[str],              # HPO objectives (`synthtrial.hpo.get_objective`)
+                 profile: str = "quick",             # `quick` or `paper` (`PROFILES`)
+                 out_dir: str | Path | None = None,  # output folder (None = results/protocol/<profile>/<dataset>)
+                 metric_fn=None,                     # a metric function for `run_study` (None = the objective's own)
+                 progress: bool = True,              # show progress bars
+                 **overrides,                        # profile keys to change, e.g. `n_trials=2`
+                ) -> pd.DataFrame:
+    """HPO for every model × objective, then evaluation of defaults + each best config; returns (and writes) the tidy
+    table."""
     from synthtrial.core import results_dir
     from synthtrial.hpo import run_study, get_objective
     from synthtrial.generators import GENERATORS
@@ -169,18 +286,39 @@ def run_protocol(dataset: str, models: list[str], objectives: list[str], profile
     for model in models:
         configs = {"default": None}
         for obj in objectives:
-            r = run_study(dataset, model, obj, n_trials=prof["n_trials"], hpo_seed=prof["hpo_seed"], k_folds=prof["k_folds"],
-                          budget=prof["budget"], enforcement=prof["enforcement"], metric_fn=metric_fn,
-                          utility_trials=prof["utility_trials"], trial_timeout=prof.get("trial_timeout"),
-                          out_dir=out / "hpo" / model / obj, progress=progress)
+            r = run_study(
+                dataset,
+                model,
+                obj,
+                n_trials=prof["n_trials"],
+                hpo_seed=prof["hpo_seed"],
+                k_folds=prof["k_folds"],
+                budget=prof["budget"],
+                enforcement=prof["enforcement"],
+                metric_fn=metric_fn,
+                utility_trials=prof["utility_trials"],
+                trial_timeout=prof.get("trial_timeout"),
+                out_dir=out / "hpo" / model / obj,
+                progress=progress,
+            )
             if r.best_params is not None: configs[obj] = r.best_params
         for cfg, params in configs.items():
-            frames.append(evaluate_config(dataset, model, cfg, params, train_seeds=prof["train_seeds"],
-                                          sample_seeds=prof["sample_seeds"], budget=prof["budget"],
-                                          enforcement=prof["enforcement"], utility_trials=prof["utility_trials"],
-                                          out_csv=out / "eval" / model / f"{cfg}.csv",
-                                          extra=None if cfg == "default" else {"n_trials": prof["n_trials"], "hpo_seed": prof["hpo_seed"]},
-                                          progress=progress))
+            frames.append(
+                evaluate_config(
+                    dataset,
+                    model,
+                    cfg,
+                    params,
+                    train_seeds=prof["train_seeds"],
+                    sample_seeds=prof["sample_seeds"],
+                    budget=prof["budget"],
+                    enforcement=prof["enforcement"],
+                    utility_trials=prof["utility_trials"],
+                    out_csv=out / "eval" / model / f"{cfg}.csv",
+                    extra=None if cfg == "default" else {"n_trials": prof["n_trials"], "hpo_seed": prof["hpo_seed"]},
+                    progress=progress,
+                )
+            )
     table = pd.concat(frames, ignore_index=True)
     table.to_csv(out / "results.csv", index=False)
     write_json(provenance({"dataset": dataset, "models": models, "objectives": objectives, "profile": profile, **prof}),

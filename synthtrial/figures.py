@@ -4,20 +4,31 @@
 
 # %% ../nbs/09_figures.ipynb 3
 from __future__ import annotations
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 import numpy as np, pandas as pd
 import matplotlib
 import matplotlib.pyplot as plt
-from .core import figures_dir, provenance, write_json, ParameterError
+from .core import figures_dir, provenance, write_json, check_choice, ParameterError, SynthtrialError
 from .schema import Schema
 from .metrics import km_curve
 
 # %% auto 0
-__all__ = ['save_figure', 'plot_km']
+__all__ = ['FIGURE_FILES', 'TABLE_FILES', 'OUTPUTS', 'STRATEGY_ORDER', 'save_figure', 'Output', 'register_output',
+           'register_figure', 'register_table', 'declared', 'planned_files', 'check_planned', 'check_written',
+           'plot_km', 'panel_grid', 'failed_panel', 'plot_km_grid', 'text_overlaps', 'run_status',
+           'plot_default_vs_tuned', 'violation_matrix', 'plot_violation_matrix', 'violation_rates_table']
 
 # %% ../nbs/09_figures.ipynb
-def save_figure(fig, name: str, caption: str, producer: str, params: dict | None = None,
-                out_dir: str | Path | None = None, **extra) -> Path:
+def save_figure(fig,                                # a matplotlib figure
+                name: str,                          # file stem
+                caption: str,                       # the caption (also the PDF title)
+                producer: str,                      # the notebook or function that made it
+                params: dict | None = None,         # provenance parameters
+                out_dir: str | Path | None = None,  # where to save (default: `figures_dir()`)
+                **extra,                            # more sidecar fields
+               ) -> Path:
     "Save `fig` as PNG + PDF plus a JSON sidecar (caption, producer, provenance); returns the PNG path."
     out = Path(out_dir) if out_dir else figures_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -26,6 +37,95 @@ def save_figure(fig, name: str, caption: str, producer: str, params: dict | None
     fig.savefig(out / f"{name}.pdf", bbox_inches="tight", metadata={"Title": caption[:200]})
     write_json(provenance(params, figure=name, caption=caption, producer=producer, **extra), out / f"{name}.json")
     return png
+
+# %% ../nbs/09_figures.ipynb
+FIGURE_FILES = ("png", "pdf", "json")        # what `save_figure` writes
+TABLE_FILES = ("csv", "md", "tex", "json")   # what `synthtrial.sweep.save_table` writes
+
+@dataclass(frozen=True)
+class Output:
+    "One figure or table of the sweep and the one notebook that makes it."
+    name: str                  # file stem; a per-dataset output is `<name>_<dataset>`
+    producer: str              # the producer notebook, relative to the repository root
+    kind: str = "figure"       # "figure" (PNG + PDF + JSON) or "table" (CSV + Markdown + LaTeX + JSON, in `tables/`)
+    per_dataset: bool = False  # one file set per dataset of the sweep
+
+    def stems(self, datasets: Iterable[str]) -> list[str]:
+        "The file stems of this output in a sweep over `datasets`."
+        return [f"{self.name}_{d}" for d in datasets] if self.per_dataset else [self.name]
+
+    def files(self, out_dir: str | Path, datasets: Iterable[str]) -> list[str]:
+        "Every file this output writes into a sweep's figure folder `out_dir`."
+        where, exts = (
+            (Path(out_dir), FIGURE_FILES) if self.kind == "figure" else (Path(out_dir) / "tables", TABLE_FILES)
+        )
+        return [str(where / f"{s}.{e}") for s in self.stems(datasets) for e in exts]
+
+# %% ../nbs/09_figures.ipynb
+OUTPUTS: dict[tuple[str, str], Output] = {}
+
+def register_output(name: str,                  # file stem (a per-dataset output adds `_<dataset>`)
+                    producer: str,              # the one notebook that makes it, relative to the repository root
+                    kind: str = "figure",       # "figure" or "table"
+                    per_dataset: bool = False,  # one per dataset of the sweep
+                   ) -> Output:
+    """Declare a figure or table of the sweep and its producer; the Snakefile, the producers and the tests read
+    `OUTPUTS`."""
+    out = Output(name, producer, check_choice("kind", kind, ("figure", "table")), per_dataset)
+    old = OUTPUTS.get((kind, name))
+    if old is not None and old != out:
+        raise ParameterError(f"{kind} {name!r} is already declared by {old.producer}: one output, one producer")
+    OUTPUTS[(kind, name)] = out
+    return out
+
+def register_figure(name: str, producer: str, per_dataset: bool = False) -> Output:
+    "Declare a figure (`register_output` with `kind='figure'`)."
+    return register_output(name, producer, "figure", per_dataset)
+
+def register_table(name: str, producer: str, per_dataset: bool = False) -> Output:
+    "Declare a table (`register_output` with `kind='table'`)."
+    return register_output(name, producer, "table", per_dataset)
+
+# %% ../nbs/09_figures.ipynb
+def declared(producer: str | None = None, kind: str | None = None) -> list[Output]:
+    "The declared outputs, optionally only those of one `producer` notebook and/or one `kind`."
+    return [o for o in OUTPUTS.values() if producer in (None, o.producer) and kind in (None, o.kind)]
+
+def planned_files(out_dir: str | Path,        # the sweep's figure folder (`figures/<name>`)
+                  datasets: Iterable[str],    # the sweep's datasets
+                  producer: str | None = None, kind: str | None = None) -> list[str]:
+    "Every file the declared outputs (of one `producer`/`kind`) write for a sweep over `datasets`."
+    datasets = list(datasets)
+    return [f for o in declared(producer, kind) for f in o.files(out_dir, datasets)]
+
+def check_planned(stem: str, producer: str, datasets: Iterable[str], kind: str = "figure") -> str:
+    """`stem` when `producer` declared it for `datasets`, else a `ParameterError`: a producer saves only declared
+    outputs."""
+    if not any(stem in o.stems(datasets) for o in declared(producer, kind)):
+        raise ParameterError(f"{kind} {stem!r} is not declared for {producer}: add a register_{kind} line "
+                             f"in nbs/09_figures.ipynb (synthtrial.figures)")
+    return stem
+
+def check_written(out_dir: str | Path, datasets: Iterable[str], producer: str) -> list[str]:
+    "The files `producer` declared for this sweep; a `SynthtrialError` naming any it did not write."
+    files = planned_files(out_dir, datasets, producer)
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing: raise SynthtrialError(f"{producer} declared but did not write {len(missing)} file(s): {missing}")
+    return files
+
+# %% ../nbs/09_figures.ipynb
+_FIGS, _TABS, _TRANSFER, _ADAPT = (f"nbs/figures/{n}.ipynb" for n in ("figures", "tables", "transfer", "adapt"))
+for _n in ("compound_default_vs_tuned", "generalisation_heatmap", "violations_by_strategy"): register_figure(_n, _FIGS)
+for _n in ("km", "corr_diff", "privacy_dcr", "optuna_history", "param_importance"):
+    register_figure(_n, _FIGS, per_dataset=True)
+for _n in ("datasets", "search_spaces", "default_vs_tuned", "violation_rates", "runtimes", "published_comparison"):
+    register_table(_n, _TABS)
+register_figure("transfer_auc", _TRANSFER, per_dataset=True)
+register_figure("transfer_regret", _TRANSFER)
+register_table("transfer", _TRANSFER)
+register_figure("adaptation", _ADAPT, per_dataset=True)
+for _n in ("adaptation", "adaptation_domain"): register_table(_n, _ADAPT)
+register_table("methods_review", "nbs/review/review.ipynb")
 
 # %% ../nbs/09_figures.ipynb
 def plot_km(cohorts: dict[str, pd.DataFrame], schema: Schema, endpoint: str | None = None, ax=None, title=None):
@@ -41,3 +141,218 @@ def plot_km(cohorts: dict[str, pd.DataFrame], schema: Schema, endpoint: str | No
            ylim=(0, 1.02), title=title or f"{schema.name}: {ep.description or ep.name}")
     ax.legend(frameon=False)
     return ax
+
+# %% ../nbs/09_figures.ipynb
+def _short(reason: str, n: int = 70) -> str:
+    "The first line of an error message, at most `n` characters."
+    line = " ".join(str(reason).strip().splitlines()[0].split()) if str(reason).strip() else "unknown reason"
+    return line if len(line) <= n else line[: n - 1] + "…"
+
+def panel_grid(n: int, width: float = 4.0, height: float = 3.2, max_cols: int = 4):
+    "A figure with `n` panels (at most `max_cols` a row) in constrained layout; unused panels are switched off."
+    cols = min(max_cols, max(1, n)); rows = int(np.ceil(max(1, n) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
+    for ax in list(axes.flat)[n:]: ax.axis("off")
+    return fig, list(axes.flat)[:max(1, n)]
+
+def failed_panel(ax, title: str, reason: str):
+    "Mark a panel without a result: its title and `failed: <reason>` (or `missing: …` when `reason` says so) in red."
+    import textwrap
+    kind = "missing" if reason.startswith("missing: ") else "failed"
+    ax.set_xticks([]); ax.set_yticks([]); ax.set_title(title); ax.grid(False)
+    ax.text(0.5, 0.5, f"{kind}:\n" + textwrap.fill(_short(reason.removeprefix("missing: "), 120), 34), ha="center",
+            va="center", color="firebrick", fontsize=8, transform=ax.transAxes)
+    return ax
+
+# %% ../nbs/09_figures.ipynb
+def plot_km_grid(real: pd.DataFrame, # the real cohort every panel shows
+                 cohorts: dict[str, tuple[str, pd.DataFrame] | str], # model → (config, cohort), or why it has none
+                 schema: Schema, real_label: str = "real"):
+    "One Kaplan–Meier panel per model (real vs its synthetic cohort); a model without a cohort gets a `failed` panel."
+    fig, axes = panel_grid(len(cohorts))
+    for ax, (m, c) in zip(axes, cohorts.items()):
+        if isinstance(c, str): failed_panel(ax, m, c); continue
+        cfg, df = c
+        plot_km({real_label: real, f"{m} ({cfg})": df}, schema, ax=ax, title=m)
+        ax.legend(fontsize=7, frameon=False)
+    return fig
+
+# %% ../nbs/09_figures.ipynb
+def _shown_ticklabels(ax) -> list:
+    "The tick labels matplotlib draws: those whose tick lies inside the axis' view limits."
+    out = []
+    for labels, ticks, lim in ((ax.get_xticklabels(), ax.get_xticks(), ax.get_xlim()),
+                               (ax.get_yticklabels(), ax.get_yticks(), ax.get_ylim())):
+        lo, hi = sorted(lim)
+        out += [t for t, v in zip(labels, ticks) if lo - 1e-9 * abs(hi - lo) <= v <= hi + 1e-9 * abs(hi - lo)]
+    return out
+
+def text_overlaps(fig) -> list[tuple[str, str]]:
+    "Pairs of texts (title, axis label, drawn tick label) of different axes of `fig` whose drawn boxes intersect."
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    boxes = [
+        (k, t.get_text(), t.get_window_extent(r))
+        for k, ax in enumerate(fig.axes)
+        if ax.get_visible() and ax.axison
+        for t in (ax.title, ax.xaxis.label, ax.yaxis.label, *_shown_ticklabels(ax))
+        if t.get_visible() and t.get_text()
+    ]
+    return [(a[1], b[1]) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a[0] != b[0] and a[2].overlaps(b[2])]
+
+# %% ../nbs/09_figures.ipynb
+def run_status(res: pd.DataFrame,           # tidy results (`evaluate_config` rows with `status` and `error`)
+               datasets: Iterable[str],     # the planned grid: datasets …
+               models: Iterable[str],       # … × models …
+               configs: Iterable[str],      # … × configurations ("default" and the objectives)
+               metric: str = "compound",    # the metric whose finite values count as a successful run
+               split: str = "test",         # … in this split
+              ) -> pd.DataFrame:
+    "One row per planned dataset × model × config: `status` (ok/partial/failed/missing), run counts, reason, label."
+    err = res["error"] if "error" in res else pd.Series("", index=res.index)
+    rows = []
+    for d in datasets:
+        for m in models:
+            for c in configs:
+                r = res[(res["dataset"] == d) & (res["model"] == m) & (res["config"] == c)]
+                good = r[(r["status"] == "ok") & (r["metric"] == metric) & (r["split"] == split) & r["value"].notna()]
+                bad = r[r["status"] != "ok"]
+                n_ok, n_bad = (
+                    len(good.drop_duplicates(["train_seed", "sample_seed"])),
+                    len(bad.drop_duplicates(["train_seed", "sample_seed"])),
+                )
+                reason = _short(err[bad.index].fillna("").iloc[0]) if n_bad else ("no result" if not n_ok else "")
+                status = "missing" if not n_ok + n_bad else "failed" if not n_ok else "partial" if n_bad else "ok"
+                label = {"ok": "ok", "missing": "missing: no result", "failed": f"failed: {reason}",
+                         "partial": f"partial: {n_bad} of {n_ok + n_bad} runs failed: {reason}"}[status]
+                rows.append({"dataset": d, "model": m, "config": c, "status": status, "n_ok": n_ok, "n_failed": n_bad,
+                             "reason": reason, "label": label})
+    return pd.DataFrame(rows)
+
+# %% ../nbs/09_figures.ipynb
+def plot_default_vs_tuned(res: pd.DataFrame,  # tidy results (see `run_status`)
+                          datasets: list[str],  # the planned grid: datasets …
+                          models: list[str],  # … × models …
+                          configs: list[str],  # … × configurations
+                          improvement: pd.DataFrame | None = None,  # `relative_improvement` rows (None = no labels)
+                          labelled: str = "compound",  # the tuned configuration whose improvement labels each model
+                          metric: str = "compound",  # the score plotted
+                          split: str = "test",  # `test` (out-of-sample) or `train`
+                         ):
+    "Scores per model and configuration, one panel per dataset; failed or missing runs drawn as labelled red crosses."
+    st = run_status(res, datasets, models, configs, metric, split).set_index(["dataset", "model", "config"])
+    ok = res[(res["status"] == "ok") & (res["metric"] == metric) & (res["split"] == split)]
+    colour = dict(zip(configs, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
+    w = 0.8 / len(configs)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(max(6, 1.3 * len(models)) * len(datasets), 4.8),
+                             squeeze=False, layout="constrained")
+    for ax, ds in zip(axes[0], datasets):
+        for i, m in enumerate(models):
+            for j, c in enumerate(configs):
+                x, v = (
+                    i - 0.4 + w * (j + 0.5),
+                    ok[(ok["dataset"] == ds) & (ok["model"] == m) & (ok["config"] == c)]["value"],
+                )
+                _draw_config(ax, x, v.to_numpy(float), colour[c], st.loc[(ds, m, c)])
+            _label_improvement(ax, i, improvement, ds, m, labelled)
+        ax.margins(y=0.15)              # room for the improvement labels above and the failure marks below the points
+        ax.set_xticks(range(len(models)), models, rotation=30, ha="right")
+        ax.set(
+            title=ds,
+            xlim=(-0.6, len(models) - 0.4),
+            ylabel=f"{metric} ({'out-of-sample' if split == 'test' else 'in-sample'})",
+        )
+    handles = [plt.Line2D([], [], marker="D", ls="none", color=colour[c], label=c) for c in configs]
+    handles.append(plt.Line2D([], [], marker="x", ls="none", color="firebrick", label="failed / missing run"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False, fontsize=8)
+    return fig
+
+# %% ../nbs/09_figures.ipynb
+def _draw_config(ax, x: float, values: np.ndarray, colour, status: pd.Series):
+    "One configuration of one model at `x`: its seed points and mean ± sd; a red × and the label when runs failed."
+    import textwrap
+    if len(values):
+        ax.scatter(x + np.linspace(-0.03, 0.03, len(values)), values, color=colour, alpha=.5, s=12)
+        ax.errorbar(x, values.mean(), yerr=values.std(ddof=1) if len(values) > 1 else None, fmt="D", color=colour, ms=5)
+    if status["status"] != "ok":      # drawn on the axis, in axes coordinates: visible whatever the scores' range
+        at = ax.get_xaxis_transform()
+        ax.plot([x], [0.02], marker="x", color="firebrick", ms=8, mew=2, transform=at, clip_on=False)
+        ax.text(
+            x,
+            0.06,
+            textwrap.fill(status["label"], 42),
+            rotation=90,
+            fontsize=7,
+            color="firebrick",
+            ha="center",
+            va="bottom",
+            transform=at,
+        )
+
+def _label_improvement(ax, i: int, improvement: pd.DataFrame | None, dataset: str, model: str, config: str):
+    "The % change of `config` over the defaults above model `i`'s group, when `improvement` has it."
+    if improvement is None or not len(improvement): return
+    r = improvement[
+        (improvement["dataset"] == dataset) & (improvement["model"] == model) & (improvement["config"] == config)
+    ]
+    if len(r) and np.isfinite(r["improvement_pct"].iloc[0]):
+        ax.text(
+            i,
+            0.98,
+            f"{r['improvement_pct'].iloc[0]:+.0f}%",
+            ha="center",
+            va="top",
+            fontsize=8,
+            transform=ax.get_xaxis_transform(),
+        )
+
+# %% ../nbs/09_figures.ipynb
+STRATEGY_ORDER = ("none", "repair", "rejection", "nearest", "reparam", "default")   # raw output first, the preset last
+
+def violation_matrix(viol: pd.DataFrame, rule: str = "efs_le_os") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`(rates, failed)`: % rows breaking `rule` per `model (config)` × strategy (raw rate for 'none'), and the failed
+    runs."""
+    v = viol.assign(config=viol["config"] if "config" in viol else "default")
+    v = v.assign(row=v["model"] + " (" + v["config"] + ")")
+    ok = v[(v["status"] == "ok") & (v["rule"] == rule)]
+    ok = ok.assign(rate=np.where(ok["strategy"] == "none", ok["rate_raw"], ok["rate_final"]) * 100)
+    bad = v[v["status"] != "ok"].drop_duplicates(["dataset", "row", "strategy"])
+    rates = ok.pivot_table(index="row", columns="strategy", values="rate", aggfunc="mean")
+    rates = rates.reindex(index=sorted(set(v["row"])), columns=[s for s in STRATEGY_ORDER if s in set(v["strategy"])])
+    failed = bad.assign(reason=bad["error"].fillna("").map(_short))[
+        ["dataset", "model", "config", "row", "strategy", "reason"]
+    ]
+    return rates, failed.reset_index(drop=True)
+
+def plot_violation_matrix(rates: pd.DataFrame, failed: pd.DataFrame):
+    "Heatmap of `violation_matrix` rates; a cell with no rate whose run failed reads `failed` in red."
+    import seaborn as sns
+    fig, ax = plt.subplots(figsize=(1.3 * rates.shape[1] + 2.5, 0.5 * len(rates) + 1.8), layout="constrained")
+    sns.heatmap(rates, annot=True, fmt=".1f", cmap="Reds", vmin=0, ax=ax, cbar_kws={"label": "% rows with EFS > OS"})
+    for _, f in failed.iterrows():
+        i, j = rates.index.get_loc(f["row"]), rates.columns.get_loc(f["strategy"])
+        if np.isnan(rates.iat[i, j]):
+            ax.text(j + .5, i + .5, "failed", ha="center", va="center", color="firebrick", fontsize=8)
+    ax.set(xlabel="enforcement strategy", ylabel=""); ax.grid(False)
+    return fig
+
+# %% ../nbs/09_figures.ipynb
+def violation_rates_table(viol: pd.DataFrame, rule: str = "efs_le_os") -> pd.DataFrame:
+    """Per dataset × model × config: % rows breaking `rule` after each strategy, the raw any-rule %, and a failure
+    status."""
+    keys = ["dataset", "model", "config"]
+    v = viol.assign(config=viol["config"] if "config" in viol else "default")
+    ok = v[v["status"] == "ok"]
+    vt = ok[ok["rule"] == rule].pivot_table(index=keys, columns="strategy", values="rate_final", aggfunc="mean") * 100
+    vt = vt.reindex(index=pd.MultiIndex.from_frame(v[keys].drop_duplicates()),
+                    columns=[s for s in STRATEGY_ORDER if s in set(v["strategy"])])
+    vt = vt.rename(columns={"none": "none (raw output)"})
+    raw = ok[ok["strategy"] == "none"].drop_duplicates(keys).set_index(keys)
+    vt["any rule, raw output"] = (
+        (raw["invalid_rate_raw"] * 100).reindex(vt.index) if "invalid_rate_raw" in raw else np.nan
+    )
+    _, failed = violation_matrix(v, rule)
+    failed = failed.sort_values("strategy", key=lambda s: s.map(STRATEGY_ORDER.index), kind="stable")
+    why = {k: "; ".join(g["strategy"] + " failed: " + g["reason"]) for k, g in failed.groupby(keys)}
+    vt.insert(0, "status", [why.get(k, "ok") for k in vt.index])
+    return vt.reset_index()

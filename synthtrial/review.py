@@ -35,12 +35,14 @@ class ReviewInput:
 REVIEW_KEYS = {"name", "dataset", "schema", "rules", "split_seed", "test_size"}
 
 def infer_schema(train: pd.DataFrame, test: pd.DataFrame | None = None, name: str = "review") -> Schema:
-    "A plain schema from the data: numbers → numeric, a column called `id` or unique text → identifier, other text → categorical."
+    """A plain schema from the data: numbers → numeric, a column called `id` or unique text → identifier, other text →
+    categorical."""
     both = pd.concat([train, test]) if test is not None else train
     cols = []
     for c in train.columns:
         s = both[c]
-        if str(c).lower() in ("id", "patient_id", "subject_id") or (s.dtype == object and s.dropna().is_unique and len(s.dropna()) > 20):
+        unique_text = s.dtype == object and s.dropna().is_unique and len(s.dropna()) > 20
+        if str(c).lower() in ("id", "patient_id", "subject_id") or unique_text:
             cols.append(Column(str(c), "identifier"))
         elif pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
             cols.append(Column(str(c), "numeric"))
@@ -64,7 +66,8 @@ def _canon_real(df: pd.DataFrame, schema: Schema, path) -> pd.DataFrame:
     return sub.validate(df, what=f"review: {path}")
 
 def canonical_synthetic(df: pd.DataFrame, schema: Schema, real_columns, path) -> pd.DataFrame:
-    "Check a synthetic frame's columns against the real data's (naming `path` and the columns) and return its modelled columns in canonical form."
+    """Check a synthetic frame's columns against the real data's (naming `path` and the columns) and return its
+    modelled columns in canonical form."""
     missing = [c for c in schema.modelled if c not in df.columns]
     if missing: raise SchemaError(f"review: {path}: missing columns {missing} that the real data has")
     extra = [c for c in df.columns if c not in list(real_columns)]
@@ -92,13 +95,17 @@ def read_review_folder(folder: str | Path) -> ReviewInput:
     cfg = {}
     if (folder / "review.yaml").is_file():
         try: cfg = yaml.safe_load((folder / "review.yaml").read_text()) or {}
-        except yaml.YAMLError as e: raise SynthtrialError(f"review: {folder / 'review.yaml'}: malformed YAML: {str(e).splitlines()[0]}") from None
+        except yaml.YAMLError as e: raise SynthtrialError(f"review: {folder / 'review.yaml'}: malformed YAML: "
+                                                          f"{str(e).splitlines()[0]}") from None
         if not isinstance(cfg, dict): raise SynthtrialError(f"review: {folder / 'review.yaml'} must be a mapping")
         bad = sorted(set(cfg) - REVIEW_KEYS)
-        if bad: raise SynthtrialError(f"review: {folder / 'review.yaml'}: unknown keys {bad}; allowed: {sorted(REVIEW_KEYS)}")
+        if bad: raise SynthtrialError(f"review: {folder / 'review.yaml'}: unknown keys {bad}; allowed: "
+                                      f"{sorted(REVIEW_KEYS)}")
     dataset, notes = cfg.get("dataset"), []
     if dataset is not None and dataset not in DATASETS:
-        raise ParameterError(f"review: {folder / 'review.yaml'}: dataset={dataset!r} is not a registered dataset (built in, or described by files in this process or a parent); choose one of: {', '.join(sorted(DATASETS))}")
+        raise ParameterError(f"review: {folder / 'review.yaml'}: dataset={dataset!r} is not a registered dataset "
+                             "(built in, or described by files in this process or a parent); choose one of: "
+                             f"{', '.join(sorted(DATASETS))}")
     have_real = (folder / "real_train.csv").is_file() or (folder / "real_test.csv").is_file()
     if dataset and not have_real:
         train, test, schema = load_split(dataset, test_size=cfg.get("test_size", 0.2), seed=cfg.get("split_seed", 1))
@@ -107,7 +114,8 @@ def read_review_folder(folder: str | Path) -> ReviewInput:
         raw_tr = _read_csv(folder / "real_train.csv", "real training data (real_train.csv)")
         raw_te = _read_csv(folder / "real_test.csv", "real hold-out data (real_test.csv)")
         if list(raw_tr.columns) != list(raw_te.columns):
-            raise SchemaError(f"review: real_test.csv columns differ from real_train.csv: only in train {sorted(set(raw_tr.columns) - set(raw_te.columns))}, "
+            raise SchemaError("review: real_test.csv columns differ from real_train.csv: only in train "
+                              f"{sorted(set(raw_tr.columns) - set(raw_te.columns))}, "
                               f"only in test {sorted(set(raw_te.columns) - set(raw_tr.columns))}")
         if cfg.get("schema") or (folder / "schema.yaml").is_file():
             sp = folder / cfg.get("schema", "schema.yaml")
@@ -115,9 +123,15 @@ def read_review_folder(folder: str | Path) -> ReviewInput:
             schema = schema_from_yaml(sp)
         elif dataset: schema = DATASETS[dataset].schema
         else:
-            schema = infer_schema(raw_tr, raw_te, cfg.get("name", folder.name)); notes.append("schema inferred from the data (no schema.yaml)")
-        train, test = _canon_real(raw_tr, schema, folder / "real_train.csv"), _canon_real(raw_te, schema, folder / "real_test.csv")
-    spec = cfg.get("rules") or ("rules.yaml" if (folder / "rules.yaml").is_file() else dataset if dataset in available_rule_sets() else None)
+            schema = infer_schema(raw_tr, raw_te, cfg.get("name", folder.name))
+            notes.append("schema inferred from the data (no schema.yaml)")
+        train, test = (
+            _canon_real(raw_tr, schema, folder / "real_train.csv"),
+            _canon_real(raw_te, schema, folder / "real_test.csv"),
+        )
+    spec = cfg.get("rules") or (
+        "rules.yaml" if (folder / "rules.yaml").is_file() else dataset if dataset in available_rule_sets() else None
+    )
     rules = _rules(spec, schema, folder)
     sdir = folder / "synthetic"
     files = sorted(sdir.glob("*.csv")) if sdir.is_dir() else []
@@ -127,24 +141,44 @@ def read_review_folder(folder: str | Path) -> ReviewInput:
     if (folder / "runs.json").is_file():
         try: runs = json.loads((folder / "runs.json").read_text())
         except ValueError as e: raise SynthtrialError(f"review: {folder / 'runs.json'}: not valid JSON ({e})") from None
-        if not isinstance(runs, dict): raise SynthtrialError(f"review: {folder / 'runs.json'} must map run name -> record")
+        if not isinstance(runs, dict):
+            raise SynthtrialError(f"review: {folder / 'runs.json'} must map run name -> record")
     for p in files:
-        if p.with_suffix(".json").is_file(): runs[p.stem] = {**runs.get(p.stem, {}), **json.loads(p.with_suffix(".json").read_text())}
+        if p.with_suffix(".json").is_file():
+            runs[p.stem] = {**runs.get(p.stem, {}), **json.loads(p.with_suffix(".json").read_text())}
     unknown = sorted(set(runs) - set(syn))
     if unknown: notes.append(f"runs.json lists runs without a synthetic file: {unknown}")
     results = None
     if (folder / "results.csv").is_file():
         results = _read_csv(folder / "results.csv", "results table")
         miss = [c for c in ("run", "metric", "value") if c not in results.columns]
-        if miss: raise SchemaError(f"review: {folder / 'results.csv'}: missing columns {miss} (tidy: run, metric, value)")
-    return ReviewInput(cfg.get("name", folder.name), train, test, schema, syn, rules, {k: v for k, v in runs.items() if k in syn},
-                       results, str(folder), notes)
+        if miss:
+            raise SchemaError(f"review: {folder / 'results.csv'}: missing columns {miss} (tidy: run, metric, value)")
+    return ReviewInput(
+        cfg.get("name", folder.name),
+        train,
+        test,
+        schema,
+        syn,
+        rules,
+        {k: v for k, v in runs.items() if k in syn},
+        results,
+        str(folder),
+        notes,
+    )
 
 # %% ../nbs/12_review.ipynb
-def write_review_folder(folder: str | Path, train: pd.DataFrame, test: pd.DataFrame, synthetic: dict[str, pd.DataFrame],
-                        schema: Schema | None = None, dataset: str | None = None, runs: dict | None = None,
-                        rules=None) -> Path:
-    "Write a review folder: real_train/real_test CSVs, synthetic/<run>.csv, optional schema.yaml, rules.yaml, runs.json, review.yaml."
+def write_review_folder(folder: str | Path,                  # the folder to write
+                        train: pd.DataFrame,                 # real training rows
+                        test: pd.DataFrame,                  # real test rows
+                        synthetic: dict[str, pd.DataFrame],  # `{run: cohort}`
+                        schema: Schema | None = None,        # written as schema.yaml when given
+                        dataset: str | None = None,          # the dataset's name
+                        runs: dict | None = None,            # per-run settings, written as runs.json
+                        rules=None,                          # written as rules.yaml when given
+                       ) -> Path:
+    """Write a review folder: real_train/real_test CSVs, synthetic/<run>.csv, optional schema.yaml, rules.yaml,
+    runs.json, review.yaml."""
     from synthtrial.schema import schema_to_yaml
     folder = Path(folder); (folder / "synthetic").mkdir(parents=True, exist_ok=True)
     train.to_csv(folder / "real_train.csv", index=False); test.to_csv(folder / "real_test.csv", index=False)
@@ -170,8 +204,16 @@ def read_eval_run(folder: str | Path) -> ReviewInput:
     dataset, model = params.get("dataset") or folder.parent.name, params.get("model") or folder.name
     train, test, schema = load_split(dataset)
     rules = rules_for(dataset, schema) if dataset in available_rule_sets() else None
-    res = pd.read_csv(folder / "results.csv") if (folder / "results.csv").is_file() and (folder / "results.csv").stat().st_size else None
-    notes = [f"{folder.name}: run status {rec.get('status')!r}: {rec.get('error')}"] if rec.get("status") not in (None, "ok") else []
+    res = (
+        pd.read_csv(folder / "results.csv")
+        if (folder / "results.csv").is_file() and (folder / "results.csv").stat().st_size
+        else None
+    )
+    notes = (
+        [f"{folder.name}: run status {rec.get('status')!r}: {rec.get('error')}"]
+        if rec.get("status") not in (None, "ok")
+        else []
+    )
     syn, runs = {}, {}
     for p in sorted(folder.glob("synthetic_*.csv")):
         cfg = p.stem[len("synthetic_"):]
@@ -183,7 +225,11 @@ def read_eval_run(folder: str | Path) -> ReviewInput:
         prov = sorted(folder.glob(f"configs/{cfg}_*.provenance.json"))
         if prov:
             pp = json.loads(prov[-1].read_text()).get("params", {})
-            meta.update(train_seed=_first(pp.get("train_seeds")), sample_seed=_first(pp.get("sample_seeds")), params=pp.get("params"))
+            meta.update(
+                train_seed=_first(pp.get("train_seeds")),
+                sample_seed=_first(pp.get("sample_seeds")),
+                params=pp.get("params"),
+            )
         elif res is not None and "train_seed" in res and (res["config"] == cfg).any():
             r0 = res[res["config"] == cfg].iloc[0]
             meta.update(train_seed=int(r0["train_seed"]), sample_seed=int(r0["sample_seed"]))
@@ -192,7 +238,8 @@ def read_eval_run(folder: str | Path) -> ReviewInput:
         meta["commit"] = (rec.get("git") or {}).get("sha")
         runs[name] = meta
     for e in sorted(folder.glob("synthetic_*.error.txt")):
-        notes.append(f"{model}/{e.name[len('synthetic_'):-len('.error.txt')]}: no synthetic cohort ({e.read_text().strip()[:120]})")
+        notes.append(f"{model}/{e.name[len('synthetic_'):-len('.error.txt')]}: no synthetic cohort "
+                     f"({e.read_text().strip()[:120]})")
     if res is not None:
         res = res.assign(run=model + "/" + res["config"].astype(str))
         if "status" in res:
@@ -207,7 +254,8 @@ def _is_eval_run(p: Path) -> bool:
     return (p / "results.csv").is_file() and (any(p.glob("synthetic_*.csv")) or (p / "run.json").is_file())
 
 def load_review(folder: str | Path) -> list[ReviewInput]:
-    "The review input(s) in `folder`: a hand-made review folder, one sweep evaluation run, or a whole sweep (one input per dataset)."
+    """The review input(s) in `folder`: a hand-made review folder, one sweep evaluation run, or a whole sweep (one
+    input per dataset)."""
     folder = Path(folder)
     if not folder.is_dir(): raise SynthtrialError(f"review: folder not found: {folder}")
     if (folder / "synthetic").is_dir() or (folder / "real_train.csv").is_file() or (folder / "review.yaml").is_file():
@@ -216,8 +264,10 @@ def load_review(folder: str | Path) -> list[ReviewInput]:
     base = folder / "eval" if (folder / "eval").is_dir() else folder        # a sweep: only its evaluation runs
     evals = sorted({p.parent for p in base.rglob("results.csv") if _is_eval_run(p.parent) and p.parent != folder})
     if not evals:
-        raise SynthtrialError(f"review: {folder} is neither a review folder (real_train.csv, real_test.csv, synthetic/*.csv) "
-                              "nor synthtrial sweep results (eval/<dataset>/<model>/results.csv)")
+        raise SynthtrialError(
+            f"review: {folder} is neither a review folder (real_train.csv, real_test.csv, synthetic/*.csv) "
+            "nor synthtrial sweep results (eval/<dataset>/<model>/results.csv)"
+        )
     by_ds: dict[str, ReviewInput] = {}
     for d in evals:
         one = read_eval_run(d)
@@ -274,10 +324,18 @@ def _scores_from_results(res: pd.DataFrame, run: str) -> dict | None:
         if len(f): fid.append(float(f.mean()))
         if len(u): uti.append(float(u.mean()))
     sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else np.nan
-    return {"fidelity": np.mean(fid) if fid else np.nan, "utility": np.mean(uti) if uti else np.nan,
-            "fidelity_sd": sd(fid), "utility_sd": sd(uti), "n_scored": max(len(fid), len(uti)), "score_source": "results.csv"}
+    return {
+        "fidelity": np.mean(fid) if fid else np.nan,
+        "utility": np.mean(uti) if uti else np.nan,
+        "fidelity_sd": sd(fid),
+        "utility_sd": sd(uti),
+        "n_scored": max(len(fid), len(uti)),
+        "score_source": "results.csv",
+    }
 
-def file_table(inp: ReviewInput, fidelity_metrics=CHEAP_FIDELITY, utility_params: dict | None = None, seed: int = 42) -> pd.DataFrame:
+def file_table(
+    inp: ReviewInput, fidelity_metrics=CHEAP_FIDELITY, utility_params: dict | None = None, seed: int = 42
+) -> pd.DataFrame:
     "One row per synthetic file: seeds, copies, test matches, DCR, constraint violations, fidelity and utility."
     from synthtrial.privacy import dcr
     from synthtrial.metrics import check_pair, split_kinds
@@ -300,27 +358,46 @@ def file_table(inp: ReviewInput, fidelity_metrics=CHEAP_FIDELITY, utility_params
     for name, syn in inp.synthetic.items():
         meta = inp.runs.get(name, {})
         ks = row_keys(syn, cols)
-        row = {"run": name, "n_rows": len(syn), "train_seed": _seed(meta, "train_seed"), "sample_seed": _seed(meta, "sample_seed"),
-               "model": meta.get("model"), "config": meta.get("config"),
-               "digest": hashlib.sha256(ks.to_numpy().tobytes()).hexdigest()[:16],
-               "copies": int(ks.isin(str_).sum()), "test_matches": int((ks.isin(ste) & ~ks.isin(str_)).sum())}
+        row = {
+            "run": name,
+            "n_rows": len(syn),
+            "train_seed": _seed(meta, "train_seed"),
+            "sample_seed": _seed(meta, "sample_seed"),
+            "model": meta.get("model"),
+            "config": meta.get("config"),
+            "digest": hashlib.sha256(ks.to_numpy().tobytes()).hexdigest()[:16],
+            "copies": int(ks.isin(str_).sum()),
+            "test_matches": int((ks.isin(ste) & ~ks.isin(str_)).sum()),
+        }
         row["copy_share"] = row["copies"] / len(syn)
         d_syn = dcr(syn[pcols], tr_p, sch, pcols, ranges)
         row.update(dcr_syn_median=float(np.median(d_syn)), dcr_test_median=float(np.median(d_test)),
                    share_closer_than_test_p5=float((d_syn < p5).mean()), n_holdout_dcr=len(d_test))
         if inp.rules is not None:
             rep = inp.rules.violation_report(syn)          # already canonical (no identifier column)
-            row.update(invalid_rate_enforced=rep.invalid_rate_enforced, invalid_rate=rep.invalid_rate,
-                       real_invalid_rate_enforced=real_viol.invalid_rate_enforced, real_invalid_rate=real_viol.invalid_rate)
+            row.update(
+                invalid_rate_enforced=rep.invalid_rate_enforced,
+                invalid_rate=rep.invalid_rate,
+                real_invalid_rate_enforced=real_viol.invalid_rate_enforced,
+                real_invalid_rate=real_viol.invalid_rate,
+            )
         sc = _scores_from_results(inp.results, name) if inp.results is not None and "run" in inp.results else None
         if sc is None:
             wanted = list(fidelity_metrics) + [f"ml_efficiency_{t.name}" for t in sch.targets]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", MetricWarning)
-                s = evaluate_all(inp.train, inp.test, syn, sch, metrics=wanted, utility_params=utility_params, seed=seed)
+                s = evaluate_all(
+                    inp.train, inp.test, syn, sch, metrics=wanted, utility_params=utility_params, seed=seed
+                )
             u = [s[k] for k in s if k.startswith("ml_efficiency_")]
-            sc = {"fidelity": float(np.mean([s[m] for m in fidelity_metrics])), "utility": float(np.mean(u)) if u else np.nan,
-                  "fidelity_sd": np.nan, "utility_sd": np.nan, "n_scored": 1, "score_source": "computed"}
+            sc = {
+                "fidelity": float(np.mean([s[m] for m in fidelity_metrics])),
+                "utility": float(np.mean(u)) if u else np.nan,
+                "fidelity_sd": np.nan,
+                "utility_sd": np.nan,
+                "n_scored": 1,
+                "score_source": "computed",
+            }
         rows.append({**row, **sc})
     return pd.DataFrame(rows)
 
@@ -336,10 +413,18 @@ def check_split_leakage(inp: ReviewInput) -> dict:
     flag, p = beyond_chance(k, n, rate)
     ids = [c for c in inp.schema.of_kind("identifier") if c in inp.train and c in inp.test]
     shared = sum(len(set(inp.train[c].dropna()) & set(inp.test[c].dropna())) for c in ids)
-    ev = (f"{k} of {n} test rows ({k / n:.1%}) are identical to a training row; chance rate {rate:.1%} (binomial p = {p:.2g})"
+    ev = (f"{k} of {n} test rows ({k / n:.1%}) are identical to a training row; chance rate {rate:.1%} (binomial p = "
+          f"{p:.2g})"
           + (f"; {shared} identifiers appear in both files" if ids else ""))
-    if flag: return _row("leakage: train/test split", "fail", ev, "rebuild the split so no patient is in both; recompute every test-set number")
-    if shared: return _row("leakage: train/test split", "warn", ev, "check whether the shared identifiers are the same patients")
+    if flag:
+        return _row(
+            "leakage: train/test split",
+            "fail",
+            ev,
+            "rebuild the split so no patient is in both; recompute every test-set number",
+        )
+    if shared: return _row("leakage: train/test split", "warn", ev, "check whether the shared identifiers are the "
+                                                                    "same patients")
     return _row("leakage: train/test split", "pass", ev, "")
 
 def check_test_leakage(inp: ReviewInput, ft: pd.DataFrame) -> dict:
@@ -348,7 +433,8 @@ def check_test_leakage(inp: ReviewInput, ft: pd.DataFrame) -> dict:
     bad, parts = [], []
     for r in ft.itertuples():
         flag, p = beyond_chance(r.test_matches, r.n_rows, rate)
-        parts.append((r.test_matches / r.n_rows, f"{r.run}: {r.test_matches}/{r.n_rows} ({r.test_matches / r.n_rows:.1%}, p = {p:.2g})"))
+        parts.append((r.test_matches / r.n_rows, f"{r.run}: {r.test_matches}/{r.n_rows} "
+                                                 f"({r.test_matches / r.n_rows:.1%}, p = {p:.2g})"))
         if flag: bad.append(r.run)
     worst = "; ".join(s for _, s in sorted(parts, reverse=True)[:3])
     ev = f"synthetic rows identical to a test-only row — {worst}; chance rate {rate:.1%}"
@@ -359,11 +445,13 @@ def check_test_leakage(inp: ReviewInput, ft: pd.DataFrame) -> dict:
 # %% ../nbs/12_review.ipynb
 def _group(name: str, meta: dict) -> str:
     if meta.get("group"): return str(meta["group"])
-    if meta.get("model") or meta.get("config"): return f"{meta.get('model') or ''}/{meta.get('config') or ''}".strip("/")
+    if meta.get("model") or meta.get("config"):
+        return f"{meta.get('model') or ''}/{meta.get('config') or ''}".strip("/")
     return _SEED_RE.sub("", name) or name
 
 def check_seeds(inp: ReviewInput, ft: pd.DataFrame) -> dict:
-    "Warn when seeds are missing, a run group has one training seed (no spread), or different seeds give identical output."
+    """Warn when seeds are missing, a run group has one training seed (no spread), or different seeds give identical
+    output."""
     probs = []
     noseed = [r.run for r in ft.itertuples() if pd.isna(r.train_seed) and pd.isna(r.sample_seed)]
     if noseed: probs.append(f"no seed recorded for {len(noseed)} of {len(ft)} runs ({', '.join(noseed[:3])})")
@@ -378,37 +466,62 @@ def check_seeds(inp: ReviewInput, ft: pd.DataFrame) -> dict:
             groups.setdefault(grp, set()).update(int(v) for v in g["train_seed"].dropna())
             if g["train_seed"].nunique() > 1 and "metric" in g:
                 wide = g.pivot_table(index="train_seed", columns="metric", values="value", aggfunc="mean")
-                if len(wide) > 1 and (wide.nunique() <= 1).all(): probs.append(f"{run}: identical scores for training seeds {sorted(wide.index)}")
+                if len(wide) > 1 and (wide.nunique() <= 1).all():
+                    probs.append(f"{run}: identical scores for training seeds {sorted(wide.index)}")
     single = sorted(g for g, s in groups.items() if len(s) < 2)
-    if single: probs.append(f"{len(single)} of {len(groups)} run groups have < 2 training seeds ({', '.join(single[:4])}): spread not computable")
+    if single: probs.append(f"{len(single)} of {len(groups)} run groups have < 2 training seeds "
+                            f"({', '.join(single[:4])}): spread not computable")
     for _, g in ft.groupby("digest"):
         seeds = {tuple(None if pd.isna(v) else int(v) for v in (r.train_seed, r.sample_seed)) for r in g.itertuples()}
-        if len(g) > 1 and len(seeds) > 1 and (None, None) not in seeds: probs.append(f"identical output for different seeds: {', '.join(g['run'])}")
+        if len(g) > 1 and len(seeds) > 1 and (None, None) not in seeds:
+            probs.append(f"identical output for different seeds: {', '.join(g['run'])}")
     spread = []
     for grp in sorted(g for g, s in groups.items() if len(s) >= 2):
         sub = ft[[_group(r, inp.runs.get(r, {})) == grp for r in ft["run"]]]
-        if len(sub) > 1: spread.append(f"{grp}: fidelity sd {sub['fidelity'].std():.3f}, utility sd {sub['utility'].std():.3f} over {len(sub)} files")
+        if len(sub) > 1: spread.append(f"{grp}: fidelity sd {sub['fidelity'].std():.3f}, utility sd "
+                                       f"{sub['utility'].std():.3f} over {len(sub)} files")
         elif len(sub) == 1 and not np.isnan(sub["fidelity_sd"].iloc[0]):
-            spread.append(f"{grp}: fidelity sd {sub['fidelity_sd'].iloc[0]:.3f}, utility sd {sub['utility_sd'].iloc[0]:.3f} over {int(sub['n_scored'].iloc[0])} seed pairs")
-    ev = f"{len(ft) - len(noseed)} of {len(ft)} synthetic files have a recorded seed; {len(groups)} run groups (model/config) in files and results" + \
+            spread.append(f"{grp}: fidelity sd {sub['fidelity_sd'].iloc[0]:.3f}, utility sd "
+                          f"{sub['utility_sd'].iloc[0]:.3f} over {int(sub['n_scored'].iloc[0])} seed pairs")
+    ev = (f"{len(ft) - len(noseed)} of {len(ft)} synthetic files have a recorded seed; {len(groups)} run groups "
+          "(model/config) in files and results") + \
          (f"; {'; '.join(spread[:3])}" if spread else "") + (f". Problems: {'; '.join(probs)}" if probs else "")
-    if probs: return _row("seeds and spread", "warn", ev, "record every seed; train each configuration with ≥ 3 training seeds and report mean ± sd")
+    if probs:
+        return _row(
+            "seeds and spread",
+            "warn",
+            ev,
+            "record every seed; train each configuration with ≥ 3 training seeds and report mean ± sd",
+        )
     return _row("seeds and spread", "pass", ev, "")
 
 # %% ../nbs/12_review.ipynb
 def check_constraints(inp: ReviewInput, ft: pd.DataFrame) -> dict:
     "Violation rate per synthetic file (enforced and all rules) against the real training data's rates."
     if inp.rules is None or "invalid_rate_enforced" not in ft:
-        return _row("constraint violations", "n.a.", "no rules known (add rules.yaml or name a built-in dataset)", "state the clinical rules and report violation rates")
+        return _row(
+            "constraint violations",
+            "n.a.",
+            "no rules known (add rules.yaml or name a built-in dataset)",
+            "state the clinical rules and report violation rates",
+        )
     re_, ra = ft["real_invalid_rate_enforced"].iloc[0], ft["real_invalid_rate"].iloc[0]
     worst = ft.sort_values("invalid_rate_enforced", ascending=False)
-    per = "; ".join(f"{r.run}: {r.invalid_rate_enforced:.1%} enforced / {r.invalid_rate:.1%} all" for r in worst.head(4).itertuples())
+    per = "; ".join(
+        f"{r.run}: {r.invalid_rate_enforced:.1%} enforced / {r.invalid_rate:.1%} all"
+        for r in worst.head(4).itertuples()
+    )
     ev = f"rows breaking a rule — {per}; real training data {re_:.1%} enforced / {ra:.1%} all ({len(inp.rules)} rules)"
     if (ft["invalid_rate_enforced"] > re_ + 0.05).any():
-        return _row("constraint violations", "fail", f"{int((ft['invalid_rate_enforced'] > re_ + 0.05).sum())} of {len(ft)} files: " + ev,
-                    "enforce the clinical rules (synthtrial.enforce) or report the violation rates next to every score")
+        return _row(
+            "constraint violations",
+            "fail",
+            f"{int((ft['invalid_rate_enforced'] > re_ + 0.05).sum())} of {len(ft)} files: " + ev,
+            "enforce the clinical rules (synthtrial.enforce) or report the violation rates next to every score",
+        )
     if (ft["invalid_rate_enforced"] > re_ + 0.005).any() or (ft["invalid_rate"] > ra + 0.05).any():
-        return _row("constraint violations", "warn", ev, "report violation rates; check the report-only rules that break often")
+        return _row("constraint violations", "warn", ev, "report violation rates; check the report-only rules that "
+                                                         "break often")
     return _row("constraint violations", "pass", ev, "")
 
 # %% ../nbs/12_review.ipynb
@@ -420,25 +533,38 @@ def check_copies(inp: ReviewInput, ft: pd.DataFrame) -> dict:
         flag, p = beyond_chance(r.copies, r.n_rows, rate)
         if flag: bad.append(f"{r.run}: {r.copies} of {r.n_rows} rows ({r.copy_share:.1%}, p = {p:.2g})")
     top = ft.sort_values("copy_share", ascending=False).head(3)
-    ev = f"exact copies of training rows — " + "; ".join(f"{r.run}: {r.copies}/{r.n_rows} ({r.copy_share:.1%})" for r in top.itertuples()) + \
-         f"; chance rate {rate:.1%}"
-    if bad: return _row("privacy: exact copies", "fail", f"{len(bad)} of {len(ft)} files copy training rows beyond chance — {'; '.join(bad[:3])}; chance rate {rate:.1%}",
-                        "do not release these files; remove copies and check the generator for memorisation (overfitting, too many epochs)")
+    ev = (
+        f"exact copies of training rows — "
+        + "; ".join(f"{r.run}: {r.copies}/{r.n_rows} ({r.copy_share:.1%})" for r in top.itertuples())
+        + f"; chance rate {rate:.1%}"
+    )
+    if bad: return _row("privacy: exact copies", "fail", f"{len(bad)} of {len(ft)} files copy training rows beyond "
+                                                         f"chance — {'; '.join(bad[:3])}; chance rate {rate:.1%}",
+                        "do not release these files; remove copies and check the generator for memorisation "
+                        "(overfitting, too many epochs)")
     return _row("privacy: exact copies", "pass", ev, "")
 
 def check_dcr(inp: ReviewInput, ft: pd.DataFrame) -> dict:
     "Warn/fail when synthetic rows are systematically closer to training rows than real hold-out rows are (DCR)."
     from scipy.stats import binom
     worst = ft.sort_values("share_closer_than_test_p5", ascending=False)
-    ev = (f"share of synthetic rows closer to a training row than the 5th percentile of {int(ft['n_holdout_dcr'].iloc[0])} hold-out rows "
+    ev = ("share of synthetic rows closer to a training row than the 5th percentile of "
+          f"{int(ft['n_holdout_dcr'].iloc[0])} hold-out rows "
           "(those not identical to a training row; expected 5 %) — ") + \
-         "; ".join(f"{r.run}: {r.share_closer_than_test_p5:.1%} (median DCR {r.dcr_syn_median:.3f} vs hold-out {r.dcr_test_median:.3f})"
+         "; ".join(f"{r.run}: {r.share_closer_than_test_p5:.1%} (median DCR {r.dcr_syn_median:.3f} vs hold-out "
+                   f"{r.dcr_test_median:.3f})"
                    for r in worst.head(3).itertuples())
     sig = lambda r: binom.sf(round(r.share_closer_than_test_p5 * r.n_rows) - 1, r.n_rows, 0.05) < 1e-3
     if (ft["share_closer_than_test_p5"] > 0.25).any():
-        return _row("privacy: DCR vs hold-out", "fail", ev, "synthetic rows sit on top of training rows: do not release; regularise or stop training earlier")
+        return _row(
+            "privacy: DCR vs hold-out",
+            "fail",
+            ev,
+            "synthetic rows sit on top of training rows: do not release; regularise or stop training earlier",
+        )
     if any(r.share_closer_than_test_p5 > 0.10 and sig(r) for r in ft.itertuples()):
-        return _row("privacy: DCR vs hold-out", "warn", ev, "inspect the closest synthetic rows; consider a privacy mechanism")
+        return _row("privacy: DCR vs hold-out", "warn", ev, "inspect the closest synthetic rows; consider a privacy "
+                                                            "mechanism")
     return _row("privacy: DCR vs hold-out", "pass", ev, "")
 
 # %% ../nbs/12_review.ipynb
@@ -450,16 +576,35 @@ def real_utility(inp: ReviewInput, utility_params: dict | None = None) -> float:
     utility_params = utility_params or {t.name: {"iterations": 100} for t in inp.schema.targets}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MetricWarning)
-        return float(np.mean([ml_efficiency(inp.train, inp.test, inp.schema, t, utility_params.get(t.name)) for t in inp.schema.targets]))
+        return float(
+            np.mean(
+                [
+                    ml_efficiency(inp.train, inp.test, inp.schema, t, utility_params.get(t.name))
+                    for t in inp.schema.targets
+                ]
+            )
+        )
 
 def check_tradeoff(inp: ReviewInput, ft: pd.DataFrame, reference: float | None = None) -> dict:
     "Fidelity and utility per run side by side; warn when a run is best on one and worst on the other."
     ref = real_utility(inp) if reference is None else reference
-    show = "; ".join(f"{r.run}: fidelity {r.fidelity:.3f}" + (f" ± {r.fidelity_sd:.3f}" if r.fidelity_sd == r.fidelity_sd else "")
-                     + f", utility {r.utility:.3f}" + (f" ± {r.utility_sd:.3f}" if r.utility_sd == r.utility_sd else "")
-                     for r in ft.sort_values("fidelity", ascending=False).head(6).itertuples())
-    ev = f"{show}{' …' if len(ft) > 6 else ''}; real-data utility {ref:.3f}" + f" (scores: {ft['score_source'].iloc[0]})"
-    if ft["utility"].isna().all(): return _row("utility vs fidelity", "n.a.", ev + "; no utility targets in the schema", "declare utility targets in the schema")
+    show = "; ".join(
+        f"{r.run}: fidelity {r.fidelity:.3f}"
+        + (f" ± {r.fidelity_sd:.3f}" if r.fidelity_sd == r.fidelity_sd else "")
+        + f", utility {r.utility:.3f}"
+        + (f" ± {r.utility_sd:.3f}" if r.utility_sd == r.utility_sd else "")
+        for r in ft.sort_values("fidelity", ascending=False).head(6).itertuples()
+    )
+    ev = (
+        f"{show}{' …' if len(ft) > 6 else ''}; real-data utility {ref:.3f}" + f" (scores: {ft['score_source'].iloc[0]})"
+    )
+    if ft["utility"].isna().all():
+        return _row(
+            "utility vs fidelity",
+            "n.a.",
+            ev + "; no utility targets in the schema",
+            "declare utility targets in the schema",
+        )
     high = ft[ft["utility"] > ref + 0.05] if ref == ref else ft.iloc[:0]
     conflicts = []
     d = ft.dropna(subset=["fidelity", "utility"])
@@ -483,8 +628,12 @@ def review_input(inp: ReviewInput, details: dict | None = None, **kw) -> pd.Data
     "The verdict table of one `ReviewInput` (one row per check)."
     if details is not None: details.setdefault("notes", []).extend(f"{inp.name}: {n}" for n in inp.notes)
     if not inp.synthetic:      # e.g. every model of a sweep dataset failed: the split is still checked
-        rows = [check_split_leakage(inp)] + [_row(c, "n.a.", "no synthetic files to review" + (f" ({inp.notes[0]})" if inp.notes else ""),
-                                                  "see the notes") for c in CHECKS[1:]]
+        rows = [check_split_leakage(inp)] + [
+            _row(
+                c, "n.a.", "no synthetic files to review" + (f" ({inp.notes[0]})" if inp.notes else ""), "see the notes"
+            )
+            for c in CHECKS[1:]
+        ]
         return pd.DataFrame(rows).assign(review=inp.name)[["review", "check", "verdict", "evidence", "action"]]
     ft = file_table(inp, **kw)
     rows = [check_split_leakage(inp), check_test_leakage(inp, ft), check_seeds(inp, ft), check_constraints(inp, ft),
@@ -494,7 +643,8 @@ def review_input(inp: ReviewInput, details: dict | None = None, **kw) -> pd.Data
     return pd.DataFrame(rows).assign(review=inp.name)[["review", "check", "verdict", "evidence", "action"]]
 
 def review(folder: str | Path, details: dict | None = None, **kw) -> pd.DataFrame:
-    "Run every check on a results folder (review folder, sweep evaluation run or whole sweep); one row per review × check."
+    """Run every check on a results folder (review folder, sweep evaluation run or whole sweep); one row per review ×
+    check."""
     return pd.concat([review_input(i, details, **kw) for i in load_review(folder)], ignore_index=True)
 
 def verdict_markdown(table: pd.DataFrame, title: str = "Methods review", details: dict | None = None) -> str:
@@ -504,12 +654,28 @@ def verdict_markdown(table: pd.DataFrame, title: str = "Methods review", details
     esc = lambda s: str(s).replace("|", "\\|").replace("\n", " ")
     mark = {"fail": "**FAIL**", "warn": "WARN", "pass": "pass", "n.a.": "n.a."}
     multi = table["review"].nunique() > 1
-    head = ("| review " if multi else "") + "| check | verdict | evidence | what to do |\n" + ("|---" if multi else "") + "|---|---|---|---|\n"
-    body = "".join((f"| {esc(r.review)} " if multi else "") + f"| {esc(r.check)} | {mark.get(r.verdict, r.verdict)} | {esc(r.evidence)} | {esc(r.action)} |\n"
-                   for r in table.itertuples())
-    page = f"# {title}\n\n" + (f"Review of {esc(table['review'].iloc[0])}. " if not multi else "") + f"Verdicts: {summary}\n\n" + head + body
-    page += ("\n*pass* = no problem found; *warn* = a reviewer should ask; *fail* = a flaw that invalidates numbers or privacy; "
-             "*n.a.* = not assessable with what the folder holds. Exact matches are judged against the real data's natural "
+    head = (
+        ("| review " if multi else "")
+        + "| check | verdict | evidence | what to do |\n"
+        + ("|---" if multi else "")
+        + "|---|---|---|---|\n"
+    )
+    body = "".join(
+        (f"| {esc(r.review)} " if multi else "")
+        + f"| {esc(r.check)} | {mark.get(r.verdict, r.verdict)} | {esc(r.evidence)} | {esc(r.action)} |\n"
+        for r in table.itertuples()
+    )
+    page = (
+        f"# {title}\n\n"
+        + (f"Review of {esc(table['review'].iloc[0])}. " if not multi else "")
+        + f"Verdicts: {summary}\n\n"
+        + head
+        + body
+    )
+    page += ("\n*pass* = no problem found; *warn* = a reviewer should ask; *fail* = a flaw that invalidates numbers "
+             "or privacy; "
+             "*n.a.* = not assessable with what the folder holds. Exact matches are judged against the real data's "
+             "natural "
              "coincidence rate (binomial p < 0.001).\n")
     notes = (details or {}).get("notes") or []
     if notes: page += "\n**Notes.** " + " ".join(f"{esc(n)}." for n in notes) + "\n"

@@ -44,7 +44,11 @@ def _watch_sweep(stop: threading.Event) -> bool:
     def watch():
         while not stop.wait(1.0):
             if gone():
-                print(f"synthtrial: the Snakemake process {pid} is gone; ending this job and its kernel", file=sys.stderr, flush=True)
+                print(
+                    f"synthtrial: the Snakemake process {pid} is gone; ending this job and its kernel",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 for c in psutil.Process().children(recursive=True):
                     try: c.kill()
                     except psutil.Error: pass
@@ -64,7 +68,7 @@ def execute_notebook(src: str | Path, run_dir: str | Path, params: dict, progres
     src, run_dir = Path(src), Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     out_nb = run_dir / src.name
-    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")   # kernel = this venv
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")  # kernel = this venv
     root = project_root()
     t0 = time.perf_counter(); status, error = "ok", None
     stop = threading.Event(); _watch_sweep(stop)
@@ -80,12 +84,28 @@ def execute_notebook(src: str | Path, run_dir: str | Path, params: dict, progres
         status, error = "failed", f"{type(e).__name__}: {e}".split("\n")[0]
     finally:
         stop.set()
-        refused = gate_failures(run_dir)       # a cohort the privacy gate refused fails the run, even if the notebook went on
+        # a cohort the privacy gate refused fails the run, even if the notebook went on
+        refused = gate_failures(run_dir)
         if refused and not error: status, error = "failed", refused[0]
-        write_json(provenance({k: redact_url(v) if isinstance(v, str) else v for k, v in params.items()}, notebook=str(src.relative_to(root)) if src.is_relative_to(root) else str(src),
-                              executed=out_nb.name, run_dir=str(run_dir), status=status, error=error,
-                              wall_seconds=round(time.perf_counter() - t0, 2), **record), run_dir / "run.json")
-    if error: raise RunFailed(f"{error}  (executed notebook: {out_nb})" if out_nb.is_file() else f"{error}  (notebook {src}: nothing was executed)")
+        write_json(
+            provenance(
+                {k: redact_url(v) if isinstance(v, str) else v for k, v in params.items()},
+                notebook=str(src.relative_to(root)) if src.is_relative_to(root) else str(src),
+                executed=out_nb.name,
+                run_dir=str(run_dir),
+                status=status,
+                error=error,
+                wall_seconds=round(time.perf_counter() - t0, 2),
+                **record,
+            ),
+            run_dir / "run.json",
+        )
+    if error:
+        raise RunFailed(
+            f"{error}  (executed notebook: {out_nb})"
+            if out_nb.is_file()
+            else f"{error}  (notebook {src}: nothing was executed)"
+        )
     return run_dir
 
 def run_notebook(experiment: str, params: dict, out_dir: str | Path | None = None,

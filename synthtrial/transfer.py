@@ -144,7 +144,11 @@ def denormalise(family: str, u: Sequence[float]) -> dict:
     for d, x in zip(family_space(family), u, strict=True):
         x = min(max(float(x), 0.0), 1.0)
         if d.kind == "cat": out[d.name] = d.choices[int(round(x * (len(d.choices) - 1)))]; continue
-        v = math.exp(math.log(d.low) + x * (math.log(d.high) - math.log(d.low))) if d.log else d.low + x * (d.high - d.low)
+        v = (
+            math.exp(math.log(d.low) + x * (math.log(d.high) - math.log(d.low)))
+            if d.log
+            else d.low + x * (d.high - d.low)
+        )
         out[d.name] = int(round(v)) if d.kind == "int" else v
     return out
 
@@ -160,12 +164,17 @@ MIN_CLASS = 8       # rows of each class needed in each of them
 
 def _check_xy(xy: XY, target: str):
     if len(xy) < MIN_ROWS:
-        raise SynthtrialError(f"{xy.what}: only {len(xy)} rows with a label for target {target!r}; at least {MIN_ROWS} are needed")
+        raise SynthtrialError(
+            f"{xy.what}: only {len(xy)} rows with a label for target {target!r}; at least {MIN_ROWS} are needed"
+        )
     counts = np.bincount(xy.y, minlength=2)
     if counts.min() == 0:
-        raise SynthtrialError(f"{xy.what}: target {target!r} has a single class (all {int(np.argmax(counts))}); tuning needs both classes")
+        raise SynthtrialError(
+            f"{xy.what}: target {target!r} has a single class (all {int(np.argmax(counts))}); tuning needs both classes"
+        )
     if counts.min() < MIN_CLASS:
-        raise SynthtrialError(f"{xy.what}: target {target!r} has only {counts.min()} rows of class {int(np.argmin(counts))}; at least {MIN_CLASS} are needed")
+        raise SynthtrialError(f"{xy.what}: target {target!r} has only {counts.min()} rows of class "
+                              f"{int(np.argmin(counts))}; at least {MIN_CLASS} are needed")
 
 def split_xy(xy: XY, seed: int) -> tuple[XY, XY]:
     "Stratified, seeded train/validation split of `xy` (25 % validation); identical rows stay on one side."
@@ -199,15 +208,33 @@ def _proba(model, X):
 
 OBJECTIVES = ("auc", "logloss")
 
-def fit_score(family: str, params: dict, train: XY, val: XY, seed: int, objective: str = "auc") -> float:
-    "Validation score (higher is better: AUC, or −log loss) of `family` with `params`, fitted on `train`, scored on `val`."
+def fit_score(family: str,             # model family (`FAMILIES`)
+              params: dict,            # its hyperparameters
+              train: XY,               # encoded rows (`XY`) to fit on
+              val: XY,                 # encoded rows (`XY`) to score on
+              seed: int,               # the model's seed
+              objective: str = "auc",  # `auc` or `logloss` (scored as −log loss)
+             ) -> float:
+    """Validation score (higher is better: AUC, or −log loss) of `family` with `params`, fitted on `train`, scored on
+    `val`."""
     from sklearn.metrics import roc_auc_score, log_loss
     check_choice("objective", objective, OBJECTIVES)
-    if len(np.unique(val.y)) < 2: raise SynthtrialError(f"{val.what}: the validation labels have one class; AUC is undefined")
+    if len(np.unique(val.y)) < 2:
+        raise SynthtrialError(f"{val.what}: the validation labels have one class; AUC is undefined")
     p = _proba(fit_model(family, params, train, seed), val.X)
-    return float(roc_auc_score(val.y, p)) if objective == "auc" else -float(log_loss(val.y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1]))
+    return (
+        float(roc_auc_score(val.y, p))
+        if objective == "auc"
+        else -float(log_loss(val.y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1]))
+    )
 
-def tune_family(family: str, train: XY, val: XY, n_trials: int = 20, seed: int = 0, objective: str = "auc") -> dict:
+def tune_family(family: str,             # model family (`FAMILIES`)
+                train: XY,               # encoded rows (`XY`) to fit on
+                val: XY,                 # encoded rows (`XY`) validating each trial
+                n_trials: int = 20,      # optuna TPE trials
+                seed: int = 0,           # the sampler's and the models' seed
+                objective: str = "auc",  # `auc` or `logloss`
+               ) -> dict:
     "Tune `family` with optuna (TPE, `seed`) on `train`, validated on `val`: best `params`, `value`, `n_trials`."
     import optuna
     n_trials = check_positive_int("n_trials", n_trials)
@@ -228,20 +255,35 @@ def evaluate_grid(family: str, hsets: dict[str, dict], trains: dict[str, XY], te
         for trained_on, tr in trains.items():
             m = fit_model(family, params, tr, seed)
             p = _proba(m, test.X)
-            for metric, v in (("auc", roc_auc_score(test.y, p)), ("mcc", matthews_corrcoef(test.y, (p >= 0.5).astype(int)))):
+            scores = (("auc", roc_auc_score(test.y, p)), ("mcc", matthews_corrcoef(test.y, (p >= 0.5).astype(int))))
+            for metric, v in scores:
                 rows.append({"family": family, "tuning": tuning, "trained_on": trained_on, "seed": seed,
                              "metric": metric, "value": float(v)})
     return rows
 
-def shared_scores(family: str, real: tuple[XY, XY], syn: tuple[XY, XY], n: int, seed: int, objective: str = "auc") -> pd.DataFrame:
+def shared_scores(family: str,             # model family (`FAMILIES`)
+                  real: tuple[XY, XY],     # (train, validation) `XY` of the real data
+                  syn: tuple[XY, XY],      # (train, validation) `XY` of the synthetic data
+                  n: int,                  # random configurations
+                  seed: int,               # their draw and the models' seed
+                  objective: str = "auc",  # `auc` or `logloss`
+                 ) -> pd.DataFrame:
     "Scores of `n` seeded random configurations evaluated the real way and the synthetic way."
     rng = np.random.default_rng([seed, 7])
     d = len(family_space(family))
     rows = []
     for i in range(n):
         p = denormalise(family, rng.random(d))
-        rows.append({"family": family, "seed": seed, "config_id": i, "params": json.dumps(p),
-                     "real_score": fit_score(family, p, *real, seed, objective), "synth_score": fit_score(family, p, *syn, seed, objective)})
+        rows.append(
+            {
+                "family": family,
+                "seed": seed,
+                "config_id": i,
+                "params": json.dumps(p),
+                "real_score": fit_score(family, p, *real, seed, objective),
+                "synth_score": fit_score(family, p, *syn, seed, objective),
+            }
+        )
     return pd.DataFrame(rows)
 
 def _rank_corr(a, b) -> tuple[float, float]:
@@ -250,17 +292,26 @@ def _rank_corr(a, b) -> tuple[float, float]:
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0: return float("nan"), float("nan")
     return float(spearmanr(a, b).statistic), float(kendalltau(a, b).statistic)
 
-def transfer_analysis(real_train: pd.DataFrame, real_test: pd.DataFrame, syn: pd.DataFrame, schema: Schema,
-                      target: Target | str | None = None, families: Sequence[str] = ("hgb", "logreg"),
-                      n_trials: int = 20, n_shared: int = 20, seeds: Sequence[int] = (0, 1, 2),
-                      labels: dict | None = None, objective: str = "auc") -> dict[str, pd.DataFrame]:
+def transfer_analysis(real_train: pd.DataFrame,  # the real training split
+                      real_test: pd.DataFrame,  # the real test split
+                      syn: pd.DataFrame,  # a synthetic cohort of the training split
+                      schema: Schema,  # the dataset's schema
+                      target: Target | str | None = None,  # the binary target (None = the schema's first)
+                      families: Sequence[str] = ("hgb", "logreg"),  # model families to tune
+                      n_trials: int = 20,  # optuna trials per tuning
+                      n_shared: int = 20,  # random configurations scored both ways
+                      seeds: Sequence[int] = (0, 1, 2),  # repetitions
+                      labels: dict | None = None,  # constant columns for every row (e.g. generator, config)
+                      objective: str = "auc",  # `auc` or `logloss`
+                     ) -> dict[str, pd.DataFrame]:
     "Tune on real vs synthetic data and compare: dict of tidy frames `grid`, `divergence`, `hyperparameters`, `shared`."
     families = [check_choice("family", f, FAMILIES) for f in families]
     if not families: raise ParameterError("families=() is not allowed; give at least one of: 'hgb', 'logreg'")
     n_trials, n_shared = check_positive_int("n_trials", n_trials), check_positive_int("n_shared", n_shared)
     check_choice("objective", objective, OBJECTIVES)
     seeds = [int(s) for s in seeds]
-    if not seeds or any(s < 0 for s in seeds): raise ParameterError(f"seeds={seeds!r} is not allowed; give at least one whole number >= 0")
+    if not seeds or any(s < 0 for s in seeds):
+        raise ParameterError(f"seeds={seeds!r} is not allowed; give at least one whole number >= 0")
     if target is None:
         if not schema.targets: raise SchemaError(f"schema {schema.name!r} declares no target")
         target = schema.targets[0]
@@ -285,28 +336,54 @@ def transfer_analysis(real_train: pd.DataFrame, real_test: pd.DataFrame, syn: pd
             sh = shared_scores(f, (r_tr, r_va), (s_tr, s_va), n_shared, s, objective)
             rho, tau = _rank_corr(sh.real_score, sh.synth_score)
             shared.append(sh)
-            div.append({"family": f, "seed": s, "dist_synth": config_distance(f, h["H_real"]["params"], h["H_synth"]["params"]),
-                        "dist_synth_real": config_distance(f, h["H_real"]["params"], h["H_synth|real"]["params"]),
-                        "spearman": rho, "kendall": tau})
+            div.append(
+                {
+                    "family": f,
+                    "seed": s,
+                    "dist_synth": config_distance(f, h["H_real"]["params"], h["H_synth"]["params"]),
+                    "dist_synth_real": config_distance(f, h["H_real"]["params"], h["H_synth|real"]["params"]),
+                    "spearman": rho,
+                    "kendall": tau,
+                }
+            )
             for k, v in h.items():
-                hps.append({"family": f, "seed": s, "tuning": k, "val_auc": v["value"], "n_trials": v["n_trials"],
-                            "params": json.dumps(v["params"]), **{f"u_{d.name}": u for d, u in zip(family_space(f), normalise(f, v["params"]))}})
+                hps.append(
+                    {
+                        "family": f,
+                        "seed": s,
+                        "tuning": k,
+                        "val_auc": v["value"],
+                        "n_trials": v["n_trials"],
+                        "params": json.dumps(v["params"]),
+                        **{f"u_{d.name}": u for d, u in zip(family_space(f), normalise(f, v["params"]))},
+                    }
+                )
     # ---- tuning is over: only now is the real test split encoded and used ----
     test_xy = enc.transform(real_test, "real test")
-    if len(np.unique(test_xy.y)) < 2: raise SynthtrialError(f"real test: target {t.name!r} has a single class; AUC is undefined")
+    if len(np.unique(test_xy.y)) < 2:
+        raise SynthtrialError(f"real test: target {t.name!r} has a single class; AUC is undefined")
     for s in seeds:
         (r_tr, _), (s_tr, _) = splits[s]
         for f in families:
-            grid += evaluate_grid(f, {k: v["params"] for k, v in tuned[s, f].items()}, {"real": r_tr, "synthetic": s_tr}, test_xy, s)
+            grid += evaluate_grid(
+                f, {k: v["params"] for k, v in tuned[s, f].items()}, {"real": r_tr, "synthetic": s_tr}, test_xy, s
+            )
     grid = pd.DataFrame(grid)
     auc = grid[(grid.metric == "auc") & (grid.trained_on == "real")].set_index(["family", "seed", "tuning"]).value
     div = pd.DataFrame(div)
     for col, other in (("regret", "H_synth"), ("regret_synth_real", "H_synth|real")):
         div[col] = [auc[f, s, "H_real"] - auc[f, s, other] for f, s in zip(div.family, div.seed)]
-    out = {"grid": grid, "divergence": div, "hyperparameters": pd.DataFrame(hps), "shared": pd.concat(shared, ignore_index=True)}
+    out = {
+        "grid": grid,
+        "divergence": div,
+        "hyperparameters": pd.DataFrame(hps),
+        "shared": pd.concat(shared, ignore_index=True),
+    }
     for k in out:
         for name, val in reversed(list((labels or {}).items())): out[k].insert(0, name, val)
-        out[k].attrs.update(dataset=schema.name, target=t.name, n_trials=n_trials, n_shared=n_shared, seeds=seeds, objective=objective)
+        out[k].attrs.update(
+            dataset=schema.name, target=t.name, n_trials=n_trials, n_shared=n_shared, seeds=seeds, objective=objective
+        )
     return out
 
 def transfer_summary(res: dict[str, pd.DataFrame], by: Sequence[str] = ()) -> pd.DataFrame:
@@ -327,7 +404,9 @@ def bootstrap_control(train: pd.DataFrame, schema: Schema, seed: int = 0, n: int
     for c in schema.of_kind("identifier"): out[c] = [f"B{i + 1}" for i in range(len(out))]
     return out
 
-def noise_control(train: pd.DataFrame, schema: Schema, seed: int = 0, kind: str = "shuffle", n: int | None = None) -> pd.DataFrame:
+def noise_control(
+    train: pd.DataFrame, schema: Schema, seed: int = 0, kind: str = "shuffle", n: int | None = None
+) -> pd.DataFrame:
     "A 'synthetic' frame with no relation between columns: independent column shuffles or uniform noise."
     check_choice("kind", kind, ("shuffle", "uniform"))
     rng = np.random.default_rng(seed)
@@ -346,9 +425,16 @@ def noise_control(train: pd.DataFrame, schema: Schema, seed: int = 0, kind: str 
     return schema.restore_types(pd.DataFrame(out), what=f"noise control ({kind})")
 
 # %% ../nbs/07a_transfer.ipynb
-def run_controls(real_train: pd.DataFrame, real_test: pd.DataFrame, schema: Schema, seeds: Sequence[int] = (0, 1, 2),
-                 noise_factor: int = 4, noise_kind: str = "shuffle", **kw) -> dict[str, pd.DataFrame]:
-    "Bootstrap and noise controls, one fresh draw per seed; stacked `transfer_analysis` frames with generator 'control: …'."
+def run_controls(real_train: pd.DataFrame,          # the real training split
+                 real_test: pd.DataFrame,           # the real test split
+                 schema: Schema,                    # the dataset's schema
+                 seeds: Sequence[int] = (0, 1, 2),  # one fresh control draw per seed
+                 noise_factor: int = 4,             # the noise control's rows, as a multiple of the training rows
+                 noise_kind: str = "shuffle",       # how the noise control is made (`noise_control`)
+                 **kw,                              # passed to `transfer_analysis`
+                ) -> dict[str, pd.DataFrame]:
+    """Bootstrap and noise controls, one fresh draw per seed; stacked `transfer_analysis` frames with generator
+    'control: …'."""
     noise_factor = check_positive_int("noise_factor", noise_factor)
     labels, parts = kw.pop("labels", None) or {}, []
     for s in seeds:
@@ -363,7 +449,8 @@ def run_controls(real_train: pd.DataFrame, real_test: pd.DataFrame, schema: Sche
 def plot_transfer_bars(grid: pd.DataFrame, by: str = "generator", metric: str = "auc"):
     "Grouped bars: real-test `metric` per tuning set × training data, SD over seeds; panels by `by` × family."
     import seaborn as sns, matplotlib.pyplot as plt
-    if by not in grid.columns: raise ParameterError(f"by={by!r} is not a column of the grid; add it with transfer_analysis(labels=...)")
+    if by not in grid.columns:
+        raise ParameterError(f"by={by!r} is not a column of the grid; add it with transfer_analysis(labels=...)")
     d = grid[grid.metric == check_choice("metric", metric, ("auc", "mcc"))]
     g = sns.catplot(d, x="tuning", y="value", hue="trained_on", col=by, row="family", kind="bar", errorbar="sd",
                     order=list(TUNINGS), hue_order=["real", "synthetic"], height=3, aspect=1.1, sharey=True)
@@ -380,7 +467,12 @@ def plot_regret_heatmap(div: pd.DataFrame, rows: str = "generator", cols: str = 
     for c in (rows, cols, value):
         if c not in div.columns: raise ParameterError(f"column {c!r} is not in the divergence frame")
     fams = sorted(div.family.unique())
-    fig, axes = plt.subplots(1, len(fams), figsize=(3 + 2.2 * len(fams) * max(1, div[cols].nunique() / 2), 0.6 * div[rows].nunique() + 1.6), squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(fams),
+        figsize=(3 + 2.2 * len(fams) * max(1, div[cols].nunique() / 2), 0.6 * div[rows].nunique() + 1.6),
+        squeeze=False,
+    )
     lim = max(float(np.nanmax(np.abs(div[value]))), 0.01)
     for ax, f in zip(axes[0], fams):
         m = div[div.family == f].pivot_table(index=rows, columns=cols, values=value, aggfunc="mean")
@@ -414,15 +506,27 @@ def _auc_or_ll(y, p, objective):
     if objective == "auc": return float(roc_auc_score(y, p))
     return -float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1]))
 
-def cv_scores(family: str, configs: list[dict], xy: XY, seed: int, folds: int = 3, repeats: int = 2,
-              also: XY | None = None, objective: str = "auc") -> pd.DataFrame:
-    "Repeated stratified-group K-fold score of each configuration on `xy` (`cv`); with `also`, the fold models' mean score on it (`on_also`)."
+def cv_scores(family: str,             # model family (`FAMILIES`)
+              configs: list[dict],     # the configurations to score
+              xy: XY,                  # encoded rows (`XY`) to cross-validate on
+              seed: int,               # fold and model seed
+              folds: int = 3,          # K of the K-fold
+              repeats: int = 2,        # repetitions of the K-fold
+              also: XY | None = None,  # rows (`XY`) each fold model is also scored on
+              objective: str = "auc",  # `auc` or `logloss`
+             ) -> pd.DataFrame:
+    """Repeated stratified-group K-fold score of each configuration on `xy` (`cv`); with `also`, the fold models' mean
+    score on it (`on_also`)."""
     from sklearn.model_selection import StratifiedGroupKFold
     folds, repeats = check_positive_int("folds", folds), check_positive_int("repeats", repeats)
     if folds < 2: raise ParameterError(f"folds={folds} is not allowed; cross-validation needs at least 2")
     _check_xy(xy, "the label")
     _, codes = np.unique(xy.groups, return_inverse=True)
-    splits = [s for r in range(repeats) for s in StratifiedGroupKFold(folds, shuffle=True, random_state=seed * 1000 + r).split(xy.X, xy.y, codes)]
+    splits = [
+        s
+        for r in range(repeats)
+        for s in StratifiedGroupKFold(folds, shuffle=True, random_state=seed * 1000 + r).split(xy.X, xy.y, codes)
+    ]
     rows = []
     for i, p in enumerate(configs):
         cv, oa = [], []
@@ -431,7 +535,8 @@ def cv_scores(family: str, configs: list[dict], xy: XY, seed: int, folds: int = 
             m = fit_model(family, p, xy.subset(tr, xy.what), seed)
             cv.append(_auc_or_ll(xy.y[va], _proba(m, xy.X[va]), objective))
             if also is not None: oa.append(_auc_or_ll(also.y, _proba(m, also.X), objective))
-        if not cv: raise SynthtrialError(f"{xy.what}: no fold has both classes in training and validation; cannot score")
+        if not cv:
+            raise SynthtrialError(f"{xy.what}: no fold has both classes in training and validation; cannot score")
         rows.append({"config_id": i, "cv": float(np.mean(cv)), "cv_sd": float(np.std(cv)), "n_fits": len(cv),
                      **({"on_also": float(np.mean(oa))} if also is not None else {})})
     return pd.DataFrame(rows)
@@ -443,11 +548,21 @@ def _ranks(a, b):
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0: return float("nan")
     return float(spearmanr(a, b).statistic)
 
-def transfer_ceiling(real_train: pd.DataFrame, real_test: pd.DataFrame, schema: Schema,
-                     make_cohorts: Callable[[pd.DataFrame, int], dict], target: Target | str | None = None,
-                     families: Sequence[str] = ("hgb", "logreg"), n_configs: int = 20, folds: int = 3, repeats: int = 2,
-                     splits: Sequence[int] = (0,), objective: str = "auc", labels: dict | None = None) -> dict[str, pd.DataFrame]:
-    "The real-vs-real ceiling design: tidy `scores` (config × source CV scores), `test` (config real-test AUC), `divergence`."
+def transfer_ceiling(real_train: pd.DataFrame,  # the real training split (cut into halves A and B)
+                     real_test: pd.DataFrame,  # the real test split
+                     schema: Schema,  # the dataset's schema
+                     make_cohorts: Callable[[pd.DataFrame, int], dict],  # `(B, seed) -> {name: cohort}` from half B
+                     target: Target | str | None = None,  # the binary target (None = the schema's first)
+                     families: Sequence[str] = ("hgb", "logreg"),  # model families
+                     n_configs: int = 20,  # random configurations per family
+                     folds: int = 3,  # K of the repeated K-fold
+                     repeats: int = 2,  # repetitions of the K-fold
+                     splits: Sequence[int] = (0,),  # split seeds (one A/B cut each)
+                     objective: str = "auc",  # `auc` or `logloss`
+                     labels: dict | None = None,  # constant columns for every row
+                    ) -> dict[str, pd.DataFrame]:
+    """The real-vs-real ceiling design: tidy `scores` (config × source CV scores), `test` (config real-test AUC),
+    `divergence`."""
     families = [check_choice("family", f, FAMILIES) for f in families]
     if not families: raise ParameterError("families=() is not allowed; give at least one of: 'hgb', 'logreg'")
     check_choice("objective", objective, OBJECTIVES)
@@ -455,7 +570,8 @@ def transfer_ceiling(real_train: pd.DataFrame, real_test: pd.DataFrame, schema: 
         if not schema.targets: raise SchemaError(f"schema {schema.name!r} declares no target")
         target = schema.targets[0]
     t = schema.target(target) if isinstance(target, str) else target
-    real_train = schema.validate(real_train, what="real train"); real_test = schema.validate(real_test, what="real test")
+    real_train = schema.validate(real_train, what="real train")
+    real_test = schema.validate(real_test, what="real test")
     enc = TransferEncoder(schema, t).fit(real_train)
     full = enc.transform(real_train, "real data"); _check_xy(full, t.name)
     scores, status, kept = [], [], {}
@@ -466,7 +582,9 @@ def transfer_ceiling(real_train: pd.DataFrame, real_test: pd.DataFrame, schema: 
         sources = {"real-B": B}
         for name, df in make_cohorts(b_frame, s).items():       # generators see half B only
             try:
-                xy = enc.transform(schema.validate(df, what=f"cohort {name!r}"), name); _check_xy(xy, t.name); sources[name] = xy
+                xy = enc.transform(schema.validate(df, what=f"cohort {name!r}"), name)
+                _check_xy(xy, t.name)
+                sources[name] = xy
             except SynthtrialError as e: status.append({"split": s, "source": name, "status": f"failed: {e}"})
         for f in families:
             configs = random_configs(f, n_configs, s)
@@ -477,10 +595,13 @@ def transfer_ceiling(real_train: pd.DataFrame, real_test: pd.DataFrame, schema: 
                 scores.append(sc.assign(split=s, family=f, source=name, score=sc.cv, score_on_a=sc.on_also))
         status += [{"split": s, "source": n, "status": "ok"} for n in sources]
         kept[s] = sources
-    scores = pd.concat(scores, ignore_index=True)[["split", "family", "source", "config_id", "score", "score_on_a", "cv_sd", "n_fits"]]
+    scores = pd.concat(scores, ignore_index=True)[
+        ["split", "family", "source", "config_id", "score", "score_on_a", "cv_sd", "n_fits"]
+    ]
     # ---- every score above used real training rows and cohorts only; now the real test split ----
     test_xy = enc.transform(real_test, "real test")
-    if len(np.unique(test_xy.y)) < 2: raise SynthtrialError(f"real test: target {t.name!r} has a single class; AUC is undefined")
+    if len(np.unique(test_xy.y)) < 2:
+        raise SynthtrialError(f"real test: target {t.name!r} has a single class; AUC is undefined")
     test = []
     for s in splits:
         for f in families:
@@ -510,7 +631,8 @@ def _pick(score: np.ndarray, test_auc: np.ndarray) -> float:
     return float(test_auc[int(np.nanargmax(score))])
 
 def ceiling_divergence(scores: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
-    "Per split × family × source: ρ with real-A's scores, regret of its pick (and of its pick validated on A), the ceiling's in the same row."
+    """Per split × family × source: ρ with real-A's scores, regret of its pick (and of its pick validated on A), the
+    ceiling's in the same row."""
     rows = []
     for (s, f), g in scores.groupby(["split", "family"], sort=False):
         w = g.pivot_table(index="config_id", columns="source", values="score").sort_index()
@@ -521,20 +643,41 @@ def ceiling_divergence(scores: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame
         ceil_rho, ceil_regret = _ranks(ref, w["real-B"]), h_real - _pick(w["real-B"].to_numpy(), ta)
         for src in w.columns.drop("real-A"):
             kind = "ceiling" if src == "real-B" else "control" if src.startswith("control:") else "synthetic"
-            rows.append({"split": s, "family": f, "source": src, "generator": src.split("#")[0], "kind": kind,
-                         "spearman": _ranks(ref, w[src]), "regret": h_real - _pick(w[src].to_numpy(), ta),
-                         "regret_synth_real": h_real - _pick(wa[src].to_numpy(), ta) if src in wa and wa[src].notna().all() else np.nan,
-                         "ceiling_spearman": ceil_rho, "ceiling_regret": ceil_regret,
-                         "auc_h_real": h_real, "auc_h_synth": _pick(w[src].to_numpy(), ta), "auc_best": best,
-                         "pick_real": int(w.index[i_real]), "pick_source": int(w.index[int(np.nanargmax(w[src].to_numpy()))])})
+            rows.append(
+                {
+                    "split": s,
+                    "family": f,
+                    "source": src,
+                    "generator": src.split("#")[0],
+                    "kind": kind,
+                    "spearman": _ranks(ref, w[src]),
+                    "regret": h_real - _pick(w[src].to_numpy(), ta),
+                    "regret_synth_real": h_real - _pick(wa[src].to_numpy(), ta)
+                    if src in wa and wa[src].notna().all()
+                    else np.nan,
+                    "ceiling_spearman": ceil_rho,
+                    "ceiling_regret": ceil_regret,
+                    "auc_h_real": h_real,
+                    "auc_h_synth": _pick(w[src].to_numpy(), ta),
+                    "auc_best": best,
+                    "pick_real": int(w.index[i_real]),
+                    "pick_source": int(w.index[int(np.nanargmax(w[src].to_numpy()))]),
+                }
+            )
     return pd.DataFrame(rows)
 
 # %% ../nbs/07a_transfer.ipynb
 CEILING_VERDICTS = ("tunes like real data", "worse than real data", "not answerable")
 
-def ceiling_test(scores: pd.DataFrame, test: pd.DataFrame, n_boot: int = 1000, seed: int = 0, min_auc: float = 0.55,
-                 level: float = 0.95) -> pd.DataFrame:
-    "Paired bootstrap (over configurations) of Δρ = ρ_ceiling − ρ_cohort and Δregret = regret_cohort − regret_ceiling, per generator × family, with the verdict."
+def ceiling_test(scores: pd.DataFrame,   # `transfer_ceiling`'s `scores`
+                 test: pd.DataFrame,     # `transfer_ceiling`'s `test`
+                 n_boot: int = 1000,     # bootstrap resamples of the configurations
+                 seed: int = 0,          # the bootstrap's seed
+                 min_auc: float = 0.55,  # real pick's test AUC below this: no signal, not answerable
+                 level: float = 0.95,    # interval level
+                ) -> pd.DataFrame:
+    """Paired bootstrap (over configurations) of Δρ = ρ_ceiling − ρ_cohort and Δregret = regret_cohort −
+    regret_ceiling, per generator × family, with the verdict."""
     n_boot = check_positive_int("n_boot", n_boot)
     rng = np.random.default_rng(seed)
     lo_q, hi_q = 100 * (1 - level) / 2, 100 * (1 + level) / 2
@@ -544,7 +687,9 @@ def ceiling_test(scores: pd.DataFrame, test: pd.DataFrame, n_boot: int = 1000, s
         per = {}
         for s, g in gf.groupby("split", sort=False):
             w = g.pivot_table(index="config_id", columns="source", values="score").sort_index()
-            ta = test[(test.split == s) & (test.family == f)].set_index("config_id").test_auc.reindex(w.index).to_numpy()
+            ta = (
+                test[(test.split == s) & (test.family == f)].set_index("config_id").test_auc.reindex(w.index).to_numpy()
+            )
             per[s] = (w, ta)
         idx = [[rng.integers(0, len(w), len(w)) for s, (w, _) in per.items()] for _ in range(n_boot)]
         def stats(gen, draw):
@@ -565,19 +710,37 @@ def ceiling_test(scores: pd.DataFrame, test: pd.DataFrame, n_boot: int = 1000, s
             c_lo = float(np.nanpercentile(boot[:, 2], lo_q))
             r_lo, r_hi = np.nanpercentile(boot[:, 0], [lo_q, hi_q])
             answerable = c_lo > 0 and auc >= min_auc
-            verdict = CEILING_VERDICTS[2] if not answerable else CEILING_VERDICTS[1] if r_lo > 0 else CEILING_VERDICTS[0]
-            rows.append({"family": f, "generator": gen, "n_splits": len(per), "auc_h_real": auc,
-                         "ceiling_spearman": c_rho, "ceiling_spearman_lo": c_lo,
-                         "delta_spearman": d_rho, "delta_spearman_lo": float(r_lo), "delta_spearman_hi": float(r_hi),
-                         "p_worse_spearman": float(np.mean(boot[:, 0] <= 0)),
-                         "delta_regret": d_reg, "delta_regret_lo": float(np.nanpercentile(boot[:, 1], lo_q)),
-                         "delta_regret_hi": float(np.nanpercentile(boot[:, 1], hi_q)),
-                         "p_worse_regret": float(np.mean(boot[:, 1] <= 0)), "answerable": answerable, "verdict": verdict})
+            verdict = (
+                CEILING_VERDICTS[2] if not answerable else CEILING_VERDICTS[1] if r_lo > 0 else CEILING_VERDICTS[0]
+            )
+            rows.append(
+                {
+                    "family": f,
+                    "generator": gen,
+                    "n_splits": len(per),
+                    "auc_h_real": auc,
+                    "ceiling_spearman": c_rho,
+                    "ceiling_spearman_lo": c_lo,
+                    "delta_spearman": d_rho,
+                    "delta_spearman_lo": float(r_lo),
+                    "delta_spearman_hi": float(r_hi),
+                    "p_worse_spearman": float(np.mean(boot[:, 0] <= 0)),
+                    "delta_regret": d_reg,
+                    "delta_regret_lo": float(np.nanpercentile(boot[:, 1], lo_q)),
+                    "delta_regret_hi": float(np.nanpercentile(boot[:, 1], hi_q)),
+                    "p_worse_regret": float(np.mean(boot[:, 1] <= 0)),
+                    "answerable": answerable,
+                    "verdict": verdict,
+                }
+            )
     return pd.DataFrame(rows)
 
 # %% ../nbs/07a_transfer.ipynb
-def constructed_trial(n: int = 400, seed: int = 0, strength: float = 1.0, n_noise: int = 24) -> tuple[pd.DataFrame, Schema]:
-    "A trial with a known label model: `y` = Bernoulli(logistic(strength · (x1 − x2 + 0.5 x3))) and `n_noise` pure-noise covariates (all standard normal)."
+def constructed_trial(
+    n: int = 400, seed: int = 0, strength: float = 1.0, n_noise: int = 24
+) -> tuple[pd.DataFrame, Schema]:
+    """A trial with a known label model: `y` = Bernoulli(logistic(strength · (x1 − x2 + 0.5 x3))) and `n_noise`
+    pure-noise covariates (all standard normal)."""
     from synthtrial.schema import Column
     rng = np.random.default_rng(seed)
     k = 3 + n_noise            # noise covariates make regularisation matter, so configurations differ in real AUC
@@ -591,13 +754,17 @@ def constructed_trial(n: int = 400, seed: int = 0, strength: float = 1.0, n_nois
 
 # %% ../nbs/07a_transfer.ipynb
 def plot_ceiling_auc(div: pd.DataFrame, title: str = ""):
-    "Bars: real-test AUC of H_real and H_synth picks, trained on real and on the source, per source group (ceiling first) and family."
+    """Bars: real-test AUC of H_real and H_synth picks, trained on real and on the source, per source group (ceiling
+    first) and family."""
     import matplotlib.pyplot as plt
     fams = sorted(div.family.unique())
     order = ["real-B"] + sorted(set(div.generator) - {"real-B"}, key=lambda g: (g.startswith("control:"), g))
-    bars = (("auc_h_real", "H_real · trained on real", "#1f77b4", 1.0), ("auc_h_synth", "H_synth · trained on real", "#1f77b4", 0.55),
-            ("auc_h_real_trained_on_source", "H_real · trained on source", "#ff7f0e", 1.0),
-            ("auc_h_synth_trained_on_source", "H_synth · trained on source", "#ff7f0e", 0.55))
+    bars = (
+        ("auc_h_real", "H_real · trained on real", "#1f77b4", 1.0),
+        ("auc_h_synth", "H_synth · trained on real", "#1f77b4", 0.55),
+        ("auc_h_real_trained_on_source", "H_real · trained on source", "#ff7f0e", 1.0),
+        ("auc_h_synth_trained_on_source", "H_synth · trained on source", "#ff7f0e", 0.55),
+    )
     fig, axes = plt.subplots(len(fams), 1, figsize=(max(6, 1.3 * len(order) + 2), 3.2 * len(fams)), squeeze=False)
     for ax, f in zip(axes[:, 0], fams):
         d = div[div.family == f]
@@ -605,17 +772,21 @@ def plot_ceiling_auc(div: pd.DataFrame, title: str = ""):
             g = d.groupby("generator")[col]
             m, lo, hi = g.mean().reindex(order), g.quantile(0.025).reindex(order), g.quantile(0.975).reindex(order)
             x = np.arange(len(order)) + (j - 1.5) * 0.2
-            err = np.nan_to_num(np.clip([m - lo, hi - m], 0, None))      # a generator absent here (no usable cohort) has no bar
+            # a generator absent here (no usable cohort) has no bar
+            err = np.nan_to_num(np.clip([m - lo, hi - m], 0, None))
             ax.bar(x, m, 0.2, color=colour, alpha=alpha, label=lab, yerr=err, capsize=2, ecolor="k")
         ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-        ax.set_xticks(range(len(order)), ["real (2nd half)" if o == "real-B" else o for o in order], rotation=20, ha="right")
+        ax.set_xticks(
+            range(len(order)), ["real (2nd half)" if o == "real-B" else o for o in order], rotation=20, ha="right"
+        )
         ax.set(ylabel="real-test AUC", ylim=(0.4, 1.0), title=f"{title} {f}".strip())
     axes[0, 0].legend(fontsize=7, ncol=2, loc="upper right", frameon=False)
     fig.tight_layout()
     return fig
 
 def plot_ceiling_test(verdicts: pd.DataFrame, title: str = ""):
-    "Forest plots of Δρ (ceiling − cohort) and Δregret (cohort − ceiling) with bootstrap intervals per generator; colour = verdict."
+    """Forest plots of Δρ (ceiling − cohort) and Δregret (cohort − ceiling) with bootstrap intervals per generator;
+    colour = verdict."""
     import matplotlib.pyplot as plt
     v = verdicts.sort_values(["family", "generator"]).reset_index(drop=True)
     colour = {CEILING_VERDICTS[0]: "#2ca02c", CEILING_VERDICTS[1]: "#d62728", CEILING_VERDICTS[2]: "#999999"}
@@ -624,7 +795,14 @@ def plot_ceiling_test(verdicts: pd.DataFrame, title: str = ""):
     for ax, (col, lab) in zip(axes, (("delta_spearman", "Δρ = ρ(real A, real B) − ρ(real A, synthetic)"),
                                      ("delta_regret", "Δregret = regret(synthetic) − regret(real B)  (AUC)"))):
         for yi, r in zip(y, v.to_dict("records")):
-            ax.errorbar(r[col], yi, xerr=[[r[col] - r[f"{col}_lo"]], [r[f"{col}_hi"] - r[col]]], fmt="o", color=colour[r["verdict"]], capsize=3)
+            ax.errorbar(
+                r[col],
+                yi,
+                xerr=[[r[col] - r[f"{col}_lo"]], [r[f"{col}_hi"] - r[col]]],
+                fmt="o",
+                color=colour[r["verdict"]],
+                capsize=3,
+            )
         ax.axvline(0, color="k", lw=0.8); ax.set_xlabel(lab + "\n> 0: worse than a second real sample", fontsize=8)
     axes[0].set_yticks(y, [f"{r.family} · {r.generator}" for r in v.itertuples()])
     for k, c in colour.items(): axes[1].plot([], [], "o", color=c, label=k)
@@ -632,4 +810,3 @@ def plot_ceiling_test(verdicts: pd.DataFrame, title: str = ""):
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
-

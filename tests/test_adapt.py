@@ -1,10 +1,25 @@
-"Tests of synthtrial.adapt on real data: controls (identity, deliberately shifted generator), bad input, composition, experiment, figure."
+"""Tests of synthtrial.adapt on real data: controls (identity, deliberately shifted generator), bad input, composition,
+experiment, figure."""
 import warnings
 import numpy as np, pandas as pd, pytest
 from synthtrial.data import load_split
-from synthtrial.adapt import (AdaptationError, AdaptationWarning, ShiftedGenerator, adapt, adaptation_experiment, adaptation_figure,
-                              compose, distributional_gap, fit_classifier, encode_features, gap_report, privacy_summary,
-                              real_scores, summarise_adaptation, violation_rate)
+from synthtrial.adapt import (
+    AdaptationError,
+    AdaptationWarning,
+    ShiftedGenerator,
+    adapt,
+    adaptation_experiment,
+    adaptation_figure,
+    compose,
+    distributional_gap,
+    fit_classifier,
+    encode_features,
+    gap_report,
+    privacy_summary,
+    real_scores,
+    summarise_adaptation,
+    violation_rate,
+)
 from synthtrial.constraints import rules_for
 from synthtrial.enforce import repair
 
@@ -120,7 +135,9 @@ def test_single_class_classifier_errors(myeloid):
     with pytest.warns(AdaptationWarning):
         g = gap_report(train, test, syn, schema, measures=["utility", "survival"], on_single_class="nan")
     assert (g["task"] != "OS_2y").any()                           # the Cox row: only the single-class target is NaN
-    assert g.loc[g["task"] == "OS_2y", "synthetic"].isna().all() and g.loc[g["task"] != "OS_2y", "synthetic"].notna().all()
+    assert (
+        g.loc[g["task"] == "OS_2y", "synthetic"].isna().all() and g.loc[g["task"] != "OS_2y", "synthetic"].notna().all()
+    )
     (X,), mask = encode_features([train], schema, ["trt", "OSTM"])
     with pytest.raises(AdaptationError, match="single class"):
         fit_classifier(X, np.ones(len(X), int), mask, seed=0, what="discriminator")
@@ -171,15 +188,24 @@ def test_composition_orders_with_rules(myeloid):
 # --- experiment and figure ----------------------------------------------------------------------------
 def test_experiment_tidy_and_figure(myeloid, isolated_outputs):
     train, test, schema = myeloid
-    sources = {"shifted": ShiftedGenerator(train, schema), "fixed_frame": ShiftedGenerator(train, schema).sample(300, seed=9)}
+    sources = {
+        "shifted": ShiftedGenerator(train, schema),
+        "fixed_frame": ShiftedGenerator(train, schema).sample(300, seed=9),
+    }
     exp = adaptation_experiment(train, test, schema, sources, methods=("importance", "rejection"), seeds=(0,),
                                 measures=("distributional",), checker=rules_for("myeloid", schema))
     assert len(exp) == 2 * 2
     row = exp[(exp["generator"] == "shifted") & (exp["method"] == "importance")].iloc[0]
-    assert row["reduction_pct"] == pytest.approx(100 * (abs(row["gap_before"]) - abs(row["gap_after"])) / abs(row["gap_before"]))
+    assert row["reduction_pct"] == pytest.approx(
+        100 * (abs(row["gap_before"]) - abs(row["gap_after"])) / abs(row["gap_before"])
+    )
     assert row["reduction_pct"] > 0
     failed = exp[(exp["generator"] == "fixed_frame") & (exp["method"] == "rejection")].iloc[0]
-    assert failed["status"].startswith("failed:") and "needs sample_fn" in failed["status"] and np.isnan(failed["gap_after"])
+    assert (
+        failed["status"].startswith("failed:")
+        and "needs sample_fn" in failed["status"]
+        and np.isnan(failed["gap_after"])
+    )
     s = summarise_adaptation(exp)
     assert {"reduction_pct_mean", "dcr_change_pct_mean", "violation_after_mean"} <= set(s.columns)
     fig, png = adaptation_figure(exp, name="test_adapt", params={"seeds": [0]})
@@ -203,10 +229,21 @@ def test_adapt_notebook_with_no_cohorts_and_no_controls_is_a_clear_failure(tmp_p
     import json
     from synthtrial.core import project_root
     from synthtrial.sweep import main
-    rc = main(["run", str(project_root() / "nbs" / "experiments" / "adapt.ipynb"), str(tmp_path / "run"), "dataset=myeloid",
-               f"eval_dir={tmp_path / 'no_eval'}", 'models=["tvae"]', "controls=false"])
+    rc = main(
+        [
+            "run",
+            str(project_root() / "nbs" / "experiments" / "adapt.ipynb"),
+            str(tmp_path / "run"),
+            "dataset=myeloid",
+            f"eval_dir={tmp_path / 'no_eval'}",
+            'models=["tvae"]',
+            "controls=false",
+        ]
+    )
     err = capsys.readouterr().err
-    assert rc == 1 and "no cohorts found for models ['tvae']" in err and "nothing to adapt" in err and "myeloid" in err, err
+    assert (
+        rc == 1 and "no cohorts found for models ['tvae']" in err and "nothing to adapt" in err and "myeloid" in err
+    ), err
     rec = json.loads((tmp_path / "run" / "run.json").read_text())
     assert rec["status"] == "failed" and "nothing to adapt" in rec["error"]
 
@@ -220,11 +257,27 @@ from synthtrial.schema import Schema, Column, Target
 def _shifted(n, mu, seed):
     rng = np.random.default_rng(seed)
     x = rng.normal(mu, 1, n)
-    return pd.DataFrame({"id": [f"P{i}" for i in range(n)], "x": x, "z": rng.normal(0, 1, n) + 0.5 * x,
-                         "g": (rng.random(n) < (0.2 if mu == 0 else 0.8)).astype(int), "y": (rng.random(n) < 1 / (1 + np.exp(-x))).astype(int)})
+    return pd.DataFrame(
+        {
+            "id": [f"P{i}" for i in range(n)],
+            "x": x,
+            "z": rng.normal(0, 1, n) + 0.5 * x,
+            "g": (rng.random(n) < (0.2 if mu == 0 else 0.8)).astype(int),
+            "y": (rng.random(n) < 1 / (1 + np.exp(-x))).astype(int),
+        }
+    )
 
-SHIFT = Schema("shift", [Column("id", "identifier"), Column("x", "numeric"), Column("z", "numeric"), Column("g", "boolean"),
-                         Column("y", "boolean", outcome=True)], targets=[Target("y", "y")])
+SHIFT = Schema(
+    "shift",
+    [
+        Column("id", "identifier"),
+        Column("x", "numeric"),
+        Column("z", "numeric"),
+        Column("g", "boolean"),
+        Column("y", "boolean", outcome=True),
+    ],
+    targets=[Target("y", "y")],
+)
 
 
 @pytest.mark.slow
@@ -236,7 +289,7 @@ def test_fine_tuning_closes_a_known_shift(model):
     before, after = g0.sample(500, 0), fine_tune(g0, tgt, epochs=60, seed=0).sample(500, 0)
     assert abs(before.x.mean() - 2.5) > 1.5 and abs(after.x.mean() - 2.5) < 0.6      # the shift of x is closed
     assert after.g.mean() > before.g.mean() + 0.2                                     # and the category frequency moves
-    assert np.allclose(g0.sample(500, 0).x, before.x)                                 # the source generator is untouched
+    assert np.allclose(g0.sample(500, 0).x, before.x)  # the source generator is untouched
     # the independent discriminator sees the difference: fine-tuned rows are closer to the target than the source's
     tgt_test = SHIFT.restore_types(_shifted(300, 2.5, 2))
     assert discriminator_auc(tgt_test, after, SHIFT) < discriminator_auc(tgt_test, before, SHIFT) - 0.2
@@ -251,19 +304,25 @@ def test_fine_tune_refuses_what_it_cannot_do(myeloid):
     sp = domain_split(train, test, schema, "trt == 'B'", n_target=40, seed=0)
     for m in FINE_TUNABLE:
         g = make_generator(m, budget=0.01).fit(sp["source"], schema, seed=0)
-        with pytest.raises(AdaptationError, match=r"never saw \(\{'trt': \['B'\]\}\)"): fine_tune(g, sp["target_small"], epochs=1)
+        with pytest.raises(AdaptationError, match=r"never saw \(\{'trt': \['B'\]\}\)"):
+            fine_tune(g, sp["target_small"], epochs=1)
 
 
 def test_domain_split_and_shift_size(myeloid):
     train, test, schema = myeloid
     sp = domain_split(train, test, schema, "trt == 'B'", n_target=40, seed=0)
-    assert (sp["source"].trt != "B").all() and (sp["target_train"].trt == "B").all() and (sp["target_test"].trt == "B").all()
+    assert (
+        (sp["source"].trt != "B").all()
+        and (sp["target_train"].trt == "B").all()
+        and (sp["target_test"].trt == "B").all()
+    )
     assert len(sp["target_small"]) == 40 and set(sp["target_small"].index) <= set(sp["target_train"].index)
     assert len(sp["source"]) + len(sp["target_train"]) == len(train)
     s = shift_size(sp["source"], sp["target_train"], schema, sp["rule"])
     assert 0.3 < s["disc_auc_logreg"] < 1 and s["max_smd"] >= 0 and s["max_smd_column"] != "trt"
     with pytest.raises(Exception, match="cannot be evaluated"): domain_split(train, test, schema, "NOPE > 1")
-    with pytest.raises(AdaptationError, match="n_target"): domain_split(train, test, schema, "trt == 'B'", n_target=10_000)
+    with pytest.raises(AdaptationError, match="n_target"):
+        domain_split(train, test, schema, "trt == 'B'", n_target=10_000)
 
 
 @pytest.mark.slow

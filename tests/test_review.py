@@ -15,19 +15,34 @@ def synthetic(myeloid):
     "Two Gaussian-copula runs on myeloid's training split (training seeds 0 and 1)."
     from synthtrial.generators import make_generator
     train, test, schema = myeloid
-    return {f"gaussian_copula_seed{s}": make_generator("gaussian_copula").fit(train, schema, seed=s).sample(len(train), seed=10 + s)
-            for s in (0, 1)}
+    return {
+        f"gaussian_copula_seed{s}": make_generator("gaussian_copula")
+        .fit(train, schema, seed=s)
+        .sample(len(train), seed=10 + s)
+        for s in (0, 1)
+    }
 
-RUNS = {f"gaussian_copula_seed{s}": {"model": "gaussian_copula", "config": "default", "train_seed": s, "sample_seed": 10 + s} for s in (0, 1)}
+RUNS = {
+    f"gaussian_copula_seed{s}": {
+        "model": "gaussian_copula",
+        "config": "default",
+        "train_seed": s,
+        "sample_seed": 10 + s,
+    }
+    for s in (0, 1)
+}
 
 @pytest.fixture(scope="module")
 def clean_dir(tmp_path_factory, myeloid, synthetic):
     train, test, schema = myeloid
-    return write_review_folder(tmp_path_factory.mktemp("clean") / "clean", train, test, synthetic, dataset="myeloid", runs=RUNS)
+    return write_review_folder(
+        tmp_path_factory.mktemp("clean") / "clean", train, test, synthetic, dataset="myeloid", runs=RUNS
+    )
 
 @pytest.fixture(scope="module")
 def flawed(tmp_path_factory, myeloid, synthetic):
-    "Leaky split (40 test rows also in real_train.csv) and a run whose first 20 % rows are copies of real training rows."
+    """Leaky split (40 test rows also in real_train.csv) and a run whose first 20 % rows are copies of real training
+    rows."""
     train, test, schema = myeloid
     leaked = test.iloc[:40]
     syn = {k: v.copy() for k, v in synthetic.items()}
@@ -47,10 +62,14 @@ def by_check(table):
 def test_clean_folder_has_no_leakage_or_copies(clean_dir):
     d = {}
     t = by_check(review(clean_dir, details=d))
-    for c in ("leakage: train/test split", "leakage: synthetic ↔ test", "privacy: exact copies", "privacy: DCR vs hold-out"):
+    for c in ("leakage: train/test split", "leakage: synthetic ↔ test", "privacy: exact copies", "privacy: DCR vs "
+                                                                                                 "hold-out"):
         assert t.loc[c, "verdict"] == "pass", (c, t.loc[c, "evidence"])
     assert t.loc["seeds and spread", "verdict"] == "pass" and "fidelity sd" in t.loc["seeds and spread", "evidence"]
-    assert t.loc["constraint violations", "verdict"] in ("pass", "warn", "fail") and "real training data" in t.loc["constraint violations", "evidence"]
+    assert (
+        t.loc["constraint violations", "verdict"] in ("pass", "warn", "fail")
+        and "real training data" in t.loc["constraint violations", "evidence"]
+    )
     files = d["files"][0]
     assert set(files["run"]) == set(RUNS) and (files["copies"] <= 5).all() and files["fidelity"].between(0, 1).all()
 
@@ -62,7 +81,11 @@ def test_flawed_folder_fails_both_flaws(flawed, myeloid):
     k = int(split["evidence"].split(" of ")[0])
     assert n_leaked <= k <= n_leaked + 5 and f"of {len(myeloid[1])} test rows" in split["evidence"]
     cp = t.loc["privacy: exact copies"]
-    assert cp["verdict"] == "fail" and "gaussian_copula_seed0" in cp["evidence"] and "gaussian_copula_seed1" not in cp["evidence"].split("chance")[0]
+    assert (
+        cp["verdict"] == "fail"
+        and "gaussian_copula_seed0" in cp["evidence"]
+        and "gaussian_copula_seed1" not in cp["evidence"].split("chance")[0]
+    )
     copies = int(cp["evidence"].split("gaussian_copula_seed0: ")[1].split(" of ")[0])
     assert n_copy <= copies <= n_copy + 5
     assert t.loc["leakage: synthetic ↔ test", "verdict"] == "pass"
@@ -87,7 +110,8 @@ def test_bad_input_is_named(tmp_path, myeloid, synthetic):
     with pytest.raises(SynthtrialError, match="folder not found"): review(tmp_path / "nope")
     f = write_review_folder(tmp_path / "f", train, test, {"g": synthetic["gaussian_copula_seed0"]}, schema=schema)
     (f / "real_test.csv").unlink()
-    with pytest.raises(SynthtrialError, match=r"real hold-out data \(real_test.csv\) not found: .*real_test.csv"): review(f)
+    with pytest.raises(SynthtrialError, match=r"real hold-out data \(real_test.csv\) not found: .*real_test.csv"):
+        review(f)
     test.to_csv(f / "real_test.csv", index=False)
     synthetic["gaussian_copula_seed0"].assign(extra=1).to_csv(f / "synthetic" / "x.csv", index=False)
     with pytest.raises(SchemaError, match=r"x.csv: columns \['extra'\] are not in the real data"): review(f)
@@ -120,8 +144,10 @@ def test_review_notebook_on_flawed_folder(flawed, tmp_path):
     assert "| leakage: train/test split | **FAIL** |" in md and "| privacy: exact copies | **FAIL** |" in md
     tab = pd.read_csv(out / "review.csv")
     assert set(tab.loc[tab["verdict"] == "fail", "check"]) >= {"leakage: train/test split", "privacy: exact copies"}
-    assert (tmp_path / "run" / "review.ipynb").is_file() and json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "ok"
-    side = json.loads((out / "methods_review.json").read_text())          # a captioned table: the sweep's report page lists it
+    assert (tmp_path / "run" / "review.ipynb").is_file() and json.loads((tmp_path / "run" / "run.json").read_text())[
+        "status"
+    ] == "ok"
+    side = json.loads((out / "methods_review.json").read_text())  # a captioned table: the sweep's report page lists it
     assert side["table"] == "methods_review" and side["caption"].startswith("Methods review of flawed")
     assert len(pd.read_csv(out / "review_files.csv")) == 2
     with pytest.raises(RunFailed, match="folder='' is not allowed"):
@@ -140,6 +166,12 @@ def test_review_of_sweep_evaluation_run(tmp_path):
         [inp] = load_review(f)
         assert set(inp.synthetic) == {"gaussian_copula/default", "gaussian_copula/compound"}
         t = by_check(review(f))
-        assert t.loc["leakage: train/test split", "verdict"] == "pass" and t.loc["privacy: exact copies", "verdict"] == "pass"
-        assert t.loc["seeds and spread", "verdict"] == "warn" and "< 2 training seeds" in t.loc["seeds and spread", "evidence"]
+        assert (
+            t.loc["leakage: train/test split", "verdict"] == "pass"
+            and t.loc["privacy: exact copies", "verdict"] == "pass"
+        )
+        assert (
+            t.loc["seeds and spread", "verdict"] == "warn"
+            and "< 2 training seeds" in t.loc["seeds and spread", "evidence"]
+        )
         assert "scores: results.csv" in t.loc["utility vs fidelity", "evidence"]

@@ -1,24 +1,61 @@
-"""The reproduction sweep: config validation, Snakemake dry runs (local and SLURM profile), and a reduced sweep end to end."""
+"""The reproduction sweep: config validation, Snakemake dry runs (local and SLURM profile), the planned figures and
+tables, and a reduced sweep end to end."""
 import json, os, re, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest
 from synthtrial.core import ParameterError
 from synthtrial.sweep import validate_config, load_config
+from synthtrial.figures import planned_files, declared
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-REDUCED = ["--config", "models=[gaussian_copula,tvae]", "objectives=[compound,fidelity]", "datasets=[myeloid]", "name=reduced"]
+REDUCED = [
+    "--config",
+    "models=[gaussian_copula,tvae]",
+    "objectives=[compound,fidelity]",
+    "datasets=[myeloid]",
+    "name=reduced",
+]
 
 def snake(args, tmp, timeout=600):
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
            "SYNTHTRIAL_RESULTS": str(tmp / "results"), "SYNTHTRIAL_FIGURES": str(tmp / "figures")}
-    return subprocess.run([str(BIN / "snakemake"), "--scheduler", "greedy", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(BIN / "snakemake"), "--scheduler", "greedy", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 def job_counts(out: str) -> dict:
     "The `job  count` table of a Snakemake (dry) run."
     m = re.search(r"job\s+count\n[-\s]+\n(.*?)\ntotal\s+(\d+)", out, re.S)
     assert m, f"no job table in:\n{out[-2000:]}"
     return {l.split()[0]: int(l.split()[1]) for l in m.group(1).splitlines() if l.strip()}
+
+def dry_jobs(out: str) -> list[dict]:
+    "Each job of a Snakemake dry run: its rule, input files and output files."
+    jobs = []
+    for m in re.finditer(r"^(?:local)?rule (\w+):\n((?:    .*\n)+)", out, re.M):
+        fields = dict(re.findall(r"^    (\w+): (.*)$", m.group(2), re.M))
+        jobs.append(
+            {
+                "rule": m.group(1),
+                "input": fields.get("input", "").split(", "),
+                "output": fields.get("output", "").split(", "),
+            }
+        )
+    return jobs
+
+@pytest.fixture(scope="module")
+def quick_dry(tmp_path_factory):
+    "The quick profile's dry run (stdout) and its temporary results root."
+    tmp = tmp_path_factory.mktemp("quick_dry")
+    r = snake(["-n", "--cores", "2", "--configfile", "config/quick.yaml"], tmp, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout, tmp
 
 def test_validate_config_names_the_problem():
     good = {"datasets": ["myeloid"], "models": ["tvae"], "objectives": ["compound"]}
@@ -37,7 +74,8 @@ def test_missing_offline_dataset_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("SYNTHTRIAL_CACHE", str(tmp_path / "empty_cache"))
     monkeypatch.delenv("SYNTHTRIAL_AML_SAL_DIR", raising=False)
     cfg = {"datasets": ["myeloid", "aml_sal"], "models": ["tvae"], "objectives": ["compound"]}
-    with pytest.raises(ParameterError, match=r"dataset 'aml_sal' needs synthetic_aml_data_ctab.csv, which is not in the offline cache"):
+    with pytest.raises(ParameterError, match=r"dataset 'aml_sal' needs synthetic_aml_data_ctab.csv, which is not in "
+                                             r"the offline cache"):
         validate_config(cfg)
     assert validate_config(cfg, check_data=False)["datasets"] == ["myeloid", "aml_sal"]
 
@@ -49,15 +87,45 @@ def test_shipped_configs_are_valid():
     assert ev["datasets"] == ["aml_sal"] and ev["train_seeds"] == [0, 1, 2] and ev["sample_seeds"] == [0, 1]
     assert {"myeloid", "aml_sal"} <= set(load_config(ROOT / "config" / "quick.yaml", check_data=False)["datasets"])
 
-def test_quick_dry_run_lists_every_job(tmp_path):
-    r = snake(["-n", "--cores", "2", "--configfile", "config/quick.yaml"], tmp_path, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
+def test_quick_dry_run_lists_every_job(quick_dry):
+    out, tmp_path = quick_dry
     cfg = load_config(ROOT / "config" / "quick.yaml")
     nd, nm, no = len(cfg["datasets"]), len(cfg["models"]), len(cfg["objectives"])
-    assert job_counts(r.stdout) == {"all": 1, "collect": 1, "evaluate": nd * nm, "figures": 1, "hpo": nd * nm * no,
-                                    "report": 1, "tables": 1, "violations": nd * nm, "utility": nd,
-                                    "transfer": nd, "adapt": nd * nm, "adapt_controls": nd, "transfer_figures": 1, "adapt_figures": 1, "review": 1}
+    assert job_counts(out) == {
+        "all": 1,
+        "collect": 1,
+        "evaluate": nd * nm,
+        "figures": 1,
+        "hpo": nd * nm * no,
+        "report": 1,
+        "tables": 1,
+        "violations": nd * nm,
+        "utility": nd,
+        "transfer": nd,
+        "adapt": nd * nm,
+        "adapt_controls": nd,
+        "transfer_figures": 1,
+        "adapt_figures": 1,
+        "review": 1,
+    }
     assert not [p for p in (tmp_path / "results").rglob("*") if p.is_file()]   # a dry run writes nothing
+
+def test_planned_figures_and_tables_are_the_registry(quick_dry):
+    "Snakemake plans exactly the declared figures and tables, each in the rule that runs its one producer notebook."
+    out, tmp = quick_dry
+    F = tmp / "figures" / "quick"
+    datasets = load_config(ROOT / "config" / "quick.yaml")["datasets"]
+    jobs = [j for j in dry_jobs(out) if j["rule"] != "all"]
+    made = {
+        f for j in jobs for f in j["output"] if f.startswith(str(F)) and "/review/" not in f and not f.endswith(".html")
+    }
+    assert made == set(planned_files(F, datasets)), sorted(made ^ set(planned_files(F, datasets)))
+    for producer in {o.producer for o in declared()}:
+        runs = [j for j in jobs if producer in j["input"]]
+        assert len(runs) == 1, (producer, [j["rule"] for j in runs])            # one rule runs each producer …
+        assert set(planned_files(F, datasets, producer)) <= set(runs[0]["output"]), producer   # … and plans its outputs
+    everything = {f for j in dry_jobs(out) if j["rule"] == "all" for f in j["input"]}
+    assert set(planned_files(F, datasets)) <= everything                          # every output is a target of `all`
 
 def test_bad_config_stops_before_any_job(tmp_path):
     r = snake(["-n", "--cores", "1", "--config", "models=[tvae,tvea]"], tmp_path, timeout=300)
@@ -77,21 +145,34 @@ def expected_outputs(tmp: Path) -> list[Path]:
     for m in ("gaussian_copula", "tvae"):
         for o in ("compound", "fidelity"):
             d = R / "hpo" / "myeloid" / m / o
-            out += [d / "hpo.ipynb", d / "run.json", d / "study" / "best.json", d / "study" / "trials.csv", d / "study" / "study.journal"]
-        out += [R / "eval" / "myeloid" / m / f for f in ("evaluate.ipynb", "run.json", "results.csv", "synthetic_default.csv")]
+            out += [
+                d / "hpo.ipynb",
+                d / "run.json",
+                d / "study" / "best.json",
+                d / "study" / "trials.csv",
+                d / "study" / "study.journal",
+            ]
+        out += [
+            R / "eval" / "myeloid" / m / f
+            for f in ("evaluate.ipynb", "run.json", "results.csv", "synthetic_default.csv")
+        ]
         out += [R / "violations" / "myeloid" / m / f for f in ("violations.ipynb", "run.json", "violations.csv")]
     out += [R / "runs" / k / f"{k}.ipynb" for k in ("figures", "tables")]
-    out += [R / "runs" / k / f"{nb}.ipynb" for k, nb in (("transfer_figures", "transfer"), ("adapt_figures", "adapt"), ("review", "review"))]
-    out += [R / "transfer" / "myeloid" / f for f in ("transfer.ipynb", "run.json", "grid.csv", "divergence.csv", "hyperparameters.csv", "status.csv")]
-    out += [R / "adapt" / "myeloid" / p / f for p in ("gaussian_copula", "tvae", "controls") for f in ("adapt.ipynb", "run.json", "adapt.csv")]
+    out += [
+        R / "runs" / k / f"{nb}.ipynb"
+        for k, nb in (("transfer_figures", "transfer"), ("adapt_figures", "adapt"), ("review", "review"))
+    ]
+    out += [
+        R / "transfer" / "myeloid" / f
+        for f in ("transfer.ipynb", "run.json", "grid.csv", "divergence.csv", "hyperparameters.csv", "status.csv")
+    ]
+    out += [
+        R / "adapt" / "myeloid" / p / f
+        for p in ("gaussian_copula", "tvae", "controls")
+        for f in ("adapt.ipynb", "run.json", "adapt.csv")
+    ]
     out += [F / "review" / f for f in ("review.md", "review.csv")]
-    out += [F / f"{n}.{e}" for n in ("transfer_auc_myeloid", "transfer_regret", "adaptation_myeloid") for e in ("png", "pdf", "json")]
-    out += [F / "tables" / f"{n}.{e}" for n in ("transfer", "adaptation", "methods_review") for e in ("csv", "md", "tex", "json")]
-    figs = ["compound_default_vs_tuned", "generalisation_heatmap", "violations_by_strategy"] + \
-           [f"{k}_myeloid" for k in ("km", "corr_diff", "privacy_dcr", "optuna_history", "param_importance")]
-    out += [F / f"{n}.{e}" for n in figs for e in ("png", "pdf", "json")]
-    tabs = ["datasets", "search_spaces", "default_vs_tuned", "violation_rates", "runtimes", "published_comparison"]
-    out += [F / "tables" / f"{n}.{e}" for n in tabs for e in ("csv", "md", "tex", "json")]
+    out += [Path(f) for f in planned_files(F, ["myeloid"])]          # every declared figure and table
     return out
 
 @pytest.mark.slow
@@ -114,16 +195,22 @@ def test_reduced_sweep_end_to_end(tmp_path):
     # the follow-up runs analysed every cohort and both controls
     div = pd.read_csv(R / "transfer" / "myeloid" / "divergence.csv")
     assert {"control:bootstrap", "control:noise"} <= set(div["generator"]) and div["regret"].notna().all()
-    ad = pd.concat([pd.read_csv(R / "adapt" / "myeloid" / p / "adapt.csv") for p in ("gaussian_copula", "tvae", "controls")])
+    ad = pd.concat(
+        [pd.read_csv(R / "adapt" / "myeloid" / p / "adapt.csv") for p in ("gaussian_copula", "tvae", "controls")]
+    )
     assert {"control:real_train", "control:shifted", "gaussian_copula/default", "tvae/default"} <= set(ad["generator"])
-    assert set(pd.read_csv(R / "adapt" / "myeloid" / "tvae" / "adapt.csv")["model"]) == {"tvae"}      # one model per job
+    assert set(pd.read_csv(R / "adapt" / "myeloid" / "tvae" / "adapt.csv")["model"]) == {"tvae"}  # one model per job
     assert set(ad["order"]) == {"adapt_then_enforce", "enforce_then_adapt"}
     # the two objectives' studies of a model used one fold cache: each stored fold was fitted by a study (a miss);
     # how many folds were shared depends on whether the two studies ran one after the other (tests/test_hpo.py
     # checks the sharing itself)
     for m in ("gaussian_copula", "tvae"):
-        kinds = [k for o in ("compound", "fidelity") for v in pd.read_csv(R / "hpo" / "myeloid" / m / o / "study" / "trials.csv")["user_attrs_fold_cache"]
-                 for k in json.loads(v.replace("'", '"'))]
+        kinds = [
+            k
+            for o in ("compound", "fidelity")
+            for v in pd.read_csv(R / "hpo" / "myeloid" / m / o / "study" / "trials.csv")["user_attrs_fold_cache"]
+            for k in json.loads(v.replace("'", '"'))
+        ]
         stored = len(list((R / "hpo" / "myeloid" / m / "shared_folds").glob("*.pkl")))
         assert 0 < stored <= kinds.count("miss") and set(kinds) <= {"miss", "hit", "partial"}, (m, stored, kinds)
     # a second run does no work
@@ -137,11 +224,15 @@ def test_reduced_sweep_end_to_end(tmp_path):
     assert job_counts(dry.stdout) == {"all": 1, "figures": 1, "report": 1, "tables": 1, "violations": 1}
     rerun = snake(["--cores", "2", *REDUCED], tmp_path, timeout=1200)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert hpo_rec.stat().st_mtime == before and (R / "violations" / "myeloid" / "tvae" / "violations.csv").stat().st_size > 0
+    assert (
+        hpo_rec.stat().st_mtime == before
+        and (R / "violations" / "myeloid" / "tvae" / "violations.csv").stat().st_size > 0
+    )
 
 
 def test_scheduler_never_exceeds_cores(tmp_path):
-    "snakemake#3913's minimal workflow: one upstream job, then two 2-thread jobs on 2 cores must run one after the other."
+    """snakemake#3913's minimal workflow: one upstream job, then two 2-thread jobs on 2 cores must run one after the
+    other."""
     (tmp_path / "Snakefile").write_text(textwrap.dedent('''
         from synthtrial.sweep import fix_snakemake_single_job_selection
         fix_snakemake_single_job_selection()
@@ -157,15 +248,24 @@ def test_scheduler_never_exceeds_cores(tmp_path):
             threads: 2
             shell: "python -c 'import time; print(time.time())' > {output}.start; sleep 2; python -c 'import time; print(time.time())' > {output}"
         '''))
-    r = subprocess.run([str(BIN / "snakemake"), "--cores", "2", "--scheduler", "greedy"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [str(BIN / "snakemake"), "--cores", "2", "--scheduler", "greedy"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
-    spans = sorted((float((tmp_path / f"file{i}.start").read_text()), float((tmp_path / f"file{i}").read_text())) for i in (1, 2))
+    spans = sorted(
+        (float((tmp_path / f"file{i}.start").read_text()), float((tmp_path / f"file{i}").read_text())) for i in (1, 2)
+    )
     assert spans[1][0] >= spans[0][1], f"the two 2-thread jobs overlapped on 2 cores: {spans}"
 
 
 # --- a notebook is an input of the rule that executes it --------------------------------------------------------------
 def test_editing_a_notebook_reruns_exactly_its_outputs_and_dependants(tmp_path):
-    "Every output made up to date (--touch), then one producer notebook edited: the dry run lists its rule and what depends on it."
+    """Every output made up to date (--touch), then one producer notebook edited: the dry run lists its rule and what
+    depends on it."""
     import shutil
     work = tmp_path / "work"
     (work / "nbs").mkdir(parents=True)
@@ -184,11 +284,26 @@ def test_editing_a_notebook_reruns_exactly_its_outputs_and_dependants(tmp_path):
     os.utime(work / "nbs" / "figures" / "tables.ipynb", (future, future))        # "edit" the tables notebook
     assert job_counts(snake([*base, "-n"], tmp_path).stdout) == {"all": 1, "report": 1, "tables": 1}
     os.utime(work / "nbs" / "figures" / "tables.ipynb", (time.time() - 3600, time.time() - 3600))
-    os.utime(work / "nbs" / "experiments" / "hpo.ipynb", (future, future))       # an experiment notebook: its studies and all after
+    os.utime(
+        work / "nbs" / "experiments" / "hpo.ipynb", (future, future)
+    )  # an experiment notebook: its studies and all after
     counts = job_counts(snake([*base, "-n"], tmp_path).stdout)
     # violations too: it samples the tuned configurations (their best.json are its inputs)
-    assert counts == {"all": 1, "hpo": 4, "evaluate": 2, "violations": 2, "collect": 1, "figures": 1, "tables": 1, "review": 1, "transfer": 1,
-                      "adapt": 2, "transfer_figures": 1, "adapt_figures": 1, "report": 1}, counts
+    assert counts == {
+        "all": 1,
+        "hpo": 4,
+        "evaluate": 2,
+        "violations": 2,
+        "collect": 1,
+        "figures": 1,
+        "tables": 1,
+        "review": 1,
+        "transfer": 1,
+        "adapt": 2,
+        "transfer_figures": 1,
+        "adapt_figures": 1,
+        "report": 1,
+    }, counts
 
 
 def test_sweep_config_from_the_command_line_is_typed_and_checked(tmp_path):
@@ -212,27 +327,44 @@ def test_paper_profile_plans_every_job_and_runs_one_real_hpo_job(tmp_path):
                                     "transfer": nd, "adapt": nd * nm, "adapt_controls": nd, "transfer_figures": 1,
                                     "adapt_figures": 1, "review": 1}
     # the job itself: planned with only n_trials changed, and run with the shell command Snakemake prints for it.
-    # TVAE is the cheapest study model at the defaults; the fidelity objective needs no CatBoost tuning (paper: 200 trials)
-    r = snake(["-n", "-p", "--cores", "1", "--configfile", "config/paper.yaml", "--config", "n_trials=1"], tmp_path, timeout=300)
+    # TVAE is the cheapest study model at the defaults; the fidelity objective needs no CatBoost tuning
+    # (paper: 200 trials)
+    r = snake(
+        ["-n", "-p", "--cores", "1", "--configfile", "config/paper.yaml", "--config", "n_trials=1"],
+        tmp_path,
+        timeout=300,
+    )
     assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
     job = "/hpo/aml_sal/tvae/fidelity "
-    cmds = [l.split(":", 1)[1].strip() for l in r.stdout.splitlines() if l.strip().startswith("Shell command:") and job in l + " "]
+    cmds = [
+        l.split(":", 1)[1].strip()
+        for l in r.stdout.splitlines()
+        if l.strip().startswith("Shell command:") and job in l + " "
+    ]
     assert len(cmds) == 1, r.stdout[-3000:]
     for setting in ("n_trials='1'", "k_folds='5'", "budget='1.0'", "trial_timeout='null'", "profile=paper"):
         assert setting in cmds[0], cmds[0]
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
            "SYNTHTRIAL_RESULTS": str(tmp_path / "results"), "SYNTHTRIAL_FIGURES": str(tmp_path / "figures")}
     t0 = time.time()
-    p = subprocess.run(cmds[0], shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)   # ~30 min on a busy 2-core machine
+    p = subprocess.run(
+        cmds[0], shell=True, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600
+    )  # ~30 min on a busy 2-core machine
     assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
     run_dir = tmp_path / "results" / "sweep" / "paper" / "hpo" / "aml_sal" / "tvae" / "fidelity"
     best = json.loads((run_dir / "study" / "best.json").read_text())
     assert (best["params"]["k_folds"], best["params"]["budget"], best["params"]["n_trials"]) == (5, 1.0, 1)
-    assert best["n_finished"] == 1 and 0 <= best["best_value"] <= 1 and best["best_params"]["epochs"] in (300, 500, 1000, 5000, 10000)
+    assert (
+        best["n_finished"] == 1
+        and 0 <= best["best_value"] <= 1
+        and best["best_params"]["epochs"] in (300, 500, 1000, 5000, 10000)
+    )
     import pandas as pd
     trials = pd.read_csv(run_dir / "study" / "trials.csv")
     assert list(trials["state"]) == ["COMPLETE"]
     assert len(json.loads(trials["user_attrs_fold_seconds"][0])) == 5                      # all five folds were fitted
     run = json.loads((run_dir / "run.json").read_text())
-    assert (run_dir / "hpo.ipynb").is_file() and run                                       # the executed notebook: the record
-    print(f"one paper-setting HPO job (aml_sal, tvae, fidelity, 1 trial x 5 folds, full epochs): {time.time() - t0:.0f} s")
+    assert (run_dir / "hpo.ipynb").is_file() and run  # the executed notebook: the record
+    print(
+        f"one paper-setting HPO job (aml_sal, tvae, fidelity, 1 trial x 5 folds, full epochs): {time.time() - t0:.0f} s"
+    )

@@ -17,8 +17,16 @@ def test_grid_complete_and_labelled(myeloid):
     # families x tunings x trained_on x seeds x metrics, each combination exactly once
     assert len(g) == 2 * 3 * 2 * 2 * 2
     assert not g.duplicated(["family", "tuning", "trained_on", "seed", "metric"]).any()
-    assert set(g.tuning) == set(T.TUNINGS) and set(g.trained_on) == {"real", "synthetic"} and set(g.metric) == {"auc", "mcc"}
-    assert g.value.notna().all() and g[g.metric == "auc"].value.between(0, 1).all() and g[g.metric == "mcc"].value.between(-1, 1).all()
+    assert (
+        set(g.tuning) == set(T.TUNINGS)
+        and set(g.trained_on) == {"real", "synthetic"}
+        and set(g.metric) == {"auc", "mcc"}
+    )
+    assert (
+        g.value.notna().all()
+        and g[g.metric == "auc"].value.between(0, 1).all()
+        and g[g.metric == "mcc"].value.between(-1, 1).all()
+    )
     assert (g.generator == "noise").all() and (g.config == "default").all()
     d = res["divergence"]
     assert len(d) == 4 and d[["dist_synth", "dist_synth_real", "regret"]].notna().all().all()
@@ -42,7 +50,10 @@ def test_real_test_never_enters_tuning(myeloid, monkeypatch):
     seen = {"tuning": [], "fit": [], "encoder_fit": [], "evaluate": []}
 
     def rows(xy): return {str(i) for i in xy.index}
-    orig = {k: getattr(T, k) for k in ("tune_family", "fit_score", "shared_scores", "fit_model", "evaluate_grid", "split_xy")}
+    orig = {
+        k: getattr(T, k)
+        for k in ("tune_family", "fit_score", "shared_scores", "fit_model", "evaluate_grid", "split_xy")
+    }
 
     def spy_tune(family, train, val, *a, **k):
         seen["tuning"] += [rows(train), rows(val)]; return orig["tune_family"](family, train, val, *a, **k)
@@ -183,7 +194,9 @@ def _faithful_and_scrambled(b, s):
 def test_ceiling_verdicts_differ_when_ranking_is_kept_or_scrambled():
     real, sc = T.constructed_trial(400, seed=0)
     test_rows, _ = T.constructed_trial(300, seed=99)
-    res = T.transfer_ceiling(real, test_rows, sc, _faithful_and_scrambled, target="y", families=["logreg"], n_configs=20, splits=(0, 1, 2))
+    res = T.transfer_ceiling(
+        real, test_rows, sc, _faithful_and_scrambled, target="y", families=["logreg"], n_configs=20, splits=(0, 1, 2)
+    )
     v = T.ceiling_test(res["scores"], res["test"], n_boot=300).set_index("generator")
     assert v.loc["faithful", "verdict"] == "tunes like real data"
     assert v.loc["scrambled", "verdict"] == "worse than real data"
@@ -193,8 +206,17 @@ def test_ceiling_verdicts_differ_when_ranking_is_kept_or_scrambled():
 def test_ceiling_without_signal_is_not_answerable():
     real, sc = T.constructed_trial(300, seed=1, strength=0.0)
     test_rows, _ = T.constructed_trial(200, seed=2, strength=0.0)
-    res = T.transfer_ceiling(real, test_rows, sc, lambda b, s: {"faithful#0": T.constructed_trial(len(b), seed=50 + s, strength=0.0)[0]},
-                             target="y", families=["logreg"], n_configs=10, folds=2, splits=(0,))
+    res = T.transfer_ceiling(
+        real,
+        test_rows,
+        sc,
+        lambda b, s: {"faithful#0": T.constructed_trial(len(b), seed=50 + s, strength=0.0)[0]},
+        target="y",
+        families=["logreg"],
+        n_configs=10,
+        folds=2,
+        splits=(0,),
+    )
     v = T.ceiling_test(res["scores"], res["test"], n_boot=200)
     assert v.verdict.tolist() == ["not answerable"] and not v.answerable.any()
 
@@ -206,7 +228,9 @@ def test_ceiling_design_isolation_and_shape(monkeypatch):
     def make(b, s):
         seen.append(set(b["id"]))
         return {"copy#0": b.assign(id=[f"C{i}" for i in range(len(b))])}
-    res = T.transfer_ceiling(real, test_rows, sc, make, target="y", families=["logreg"], n_configs=6, folds=2, repeats=2, splits=(0, 1))
+    res = T.transfer_ceiling(
+        real, test_rows, sc, make, target="y", families=["logreg"], n_configs=6, folds=2, repeats=2, splits=(0, 1)
+    )
     # the cohort maker sees half B only: disjoint from A, half the rows
     for s, ids in zip((0, 1), seen):
         assert 100 <= len(ids) <= 140 and ids < set(real["id"])
@@ -224,6 +248,12 @@ def test_ceiling_design_isolation_and_shape(monkeypatch):
 def test_ceiling_bad_input():
     real, sc = T.constructed_trial(120, seed=5, n_noise=2)
     with pytest.raises(ParameterError, match="folds=1"):
-        T.cv_scores("logreg", T.random_configs("logreg", 2, 0), T.TransferEncoder(sc, sc.targets[0]).fit(real).transform(real, "r"), 0, folds=1)
+        T.cv_scores(
+            "logreg",
+            T.random_configs("logreg", 2, 0),
+            T.TransferEncoder(sc, sc.targets[0]).fit(real).transform(real, "r"),
+            0,
+            folds=1,
+        )
     with pytest.raises(ParameterError, match="families"):
         T.transfer_ceiling(real, real, sc, lambda b, s: {}, families=[])
