@@ -11,9 +11,10 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 # %% auto 0
-__all__ = ['KEY_PACKAGES', 'SynthtrialError', 'ParameterError', 'check_choice', 'check_positive_int', 'check_seed', 'check_seeds',
-           'check_number', 'seed_everything', 'cpu_threads', 'project_root', 'results_dir', 'cache_dir', 'figures_dir',
-           'package_versions', 'git_commit', 'provenance', 'write_json', 'write_csv', 'sha256_file']
+__all__ = ['KEY_PACKAGES', 'PLUGINS_ENV', 'SynthtrialError', 'ParameterError', 'check_choice', 'check_positive_int', 'check_seed',
+           'check_seeds', 'check_number', 'seed_everything', 'cpu_threads', 'project_root', 'results_dir', 'cache_dir',
+           'figures_dir', 'package_versions', 'git_commit', 'provenance', 'write_json', 'write_csv', 'sha256_file',
+           'load_plugins']
 
 # %% ../nbs/00_core.ipynb
 class SynthtrialError(Exception):
@@ -191,3 +192,24 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""): h.update(block)
     return h.hexdigest()
+
+# %% ../nbs/00_core.ipynb
+PLUGINS_ENV = "SYNTHTRIAL_PLUGINS"
+_PLUGINS_LOADED: set[str] = set()
+
+def load_plugins(names: str | None = None, # comma-separated module names (default: `$SYNTHTRIAL_PLUGINS`)
+                ) -> tuple[str, ...]:
+    "Import each named module once (it registers its own generators, metrics, figures); returns the names."
+    import importlib
+    raw = os.environ.get(PLUGINS_ENV, "") if names is None else names
+    mods = tuple(n.strip() for n in raw.split(",") if n.strip())
+    for m in mods:
+        if m in _PLUGINS_LOADED: continue
+        try: importlib.import_module(m)
+        except ImportError as e:
+            raise ParameterError(f"{PLUGINS_ENV}: cannot import module {m!r} ({e}); put its folder on PYTHONPATH") from e
+        _PLUGINS_LOADED.add(m)
+    return mods
+
+# %% ../nbs/00_core.ipynb
+load_plugins()   # last: a plugin module imports synthtrial, which finds this module complete
