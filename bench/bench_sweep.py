@@ -30,7 +30,7 @@
 
     python bench/bench_sweep.py [--models ctgan,tvae,rtvae,survival_ctgan] [--objectives compound,fidelity,utility,survival]
                                 [--n-trials 3] [--dataset myeloid] [--repeat 3]
-    python bench/bench_sweep.py --config config/quick.yaml          # the whole quick sweep, once, 2 cores
+    python bench/bench_sweep.py --config config/quick.yaml [--ci-factor 2.2]   # the whole quick sweep, once, 2 cores
 
 Targets (issue 7): overhead <= 5 % of compute in the paper profile; >= 1.7x with 2 workers.
 Target (issue 16): the quick sweep <= 2,700 CPU-seconds on the 2-core CI class.
@@ -107,20 +107,21 @@ def by_job_type(recs: list[dict]) -> list[tuple[str, int, float, str]]:
         a = agg[job_type(r)]; a[0] += 1; a[1] += r["cpu_seconds"] if cpu else r["wall_seconds"]
     return sorted(((k, n, s, "CPU-s" if cpu else "wall s") for k, (n, s) in agg.items()), key=lambda t: -t[2])
 
-def report_cpu(label: str, wall: float, cpu: float, recs: list[dict]) -> None:
-    "Wall and CPU-seconds of one sweep, CPU per wall second, and the ratio to issue 16's CPU target."
+def report_cpu(label: str, wall: float, cpu: float, recs: list[dict], ci_factor: float = 1.0) -> None:
+    """Wall and CPU-seconds of one sweep, CPU per wall second, and the ratio to issue 16's CPU target (set for the 2-core CI
+    class: `ci_factor` = its CPU-seconds per CPU-second of this machine, 1 when measured there)."""
     print(f"{label}: wall {wall:.0f} s ({wall / 60:.1f} min), CPU {cpu:.0f} CPU-s ({cpu / max(wall, 1e-9):.2f} CPU-s per wall s); "
-          f"CPU / target {cpu:.0f} / {TARGET_CPU_S} = {cpu / TARGET_CPU_S:.2f} (the target is for the 2-core CI class)")
+          f"CPU x {ci_factor:g} / target = {cpu * ci_factor:.0f} / {TARGET_CPU_S} = {cpu * ci_factor / TARGET_CPU_S:.2f} (2-core CI class)")
     rec_cpu = [r["cpu_seconds"] for r in recs if r.get("cpu_seconds") is not None]
     if rec_cpu: print(f"  run records: {len(rec_cpu)} of {len(recs)} notebook jobs carry cpu_seconds, together {sum(rec_cpu):.0f} CPU-s")
     for k, n, sec, unit in by_job_type(recs):
         print(f"  {k:32s} {n:4d} jobs {sec:8.1f} {unit}")
 
-def full_sweep(configfile: str, cores: int) -> None:
+def full_sweep(configfile: str, cores: int, ci_factor: float = 1.0) -> None:
     "The sweep of `configfile` exactly as shipped (e.g. the whole `make quick`), once, in a fresh results folder."
     with tempfile.TemporaryDirectory() as d:
         wall, cpu, recs, n_jobs = sweep(cores, [], Path(d), configfile)
-    report_cpu(f"{configfile}, {cores} cores, {n_jobs} Snakemake jobs ({len(recs)} notebook runs)", wall, cpu, recs)
+    report_cpu(f"{configfile}, {cores} cores, {n_jobs} Snakemake jobs ({len(recs)} notebook runs)", wall, cpu, recs, ci_factor)
 
 def max_concurrent(recs: list[dict]) -> int:
     """Most notebook runs at once, from the run records (end = created_utc, start = end - wall_seconds; created_utc
@@ -141,10 +142,12 @@ def main():
     ap.add_argument("--dataset", default="myeloid"); ap.add_argument("--n-trials", type=int, default=3); ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--config", default=None, help="run this sweep config as shipped (config/quick.yaml: all of make quick), once")
     ap.add_argument("--cores", type=int, default=2, help="with --config: Snakemake's --cores")
+    ap.add_argument("--ci-factor", type=float, default=1.0, help="CPU-seconds of the 2-core CI class per CPU-second here "
+                    "(1 on that class; issue 16 measured ~2.2 for a fast development machine)")
     a = ap.parse_args()
     if a.config:
         print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (other processes skew the wall time, less the CPU-seconds)")
-        return full_sweep(a.config, a.cores)
+        return full_sweep(a.config, a.cores, a.ci_factor)
     cfg = [f"models=[{a.models}]", f"objectives=[{a.objectives}]", f"datasets=[{a.dataset}]", f"n_trials={a.n_trials}", "name=bench"]
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (other processes skew the numbers)")
     with tempfile.TemporaryDirectory() as d:
@@ -157,7 +160,7 @@ def main():
             wall, cpu, recs, n_jobs = sweep(cores, cfg, Path(d))
         walls[cores] = wall
         nb_jobs = [r for r in recs if r.get("executed")]
-        report_cpu(f"sweep, {cores} core(s)", wall, cpu, nb_jobs)
+        report_cpu(f"sweep, {cores} core(s)", wall, cpu, nb_jobs, a.ci_factor)
         compute = sum(r["cell_seconds"] for r in nb_jobs)
         print(f"sweep, {cores} core(s): at most {max_concurrent(nb_jobs)} notebook runs at once (run records)")
         if cores == 1:
