@@ -56,10 +56,19 @@ def _watch_sweep(stop: threading.Event) -> bool:
     threading.Thread(target=watch, name="sweep-watch", daemon=True).start()
     return True
 
+def _cpu_seconds() -> float | None:
+    """User + system CPU-seconds of this process and of its finished children (the kernel, and the worker processes
+    it waited for), or None where the platform cannot tell (no `resource` module: Windows)."""
+    try: import resource
+    except ImportError: return None
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
 def execute_notebook(src: str | Path, run_dir: str | Path, params: dict, progress: bool = True,
                      timeout: int | None = None, **record) -> Path:
     """Execute notebook `src` with `params` (plus `run_dir`) in a fresh kernel of this Python; keep the executed
     copy and `run.json` (provenance + `record`) in `run_dir`; raise `RunFailed` with the notebook's error line."""
+    c0 = _cpu_seconds()    # the job's CPU: papermill's import, the kernel and every process the kernel waited for
     import papermill as pm
     secret = [k for k, v in params.items() if url_has_password(v)]
     if secret:   # it would be written into the executed notebook, run.json and (from the sweep) a command line
@@ -96,6 +105,7 @@ def execute_notebook(src: str | Path, run_dir: str | Path, params: dict, progres
                 status=status,
                 error=error,
                 wall_seconds=round(time.perf_counter() - t0, 2),
+                cpu_seconds=None if c0 is None else round(_cpu_seconds() - c0, 2),
                 **record,
             ),
             run_dir / "run.json",
