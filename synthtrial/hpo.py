@@ -4,19 +4,20 @@
 
 # %% ../nbs/06_hpo.ipynb 3
 from __future__ import annotations
-import contextlib, json, math, os, signal, threading, time, warnings
+import contextlib, functools, json, math, os, signal, threading, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 import numpy as np, pandas as pd
-from .core import SynthtrialError, ParameterError, check_choice, check_positive_int, results_dir, write_json, write_csv, provenance
+from .core import (SynthtrialError, ParameterError, check_choice, check_positive_int, results_dir, write_json,
+                             write_csv, provenance)
 from .schema import Schema
 
 # %% auto 0
 __all__ = ['OBJECTIVES', 'PRUNERS', 'Objective', 'register_objective', 'get_objective', 'redact_url', 'url_has_password',
-           'open_storage', 'suite_metric_fn', 'TrialTimeout', 'time_limit', 'StudyResult', 'worker_id', 'worker_gone',
-           'study_name', 'check_study_settings', 'code_fingerprint', 'FoldCache', 'make_pruner', 'pruner_spec',
-           'run_study']
+           'open_storage', 'suite_metric_fn', 'TrialTimeout', 'time_limit', 'StudyResult', 'check_seconds', 'worker_id',
+           'worker_gone', 'study_name', 'check_study_settings', 'code_fingerprint', 'FoldCache', 'make_pruner',
+           'pruner_spec', 'run_study']
 
 # %% ../nbs/06_hpo.ipynb
 import fnmatch
@@ -24,7 +25,7 @@ from .scores import COMPOUND_PRESETS, FIDELITY_METRICS, SURVIVAL_METRICS, metric
 
 @dataclass
 class Objective:
-    "A named HPO objective: a compound preset of `synthtrial.scores` or `{metric or pattern: weight}` (higher = better)."
+    "A named HPO objective (higher is better): a compound preset of `synthtrial.scores` or `{metric/pattern: weight}`."
     name: str
     weights: str | dict[str, float]
     description: str = ""
@@ -33,7 +34,9 @@ class Objective:
         "`{metric: weight}` for `schema`; `{target}` in a key stands for the dataset's first utility target."
         w = self.weights
         if isinstance(w, dict) and any("{target}" in k for k in w):
-            if not schema.targets: raise ParameterError(f"objective {self.name!r} needs a utility target but dataset {schema.name!r} declares none")
+            if not schema.targets:
+                raise ParameterError(f"objective {self.name!r} needs a utility target but dataset {schema.name!r} "
+                                     f"declares none")
             w = {k.replace("{target}", schema.targets[0].name): v for k, v in w.items()}
         return resolve_weights(w, metric_names(schema))
 
@@ -57,7 +60,8 @@ def register_objective(obj: Objective) -> Objective:
         for m, v in w.items():
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not v > 0:
                 raise ParameterError(f"objective {obj.name!r}: weight of {m!r} is {v!r}; weights must be numbers > 0")
-        unknown = [m for m in w if not (m.startswith("ml_efficiency_") or any(fnmatch.fnmatchcase(g, m) for g in _GENERIC))]
+        known = lambda m: m.startswith("ml_efficiency_") or any(fnmatch.fnmatchcase(g, m) for g in _GENERIC)
+        unknown = [m for m in w if not known(m)]
         if unknown: raise ParameterError(f"objective {obj.name!r}: unknown metrics {unknown}; known: {_GENERIC}")
     OBJECTIVES[obj.name] = obj
     return obj
@@ -68,14 +72,16 @@ def get_objective(name: str) -> Objective:
 
 register_objective(Objective("compound", "study", "the study's ten-metric weighted compound score"))
 register_objective(Objective("fidelity", {"discriminator_measure_rf": 1}, "single metric: random-forest discriminator"))
-register_objective(Objective("utility", {"ml_efficiency_{target}": 1}, "single metric: ML efficiency (MCC) on the first utility target"))
-register_objective(Objective("survival", {"survival_auc_abs_opt": 1}, "single metric: KM absolute optimism on the primary endpoint"))
+register_objective(Objective("utility", {"ml_efficiency_{target}": 1},
+                             "single metric: ML efficiency (MCC) on the first utility target"))
+register_objective(Objective("survival", {"survival_auc_abs_opt": 1},
+                             "single metric: KM absolute optimism on the primary endpoint"))
 
 # %% ../nbs/06_hpo.ipynb
 import re
 
 def redact_url(url: str | Path | None) -> str | None:
-    "`url` with any password replaced by `***` (in `user:password@` and in a `password=` query): safe to record or print."
+    "`url` with any password replaced by `***` (in `user:password@` and in a `password=` query): safe to record."
     if url is None: return None
     s = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", str(url))
     return re.sub(r"(?i)([?&]password=)[^&\s]*", r"\1***", s)
@@ -89,7 +95,7 @@ def _storage_error(safe: str, e: Exception) -> str:
     msg = " ".join(str(e).split("(Background on this error")[0].split()).replace('"', "")
     cause = e
     while cause is not None and not isinstance(cause, ModuleNotFoundError): cause = cause.__cause__ or cause.__context__
-    if cause is not None: e, msg = cause, str(cause)          # optuna hides a missing driver behind a generic ImportError
+    if cause is not None: e, msg = cause, str(cause)     # optuna hides a missing driver behind a generic ImportError
     low = msg.lower()
     if isinstance(e, ModuleNotFoundError) or "no module named" in low:
         return (f"storage {safe!r}: the database driver is not installed ({msg[:120]}); PostgreSQL needs psycopg2 "
@@ -99,8 +105,9 @@ def _storage_error(safe: str, e: Exception) -> str:
                 f".pgpass file (~/.pgpass or PGPASSFILE), never in the URL")
     if "does not exist" in low and "database" in low:
         return f"storage {safe!r}: the database does not exist on that server (create it first: createdb)"
-    if any(s in low for s in ("connection refused", "could not translate host name", "timeout expired", "could not connect",
-                              "no route to host", "network is unreachable", "name or service not known", "unable to open database")):
+    if any(s in low for s in ("connection refused", "could not translate host name", "timeout expired",
+                              "could not connect", "no route to host", "network is unreachable",
+                              "name or service not known", "unable to open database")):
         return f"storage {safe!r} is unreachable: {redact_url(msg)[:200]}"
     return f"storage {safe!r} could not be opened: {type(e).__name__}: {redact_url(msg)[:200]}"
 
@@ -116,13 +123,17 @@ def open_storage(storage: str | Path | None, # None, a `*.journal` path or an RD
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     url, safe = str(storage), redact_url(storage)
-    if "://" not in url: raise ParameterError(f"storage={safe!r} is not allowed; give a *.journal path or an RDB URL like postgresql://host/db")
-    # postgres:// is libpq's short form; a bare postgresql:// means psycopg (3) to SQLAlchemy 2.1, and the lock has psycopg2
+    if "://" not in url:
+        raise ParameterError(f"storage={safe!r} is not allowed; give a *.journal path or an RDB URL like "
+                             f"postgresql://host/db")
+    # postgres:// is libpq's short form; a bare postgresql:// means psycopg (3) to SQLAlchemy 2.1, and the lock has
+    # psycopg2
     for short in ("postgres://", "postgresql://"):
         if url.startswith(short): url = "postgresql+psycopg2://" + url[len(short):]
     kw = {"pool_pre_ping": True}
     if url.startswith("postgresql+psycopg2://"):
-        try: import psycopg2  # noqa: F401 -- checked here so the message names the driver, not SQLAlchemy's plugin loader
+        # checked here so the message names the driver, not SQLAlchemy's plugin loader
+        try: import psycopg2  # noqa: F401
         except ImportError as e: raise SynthtrialError(_storage_error(safe, e)) from None
         kw["connect_args"] = {"connect_timeout": 10}    # an unreachable host fails in seconds, not minutes
     for attempt in range(3):
@@ -131,8 +142,10 @@ def open_storage(storage: str | Path | None, # None, a `*.journal` path or an RD
                 warnings.simplefilter("ignore")
                 return optuna.storages.RDBStorage(url, engine_kwargs=kw)
         except Exception as e:
-            # workers that create optuna's tables in a fresh database at the same moment collide once; the next try finds them
-            if attempt < 2 and ("already exists" in str(e) or "duplicate key" in str(e)): time.sleep(0.5 + attempt); continue
+            # workers that create optuna's tables in a fresh database at the same moment collide once; the next try
+            # finds them
+            if attempt < 2 and ("already exists" in str(e) or "duplicate key" in str(e)):
+                time.sleep(0.5 + attempt); continue
             raise SynthtrialError(_storage_error(safe, e)) from None
 
 # %% ../nbs/06_hpo.ipynb
@@ -140,7 +153,8 @@ def suite_metric_fn(utility_params: dict[str, dict] | None = None) -> Callable:
     "Metric function of the full suite (synthtrial.scores): fidelity vs the fitted folds, utility vs the held-out fold."
     from synthtrial.scores import evaluate_all, suite_settings
     def metric_fn(real_train, real_val, syn, schema, metrics, seed):
-        return evaluate_all(real_train, real_val, syn, schema, metrics=metrics, seed=seed, utility_params=utility_params)
+        return evaluate_all(real_train, real_val, syn, schema, metrics=metrics, seed=seed,
+                            utility_params=utility_params)
     # every metric of the suite is computed on its own with its own seed, so a value does not depend on which
     # other metrics were asked for: a FoldCache may keep values per metric under this token
     # the suite's named options are part of the key: values computed under other metric definitions are never reused
@@ -186,6 +200,18 @@ class StudyResult:
     out_dir: Path
 
 # %% ../nbs/06_hpo.ipynb
+def check_seconds(param: str, # the setting's name, as the user wrote it
+                  value: Any, # the value given
+                  none: str | None = None, # what None means for this setting (e.g. "no limit"); None: None is refused
+                 ) -> float | int | None:
+    "`value` as given if it is a number of seconds > 0, or None where `none` says what None means; else ParameterError."
+    if value is None and none is not None: return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        alt = f", or None (null in a config) for {none}" if none is not None else ""
+        raise ParameterError(f"{param}={value!r} is not allowed; it must be a number of seconds > 0{alt}")
+    return value
+
+# %% ../nbs/06_hpo.ipynb
 _RELEASED = ("interrupted", "surplus")
 
 def _released(t) -> bool:
@@ -210,13 +236,14 @@ def _boot_id() -> str:
 def worker_id() -> dict:
     "This process as a study sees it: host name, boot id, pid and process start time (a reused pid is another process)."
     import socket, psutil
-    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": os.getpid(), "started": round(psutil.Process().create_time(), 2)}
+    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": os.getpid(),
+            "started": round(psutil.Process().create_time(), 2)}
 
 def worker_gone(worker: dict | None, # the `worker` attribute of a running trial
                 last_beat: float, # its latest heartbeat (epoch seconds)
                 grace: float, # seconds without a heartbeat after which a worker on another machine counts as gone
                 now: float | None = None) -> str | None:
-    "Why the worker of a running trial is gone, or None while it may be alive (a live process on this machine: always None)."
+    "Why the worker of a running trial is gone, or None while it may be alive (a live process on this machine: always)."
     import socket, psutil
     now = time.time() if now is None else now
     if worker and worker.get("host") == socket.gethostname() and worker.get("boot") == _boot_id():
@@ -268,13 +295,16 @@ def check_study_settings(study, settings: dict, where: str) -> dict:
     old = study.user_attrs.get("settings")
     if old is None:
         if study.get_trials(deepcopy=False):
-            warnings.warn(f"study {study.study_name!r} in {where} records no settings (made by an older synthtrial); adopting {settings}")
+            warnings.warn(f"study {study.study_name!r} in {where} records no settings (made by an older synthtrial); "
+                          f"adopting {settings}")
         study.set_user_attr("settings", settings)
         return settings
-    diff = [f"{k}: stored {old.get(k)!r}, now {settings.get(k)!r}" for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
+    diff = [f"{k}: stored {old.get(k)!r}, now {settings.get(k)!r}"
+            for k in sorted(set(old) | set(settings)) if old.get(k) != settings.get(k)]
     if diff:
         raise ParameterError(f"study {study.study_name!r} in {where} was run with other settings ({'; '.join(diff)}); "
-                             f"resuming it would mix experiments: give the sweep another name, use another storage, or delete the study")
+                             f"resuming it would mix experiments: give the sweep another name, use another storage, "
+                             f"or delete the study")
     return settings
 
 def _state(study, trial_id: int):
@@ -301,9 +331,16 @@ def _release(study, trial_id: int, why: str, **attrs) -> bool:
         return True
     except Exception: return False
 
-def _work(study, trial_fn: Callable, n_trials: int, hpo_seed: int, heartbeat: float, grace: float,
-          timeout: float | None = None, progress: bool = False) -> int:
-    "This worker's share of `study`: trials in free slots until `n_trials` are finished (all workers together); returns how many it recovered."
+def _work(study, # the optuna study, opened in its storage
+          trial_fn: Callable, # (trial, slot) -> value; raises TrialPruned, or SynthtrialError for a FAIL
+          n_trials: int, # finished trials wanted, counted over every worker
+          hpo_seed: int, # slot k's TPE sampler is seeded with hpo_seed + k
+          heartbeat: float, # seconds between a running trial's heartbeats
+          grace: float, # seconds without a heartbeat before a remote worker counts as gone
+          timeout: float | None = None, # seconds after which this worker starts no more trials (None: never)
+          progress: bool = False, # print a line per finished trial
+         ) -> int:
+    "This worker's share of `study`: trials in free slots until `n_trials` are finished; returns how many it recovered."
     import optuna
     S = optuna.trial.TrialState
     t_end = time.monotonic() + timeout if timeout else None
@@ -311,8 +348,9 @@ def _work(study, trial_fn: Callable, n_trials: int, hpo_seed: int, heartbeat: fl
     while True:
         recovered += _recover_stale(study, grace)
         holders = _holders(study)
-        if sum(t.state.is_finished() for t in holders) >= n_trials or (t_end and time.monotonic() > t_end): return recovered
-        if len(holders) >= n_trials:       # every slot is held; some are running elsewhere: wait for them (or their death)
+        n_done = sum(t.state.is_finished() for t in holders)
+        if n_done >= n_trials or (t_end and time.monotonic() > t_end): return recovered
+        if len(holders) >= n_trials:   # every slot is held; some are running elsewhere: wait for them (or their death)
             time.sleep(poll); continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -323,7 +361,8 @@ def _work(study, trial_fn: Callable, n_trials: int, hpo_seed: int, heartbeat: fl
         slot = _slots(study).get(tid)
         if slot is None or slot >= n_trials:
             _release(study, tid, "surplus"); continue
-        # the sampler draws when the search space is suggested (inside trial_fn): seeded by the slot, not the trial number
+        # the sampler draws when the search space is suggested (inside trial_fn): seeded by the slot, not the trial's
+        # number
         study.sampler = optuna.samplers.TPESampler(seed=hpo_seed + slot)
         trial.set_user_attr("slot", slot)
         value, state = None, S.FAIL
@@ -331,29 +370,34 @@ def _work(study, trial_fn: Callable, n_trials: int, hpo_seed: int, heartbeat: fl
             with _Heartbeat(study._storage, tid, heartbeat):
                 value = trial_fn(trial, slot); state = S.COMPLETE
         except optuna.TrialPruned: state = S.PRUNED
-        except SynthtrialError: state = S.FAIL             # the reason is in the trial's fail_reason; it counts as finished
+        except SynthtrialError: state = S.FAIL    # the reason is in the trial's fail_reason; it counts as finished
         except BaseException as e:
             if isinstance(e, Exception) and _state(study, tid) != S.RUNNING:
-                warnings.warn(f"trial {trial.number} (slot {slot}) was released by another worker while it ran; the slot runs again")
+                warnings.warn(f"trial {trial.number} (slot {slot}) was released by another worker while it ran; "
+                              f"the slot runs again")
                 continue
             _release(study, tid, "interrupted", recovered=f"{type(e).__name__} in its worker {me['host']}:{me['pid']}")
             raise
         if _state(study, tid) != S.RUNNING:
-            warnings.warn(f"trial {trial.number} (slot {slot}) was released by another worker while it ran; its result is dropped")
+            warnings.warn(f"trial {trial.number} (slot {slot}) was released by another worker while it ran; "
+                          f"its result is dropped")
             continue
-        if _slots(study).get(tid) != slot:    # created in the same instant as another trial on the same slot: the later one yields
+        if _slots(study).get(tid) != slot:   # created in the same instant as another on this slot: the later one yields
             _release(study, tid, "surplus", surplus_value=value); continue
         try: study.tell(trial, value if state == S.COMPLETE else None, state=state)
         except Exception as e:
-            warnings.warn(f"trial {trial.number} (slot {slot}) could not be recorded ({type(e).__name__}: {e}); the slot runs again")
+            warnings.warn(f"trial {trial.number} (slot {slot}) could not be recorded ({type(e).__name__}: {e}); "
+                          f"the slot runs again")
             continue
-        if progress: print(f"{study.study_name}: slot {slot} (trial {trial.number}) {state.name}" + (f" {value:.4f}" if value is not None else ""), flush=True)
+        if progress:
+            shown = f" {value:.4f}" if value is not None else ""
+            print(f"{study.study_name}: slot {slot} (trial {trial.number}) {state.name}{shown}", flush=True)
 
 # %% ../nbs/06_hpo.ipynb
 _CODE_FINGERPRINT = None
 
 def code_fingerprint() -> str:
-    "SHA-256 over synthtrial's installed source files and rule sets plus the key package versions and torch's thread count."
+    "SHA-256 over synthtrial's installed source files and rule sets, the key package versions and torch's thread count."
     global _CODE_FINGERPRINT
     if _CODE_FINGERPRINT is None:
         import hashlib, synthtrial
@@ -368,10 +412,11 @@ def code_fingerprint() -> str:
     return _CODE_FINGERPRINT + f"/threads={torch.get_num_threads()}"
 
 class FoldCache:
-    "A folder of synthetic folds (rows + metric values) shared by studies that fit the same configuration on the same fold; entries are signed."
+    "A folder of signed synthetic folds (rows + metric values) shared by studies fitting one configuration on one fold."
     def __init__(self, folder: str | Path, key_dir: str | Path | None = None):
         if isinstance(folder, bool) or not isinstance(folder, (str, os.PathLike)) or str(folder) == "":
-            raise ParameterError(f"fold_cache={folder!r} is not allowed; give a folder path (or None for no shared folds)")
+            raise ParameterError(f"fold_cache={folder!r} is not allowed; give a folder path "
+                                 f"(or None for no shared folds)")
         self.folder = Path(folder)
         if self.folder.exists() and not self.folder.is_dir():
             raise ParameterError(f"fold_cache={str(folder)!r} is not allowed: it exists and is not a folder")
@@ -387,7 +432,7 @@ class FoldCache:
         return hashlib.sha256(blob.encode()).hexdigest()[:40]
 
     def load(self, key: str) -> dict | None:
-        "The stored entry (`syn`: the frame, `scores`: {token: {metric: value}}) or None; an unsigned, altered or unreadable file counts as missing."
+        "The stored entry (`syn`: the frame, `scores`: {token: {metric: value}}) or None (also for a damaged file)."
         from synthtrial.gate import signed_load
         path = self.folder / f"{key}.pkl"
         if not path.is_file(): return None
@@ -418,7 +463,8 @@ def make_pruner(pruner: str | Any | None, # None (plain protocol), "sha", "hyper
     "The optuna pruner for `pruner` (an optuna pruner passes through; None stays None)."
     import optuna
     if pruner is None or isinstance(pruner, optuna.pruners.BasePruner): return pruner
-    if not isinstance(pruner, str): raise ParameterError(f"pruner={pruner!r} is not allowed; give one of {PRUNERS}, an optuna pruner or None")
+    if not isinstance(pruner, str):
+        raise ParameterError(f"pruner={pruner!r} is not allowed; give one of {PRUNERS}, an optuna pruner or None")
     check_choice("pruner", pruner, PRUNERS)
     if pruner == "sha": return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=k_folds, reduction_factor=3)
@@ -426,40 +472,97 @@ def make_pruner(pruner: str | Any | None, # None (plain protocol), "sha", "hyper
 def pruner_spec(pruner: str | Any | None) -> str | dict | None:
     "What a study records of its pruner: the name, or an optuna pruner's class and settings (None: no pruner)."
     if pruner is None or isinstance(pruner, str): return pruner
-    conf = {k.lstrip("_"): v for k, v in sorted(vars(pruner).items()) if isinstance(v, (int, float, str, bool, type(None)))}
+    plain = (int, float, str, bool, type(None))
+    conf = {k.lstrip("_"): v for k, v in sorted(vars(pruner).items()) if isinstance(v, plain)}
     return {"class": type(pruner).__name__, **conf}
 
 # %% ../nbs/06_hpo.ipynb
-def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_seed: int = 11, *,
-              k_folds: int = 5, fold_seed: int = 1, train_seed: int = 1, budget: float = 1.0,
-              early_stop: float | None = 0.9, pruner: str | Any | None = None, storage: str | Path | None = None,
-              enforcement: str | list[str] | None = "default", metric_fn: Callable | None = None,
-              utility_trials: int = 0, out_dir: str | Path | None = None,
-              progress: bool = True, timeout: float | None = None, trial_timeout: float | None = None,
-              fold_cache: str | Path | FoldCache | None = None, sweep: str | None = None,
-              heartbeat: float = 10.0, grace: float | None = None) -> StudyResult:
-    """Run (or resume, or join) the optuna study for (sweep, dataset, model, objective, hpo_seed) until `n_trials` trials
-    have finished — counted over every worker on the study; `heartbeat`/`grace` (seconds) tell a dead worker's trial."""
-    import optuna
-    from sklearn.model_selection import KFold
-    import hashlib
-    from synthtrial.data import load_split, frame_digest
+def _check_arguments(objective: str, # a registered objective
+                     model: str, # a registered generator
+                     n_trials: int, # finished trials wanted, over every worker on the study
+                     k_folds: int, # folds per trial
+                     trial_timeout: float | None, # seconds of fold work per trial (None: no limit)
+                     heartbeat: float, # seconds between a running trial's heartbeats
+                     grace: float | None, # seconds without a heartbeat before a remote worker counts as gone
+                     sweep: str | None, # the sweep's name: part of the study's name
+                    ) -> tuple[Objective, int, float]:
+    "The checks that need no data; returns the objective, `n_trials` as an int and `grace` (None: 6 x `heartbeat`)."
     from synthtrial.generators import GENERATORS
-    from synthtrial.constraints import rules_for
-    from synthtrial.pipeline import SynthesisPipeline, resolve_strategies
-    # --- everything is checked before any training starts ---
     obj = get_objective(objective)
     check_choice("model", model, GENERATORS)
     n_trials = check_positive_int("n_trials", n_trials)
     if k_folds < 2: raise ParameterError(f"k_folds={k_folds!r} is not allowed; it must be >= 2")
-    if trial_timeout is not None and (isinstance(trial_timeout, bool) or not isinstance(trial_timeout, (int, float)) or trial_timeout <= 0):
-        raise ParameterError(f"trial_timeout={trial_timeout!r} is not allowed; it must be a number of seconds > 0, or None for no limit")
-    for k, v in (("heartbeat", heartbeat), ("grace", grace)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
-            raise ParameterError(f"{k}={v!r} is not allowed; it must be a number of seconds > 0")
-    grace = float(grace) if grace is not None else 6.0 * heartbeat
+    check_seconds("trial_timeout", trial_timeout, none="no limit")
+    check_seconds("heartbeat", heartbeat)
+    check_seconds("grace", grace, none="6 x heartbeat")
     if sweep is not None and not (isinstance(sweep, str) and sweep and "/" not in sweep and ".." not in sweep):
         raise ParameterError(f"sweep={sweep!r} is not allowed; give a plain name (no '/' or '..')")
+    return obj, n_trials, float(grace) if grace is not None else 6.0 * heartbeat
+
+# %% ../nbs/06_hpo.ipynb
+@dataclass
+class _StudyPlan:
+    "One study resolved and checked: its identity and everything its trials read (made by `_plan_study`)."
+    dataset: str                  # a registered dataset
+    model: str                    # a registered generator
+    objective: Objective          # what a trial maximises
+    n_trials: int                 # finished trials wanted, over every worker
+    hpo_seed: int                 # TPE's seed: slot k samples with hpo_seed + k
+    sweep: str | None             # the sweep's name: part of the study's name
+    train: pd.DataFrame = field(repr=False)        # the training split: the only rows HPO ever sees
+    schema: Schema = field(repr=False)             # the dataset's schema
+    weights: dict[str, float]     # the objective's {metric: weight} on this dataset
+    metric_fn: Callable           # (real_train, real_val, syn, schema, metrics, seed) -> {metric: value}
+    strategies: list[str]         # constraint processing inside each fold's pipeline
+    ruleset: Any = field(repr=False)               # the dataset's rule set
+    k_folds: int                  # folds per trial
+    folds: list = field(repr=False)                # (fitted, held-out) row positions of each fold
+    fold_seed: int                # KFold's shuffle seed, also the metrics' seed
+    train_seed: int               # the seed of every fit
+    budget: float                 # the share of the model's epochs
+    early_stop: float | None      # a running mean below early_stop x the best stops a trial (None: never)
+    trial_timeout: float | None   # seconds of fold work per trial (None: no limit)
+    utility_trials: int           # CatBoost tuning trials behind the utility metrics (0: untuned)
+    pruner: Any = None            # the optuna pruner (None: the plain protocol)
+    pruner_id: str | dict | None = None            # what the study records of the pruner
+    cache: FoldCache | None = None                 # folds shared with the model's studies under other objectives
+    fold_parts: dict = field(default_factory=dict, repr=False)  # a fold's cache key, besides the fold itself
+
+    @property
+    def name(self) -> str:
+        "The study's name in its storage (`study_name`)."
+        return study_name(self.dataset, self.model, self.objective.name, self.hpo_seed, self.sweep)
+
+    @property
+    def token(self) -> str | None:
+        "The metric function's cache token: stored metric values are read back only under an equal token."
+        return getattr(self.metric_fn, "cache_token", None)
+
+# %% ../nbs/06_hpo.ipynb
+def _plan_study(dataset: str, # a registered dataset
+                model: str, # a registered generator (checked)
+                obj: Objective, # the objective (checked)
+                n_trials: int, # finished trials wanted
+                hpo_seed: int, # TPE's seed
+                sweep: str | None, # the sweep's name
+                *,
+                k_folds: int, # folds per trial
+                fold_seed: int, # KFold's shuffle seed
+                train_seed: int, # the seed of every fit
+                budget: float, # the share of the model's epochs
+                early_stop: float | None, # early-stopping factor (None: never)
+                pruner: str | Any | None, # None, "sha", "hyperband" or an optuna pruner
+                enforcement: str | list[str] | None, # constraint processing (`resolve_strategies`)
+                metric_fn: Callable | None, # None: the full suite
+                utility_trials: int, # CatBoost tuning trials (0: untuned)
+                trial_timeout: float | None, # seconds per trial (checked)
+                fold_cache: str | Path | FoldCache | None, # a shared fold folder, or None
+               ) -> _StudyPlan:
+    "Load the training split and resolve the study into a `_StudyPlan`; everything is checked before any fit."
+    from sklearn.model_selection import KFold
+    from synthtrial.data import load_split, frame_digest
+    from synthtrial.constraints import rules_for
+    from synthtrial.pipeline import SynthesisPipeline, resolve_strategies
     train, _test, schema = load_split(dataset)
     del _test  # the test split never enters HPO
     weights = obj.resolve(schema)
@@ -472,96 +575,196 @@ def run_study(dataset: str, model: str, objective: str, n_trials: int = 70, hpo_
     strategies = resolve_strategies(enforcement)
     ruleset = rules_for(dataset, schema)
     SynthesisPipeline(model, ruleset, strategies, budget=budget)   # checks the strategies now, before training
-    name = study_name(dataset, model, objective, hpo_seed, sweep)
-    out = Path(out_dir) if out_dir else results_dir() / "hpo" / dataset / model / f"{objective}_seed{hpo_seed}"
+    pruner_id, pruner = pruner_spec(pruner), make_pruner(pruner, k_folds)
+    cache = fold_cache if isinstance(fold_cache, FoldCache) or fold_cache is None else FoldCache(fold_cache)
+    fold_parts = {} if cache is None else dict(
+        dataset=dataset, train=frame_digest(train), model=model, budget=budget, strategies=list(strategies),
+        ruleset=repr(ruleset), k_folds=k_folds, fold_seed=fold_seed, train_seed=train_seed)
+    return _StudyPlan(
+        dataset, model, obj, n_trials, hpo_seed, sweep, train, schema, weights, metric_fn, strategies, ruleset, k_folds,
+        folds=list(KFold(k_folds, shuffle=True, random_state=fold_seed).split(train)), fold_seed=fold_seed,
+        train_seed=train_seed, budget=budget, early_stop=early_stop, trial_timeout=trial_timeout,
+        utility_trials=utility_trials, pruner=pruner, pruner_id=pruner_id, cache=cache, fold_parts=fold_parts)
+
+# %% ../nbs/06_hpo.ipynb
+def _identity(plan: _StudyPlan) -> dict:
+    "Every setting that changes a trial's value: stored in a new study, compared when it is opened again."
+    import hashlib
+    from synthtrial.data import frame_digest
+    metric = plan.token or getattr(plan.metric_fn, "__qualname__", type(plan.metric_fn).__name__)
+    return dict(sweep=plan.sweep, dataset=plan.dataset, model=plan.model, objective=plan.objective.name,
+                hpo_seed=plan.hpo_seed, k_folds=plan.k_folds, fold_seed=plan.fold_seed, train_seed=plan.train_seed,
+                budget=plan.budget, early_stop=plan.early_stop, enforcement=list(plan.strategies), weights=plan.weights,
+                rules=hashlib.sha256(repr(plan.ruleset).encode()).hexdigest()[:16], data=frame_digest(plan.train)[:16],
+                metric=metric, pruner=plan.pruner_id)
+
+def _storage_label(storage: str | Path | None, out: Path) -> str:
+    "Where the study lives, safe to print: the redacted URL, or the journal file in `out`."
+    return redact_url(storage) if storage else str(out / "study.journal")
+
+def _open_study(plan: _StudyPlan, # the study's plan
+                storage: str | Path | None, # None (a journal file in `out`), a *.journal path or an RDB URL
+                out: Path, # the study's output folder
+               ):
+    "Open (or create, or join) the study; refuse one run with other settings, naming the differences."
+    import optuna
     out.mkdir(parents=True, exist_ok=True)
-    safe_storage = redact_url(storage) if storage else "journal"
     st = open_storage(storage, out / "study.journal")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    pruner, pruner_id = make_pruner(pruner, k_folds), pruner_spec(pruner)
-    study = optuna.create_study(storage=st, study_name=name, direction="maximize", load_if_exists=True, pruner=pruner)
-    token = getattr(metric_fn, "cache_token", None)
-    check_study_settings(study, dict(
-        sweep=sweep, dataset=dataset, model=model, objective=objective, hpo_seed=hpo_seed, k_folds=k_folds, fold_seed=fold_seed,
-        train_seed=train_seed, budget=budget, early_stop=early_stop, enforcement=list(strategies), weights=weights,
-        rules=hashlib.sha256(repr(ruleset).encode()).hexdigest()[:16], data=frame_digest(train)[:16],
-        metric=token or getattr(metric_fn, "__qualname__", type(metric_fn).__name__),
-        pruner=pruner_id), safe_storage if storage else str(out / "study.journal"))
-    folds = list(KFold(k_folds, shuffle=True, random_state=fold_seed).split(train))
-    cache = fold_cache if isinstance(fold_cache, FoldCache) or fold_cache is None else FoldCache(fold_cache)
+    study = optuna.create_study(storage=st, study_name=plan.name, direction="maximize", load_if_exists=True,
+                                pruner=plan.pruner)
+    check_study_settings(study, _identity(plan), _storage_label(storage, out))
+    return study
+
+# %% ../nbs/06_hpo.ipynb
+def _fold(plan: _StudyPlan, # the study's plan
+          i: int, # the fold's number
+          params: dict, # the model's hyperparameters
+          sample_seed: int, # the seed of the fold's sampling
+         ) -> tuple[pd.DataFrame, dict[str, float], str]:
+    "Fold `i`'s synthetic rows and metric values (computed, or read from the fold cache) and how: miss, partial, hit."
+    from synthtrial.pipeline import SynthesisPipeline
+    tr, va = (plan.train.iloc[idx] for idx in plan.folds[i])
+    cache, token, entry, key = plan.cache, plan.token, None, None
     if cache is not None:
-        fold_parts = dict(dataset=dataset, train=frame_digest(train), model=model, budget=budget, strategies=list(strategies),
-                          ruleset=repr(ruleset), k_folds=k_folds, fold_seed=fold_seed, train_seed=train_seed)
+        key = cache.key(**plan.fold_parts, fold=i, params=params, sample_seed=sample_seed)
+        entry = cache.load(key)
+    if entry is None:
+        pipe = SynthesisPipeline(plan.model, plan.ruleset, plan.strategies, params=params, budget=plan.budget)
+        syn = pipe.fit(tr, plan.schema, seed=plan.train_seed).sample(len(tr), seed=sample_seed)
+        if cache is not None: cache.store(key, syn)     # before the metrics: a metric failure keeps the rows
+        known = {}
+    else:
+        syn, known = entry["syn"], (entry["scores"].get(token, {}) if token else {})
+    todo = [m for m in plan.weights if m not in known]
+    how = "miss" if entry is None else "partial" if todo else "hit"
+    new = plan.metric_fn(tr, va, syn, plan.schema, metrics=todo, seed=plan.fold_seed) if todo else {}
+    if cache is not None and token and new: cache.store(key, syn, {token: new})
+    return syn, {m: (known[m] if m in known else new.get(m, np.nan)) for m in plan.weights}, how
 
-    def _fold(i, tr, va, params, sample_seed):
-        "One fold's synthetic rows and metric values: computed, or read from the fold cache (and completed)."
-        entry, key = None, None
-        if cache is not None:
-            key = cache.key(**fold_parts, fold=i, params=params, sample_seed=sample_seed)
-            entry = cache.load(key)
-        if entry is None:
-            syn = SynthesisPipeline(model, ruleset, strategies, params=params, budget=budget).fit(tr, schema, seed=train_seed).sample(len(tr), seed=sample_seed)
-            if cache is not None: cache.store(key, syn)     # before the metrics: a metric failure keeps the rows
-            known = {}
-        else:
-            syn, known = entry["syn"], (entry["scores"].get(token, {}) if token else {})
-        todo = [m for m in weights if m not in known]
-        how = "miss" if entry is None else "partial" if todo else "hit"
-        new = metric_fn(tr, va, syn, schema, metrics=todo, seed=fold_seed) if todo else {}
-        if cache is not None and token and new: cache.store(key, syn, {token: new})
-        return syn, {m: (known[m] if m in known else new.get(m, np.nan)) for m in weights}, how
+# %% ../nbs/06_hpo.ipynb
+def _scored_fold(plan: _StudyPlan, # the study's plan
+                 trial, # the optuna trial (its fail_reason is set on failure)
+                 i: int, # the fold's number
+                 params: dict, # the model's hyperparameters
+                 sample_seed: int, # the seed of the fold's sampling
+                 deadline: float | None, # the trial's end on `time.monotonic()` (None: no limit)
+                ) -> tuple[dict[str, float], float, str]:
+    "Fold `i` within the trial's time limit: its metric values, objective value and cache use; failures fail the trial."
+    try:   # the time limit covers the work of the fold only, never a write to the study's storage
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise TrialTimeout(f"trial {trial.number} ran past its time limit of {plan.trial_timeout:g} s")
+        with time_limit(left, f"trial {trial.number} (limit {plan.trial_timeout} s)"):
+            _syn, scores, how = _fold(plan, i, params, sample_seed)
+    except SynthtrialError as e:
+        trial.set_user_attr("fail_reason", f"fold {i}: {e}"[:500]); raise
+    except Exception as e:   # a metric library failing on degenerate output: record it, go on
+        trial.set_user_attr("fail_reason", f"fold {i}: {type(e).__name__}: {e}"[:500])
+        raise SynthtrialError(f"trial {trial.number} fold {i}: {type(e).__name__}: {e}") from e
+    value = plan.objective.combine(scores, plan.schema)
+    if not np.isfinite(value):
+        bad = [m for m in plan.weights if not np.isfinite(scores.get(m, np.nan))]
+        trial.set_user_attr("fail_reason", f"fold {i}: metric(s) {bad} are NaN or missing")
+        raise SynthtrialError(f"trial {trial.number}: metrics {bad} NaN")
+    return scores, value, how
 
-    def trial_fn(trial, slot):
-        params = GENERATORS[model].search_space(trial)
-        trial.set_user_attr("params", {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()})
-        try: best = study.best_value
-        except ValueError: best = None
-        fold_values, per_metric = [], []
-        deadline = time.monotonic() + trial_timeout if trial_timeout else None
-        for i, (tr_idx, va_idx) in enumerate(folds):
-            tr, va = train.iloc[tr_idx], train.iloc[va_idx]
-            t0 = time.perf_counter()
-            try:   # the time limit covers the work of the fold only, never a write to the study's storage
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0: raise TrialTimeout(f"trial {trial.number} ran past its time limit of {trial_timeout:g} s")
-                with time_limit(left, f"trial {trial.number} (limit {trial_timeout} s)"):
-                    syn, scores, how = _fold(i, tr, va, params, 1000 * slot + i)
-            except SynthtrialError as e:
-                trial.set_user_attr("fail_reason", f"fold {i}: {e}"[:500]); raise
-            except Exception as e:   # a metric library failing on degenerate output: record it, go on
-                trial.set_user_attr("fail_reason", f"fold {i}: {type(e).__name__}: {e}"[:500])
-                raise SynthtrialError(f"trial {trial.number} fold {i}: {type(e).__name__}: {e}") from e
-            value = obj.combine(scores, schema)
-            if not np.isfinite(value):
-                bad = [m for m in weights if not np.isfinite(scores.get(m, np.nan))]
-                trial.set_user_attr("fail_reason", f"fold {i}: metric(s) {bad} are NaN or missing")
-                raise SynthtrialError(f"trial {trial.number}: metrics {bad} NaN")
-            fold_values.append(value); per_metric.append(scores)
-            running = float(np.mean(fold_values))
-            trial.report(running, i + 1)     # step = folds done: the resource the pruner's rungs count
-            trial.set_user_attr("fold_seconds", trial.user_attrs.get("fold_seconds", []) + [round(time.perf_counter() - t0, 2)])
-            if cache is not None: trial.set_user_attr("fold_cache", trial.user_attrs.get("fold_cache", []) + [how])
-            if pruner is not None and i < len(folds) - 1 and trial.should_prune():
-                trial.set_user_attr("pruned", f"after fold {i}: running mean {running:.4f}")
-                raise optuna.TrialPruned()
-            if early_stop and best is not None and i < len(folds) - 1 and running < early_stop * best:
-                trial.set_user_attr("early_stopped", f"after fold {i}: {running:.4f} < {early_stop} x best {best:.4f}")
-                break
-        trial.set_user_attr("metrics", {m: float(np.mean([s[m] for s in per_metric])) for m in per_metric[0]})
-        trial.set_user_attr("n_folds", len(fold_values))
-        return float(np.mean(fold_values))
+# %% ../nbs/06_hpo.ipynb
+def _trial(plan: _StudyPlan, # the study's plan
+           study, # the optuna study: its best value so far is early stopping's reference
+           trial, # the optuna trial to run
+           slot: int, # the trial's slot (`_work`): it seeds the sampling
+          ) -> float:
+    "One trial: propose a configuration, score it fold by fold, report the running mean; prune or stop early."
+    import optuna
+    from synthtrial.generators import GENERATORS
+    params = GENERATORS[plan.model].search_space(trial)
+    trial.set_user_attr("params", {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()})
+    try: best = study.best_value
+    except ValueError: best = None
+    values, per_metric, last = [], [], len(plan.folds) - 1
+    deadline = time.monotonic() + plan.trial_timeout if plan.trial_timeout else None
+    for i in range(len(plan.folds)):
+        t0 = time.perf_counter()
+        scores, value, how = _scored_fold(plan, trial, i, params, 1000 * slot + i, deadline)
+        values.append(value); per_metric.append(scores)
+        running = float(np.mean(values))
+        trial.report(running, i + 1)     # step = folds done: the resource the pruner's rungs count
+        seconds = trial.user_attrs.get("fold_seconds", []) + [round(time.perf_counter() - t0, 2)]
+        trial.set_user_attr("fold_seconds", seconds)
+        if plan.cache is not None: trial.set_user_attr("fold_cache", trial.user_attrs.get("fold_cache", []) + [how])
+        if plan.pruner is not None and i < last and trial.should_prune():
+            trial.set_user_attr("pruned", f"after fold {i}: running mean {running:.4f}")
+            raise optuna.TrialPruned()
+        if plan.early_stop and best is not None and i < last and running < plan.early_stop * best:
+            stop = f"after fold {i}: {running:.4f} < {plan.early_stop} x best {best:.4f}"
+            trial.set_user_attr("early_stopped", stop)
+            break
+    trial.set_user_attr("metrics", {m: float(np.mean([s[m] for s in per_metric])) for m in per_metric[0]})
+    trial.set_user_attr("n_folds", len(values))
+    return float(np.mean(values))
 
-    n_recovered = _work(study, trial_fn, n_trials, hpo_seed, heartbeat, grace, timeout, progress)
+# %% ../nbs/06_hpo.ipynb
+def _write_best(plan: _StudyPlan, # the study's plan
+                study, # the optuna study
+                out: Path, # the study's output folder
+                storage: str | Path | None, # the storage as given (recorded redacted)
+                n_recovered: int, # interrupted trials this worker released
+               ) -> StudyResult:
+    "Write `best.json` (settings, best configuration, provenance) and `trials.csv`; return the `StudyResult`."
     finished = _finished(study)
     try: best_params, best_value = study.best_trial.user_attrs.get("params"), study.best_value
     except ValueError: best_params, best_value = None, None
-    write_json(provenance({"dataset": dataset, "model": model, "objective": objective, "n_trials": n_trials,
-                           "hpo_seed": hpo_seed, "k_folds": k_folds, "fold_seed": fold_seed, "train_seed": train_seed,
-                           "budget": budget, "early_stop": early_stop, "enforcement": "+".join(strategies), "utility_trials": utility_trials, "trial_timeout": trial_timeout,
-                           "storage": safe_storage, "sweep": sweep, "pruner": pruner_id,
-                           "fold_cache": str(cache.folder) if cache is not None else None},
-                          study=name, best_params=best_params, best_value=best_value, n_finished=len(finished),
-                          n_interrupted_recovered=n_recovered, worker=worker_id(), weights=weights), out / "best.json")
+    params = {"dataset": plan.dataset, "model": plan.model, "objective": plan.objective.name, "n_trials": plan.n_trials,
+              "hpo_seed": plan.hpo_seed, "k_folds": plan.k_folds, "fold_seed": plan.fold_seed,
+              "train_seed": plan.train_seed, "budget": plan.budget, "early_stop": plan.early_stop,
+              "enforcement": "+".join(plan.strategies), "utility_trials": plan.utility_trials,
+              "trial_timeout": plan.trial_timeout, "storage": redact_url(storage) if storage else "journal",
+              "sweep": plan.sweep, "pruner": plan.pruner_id,
+              "fold_cache": str(plan.cache.folder) if plan.cache is not None else None}
+    write_json(provenance(params, study=plan.name, best_params=best_params, best_value=best_value,
+                          n_finished=len(finished), n_interrupted_recovered=n_recovered, worker=worker_id(),
+                          weights=plan.weights), out / "best.json")
     # every worker of a study writes these two files: write_json and write_csv write each one whole
-    write_csv(study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration")), out / "trials.csv")
-    return StudyResult(study, best_params, best_value, len(finished), safe_storage if storage else str(out / "study.journal"), out)
+    trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs", "duration"))
+    write_csv(trials, out / "trials.csv")
+    return StudyResult(study, best_params, best_value, len(finished), _storage_label(storage, out), out)
+
+# %% ../nbs/06_hpo.ipynb
+def run_study(dataset: str, # a registered dataset: only its training split is loaded
+              model: str, # a registered generator
+              objective: str, # a registered objective (`OBJECTIVES`)
+              n_trials: int = 70, # finished trials wanted, counted over every worker on the study (the study: 70)
+              hpo_seed: int = 11, # TPE's seed: slot k samples with hpo_seed + k (the study: 11)
+              *,
+              k_folds: int = 5, # folds of the training split per trial (the study: 5)
+              fold_seed: int = 1, # KFold's shuffle seed, also the metrics' seed (the study: 1)
+              train_seed: int = 1, # the seed of every fit (the study: 1)
+              budget: float = 1.0, # the share of the model's default epochs
+              early_stop: float | None = 0.9, # a running mean below early_stop x the best stops a trial (None: never)
+              pruner: str | Any | None = None, # None (the plain protocol), "sha", "hyperband" or an optuna pruner
+              storage: str | Path | None = None, # None (a journal file in `out_dir`), a *.journal path or an RDB URL
+              enforcement: str | list[str] | None = "default", # constraint processing inside each fold's pipeline
+              metric_fn: Callable | None = None, # (real_train, real_val, syn, schema, metrics, seed) -> {metric: value}
+              utility_trials: int = 0, # CatBoost tuning trials behind the utility metrics (0: untuned)
+              out_dir: str | Path | None = None, # best.json and trials.csv (None: results/hpo/<dataset>/<model>/…)
+              progress: bool = True, # print a line per finished trial
+              timeout: float | None = None, # seconds after which this worker starts no more trials (None: never)
+              trial_timeout: float | None = None, # seconds of fold work per trial before it fails (None: no limit)
+              fold_cache: str | Path | FoldCache | None = None, # folds shared with the model's other studies
+              sweep: str | None = None, # the sweep's name: part of the study's name
+              heartbeat: float = 10.0, # seconds between a running trial's heartbeats
+              grace: float | None = None, # seconds without a heartbeat before a remote worker is gone (None: 6 x)
+             ) -> StudyResult:
+    """Run (or resume, or join) the optuna study for (sweep, dataset, model, objective, hpo_seed) until `n_trials`
+    trials have finished, counted over every worker on the study. `metric_fn=None` scores with the full suite."""
+    obj, n_trials, grace = _check_arguments(objective, model, n_trials, k_folds, trial_timeout, heartbeat, grace, sweep)
+    plan = _plan_study(dataset, model, obj, n_trials, hpo_seed, sweep, k_folds=k_folds, fold_seed=fold_seed,
+                       train_seed=train_seed, budget=budget, early_stop=early_stop, pruner=pruner,
+                       enforcement=enforcement, metric_fn=metric_fn, utility_trials=utility_trials,
+                       trial_timeout=trial_timeout, fold_cache=fold_cache)
+    out = Path(out_dir) if out_dir else results_dir() / "hpo" / dataset / model / f"{objective}_seed{hpo_seed}"
+    study = _open_study(plan, storage, out)
+    trial_fn = functools.partial(_trial, plan, study)
+    n_recovered = _work(study, trial_fn, n_trials, hpo_seed, heartbeat, grace, timeout, progress)
+    return _write_best(plan, study, out, storage, n_recovered)

@@ -6,30 +6,58 @@
 from __future__ import annotations
 import json, os, sys, time, html
 from pathlib import Path
+from typing import Any
 import pandas as pd
-from .core import (SynthtrialError, ParameterError, check_choice, check_positive_int, project_root, results_dir,
-                             figures_dir, cache_dir, provenance, write_json)
+from .core import (SynthtrialError, ParameterError, check_choice, check_positive_int, project_root,
+                             results_dir, figures_dir, cache_dir, provenance, write_json)
 
 # %% auto 0
-__all__ = ['SWEEP_KEYS', 'VIOLATION_STRATEGIES', 'FOLLOWUP_DEFAULTS', 'missing_offline_data', 'validate_config', 'load_config',
-           'execute', 'parse_params', 'fix_snakemake_single_job_selection', 'collect_results', 'save_table', 'mean_sd',
-           'search_space_table', 'notebook_html', 'build_report', 'tune_utility', 'main']
+__all__ = ['SWEEP_KEYS', 'VIOLATION_STRATEGIES', 'FOLLOWUP_DEFAULTS', 'check_seeds', 'missing_offline_data', 'validate_config',
+           'load_config', 'execute', 'parse_params', 'fix_snakemake_single_job_selection', 'collect_results',
+           'save_table', 'mean_sd', 'search_space_table', 'notebook_html', 'build_report', 'tune_utility', 'main']
+
+# %% ../nbs/11_sweep.ipynb
+def check_seeds(param: str, # the setting's name in the sweep config
+                value: Any, # the value given
+               ) -> list[int]:
+    "`value` if it is a non-empty list of whole numbers >= 0 (seeds), else a one-line `ParameterError`."
+    ok = isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                   for s in value)
+    if not ok: raise ParameterError(f"sweep config: {param}={value!r} must be a non-empty list of whole numbers >= 0")
+    return value
 
 # %% ../nbs/11_sweep.ipynb
 SWEEP_KEYS = {"profile", "datasets", "models", "objectives", "violation_strategies", "storage", "n_trials", "hpo_seed",
-              "k_folds", "budget", "train_seeds", "sample_seeds", "utility_trials", "enforcement", "n_violation_rows", "name",
-              "cohorts", "transfer", "adapt", "trial_timeout"}
+              "k_folds", "budget", "train_seeds", "sample_seeds", "utility_trials", "enforcement", "n_violation_rows",
+              "name", "cohorts", "transfer", "adapt", "trial_timeout", "pruner"}
 VIOLATION_STRATEGIES = ("none", "repair", "rejection", "nearest", "reparam", "default")
+_ADAPT_CONTROLS = ["importance", "rejection", "coral", "finetune"]
+_ORDERS = ["adapt_then_enforce", "enforce_then_adapt"]
 FOLLOWUP_DEFAULTS = {
     "quick": {"cohorts": ["default", "compound"],
               "transfer": {"n_trials": 5, "n_shared": 20, "seeds": [0], "families": ["logreg"], "targets": {}},
-              "adapt": {"methods": ["importance", "coral"], "control_methods": ["importance", "rejection", "coral", "finetune"],
-                        "orders": ["adapt_then_enforce", "enforce_then_adapt"], "seeds": [0]}},
+              "adapt": {"methods": ["importance", "coral"], "control_methods": _ADAPT_CONTROLS, "orders": _ORDERS,
+                        "seeds": [0]}},
     "paper": {"cohorts": None,                      # None = default + every objective
-              "transfer": {"n_trials": 30, "n_shared": 50, "seeds": [0, 1, 2], "families": ["hgb", "logreg"], "targets": {}},
-              "adapt": {"methods": ["importance", "coral"], "control_methods": ["importance", "rejection", "coral", "finetune"],
-                        "orders": ["adapt_then_enforce", "enforce_then_adapt"], "seeds": [0, 1, 2]}},
+              "transfer": {"n_trials": 30, "n_shared": 50, "seeds": [0, 1, 2], "families": ["hgb", "logreg"],
+                           "targets": {}},
+              "adapt": {"methods": ["importance", "coral"], "control_methods": _ADAPT_CONTROLS, "orders": _ORDERS,
+                        "seeds": [0, 1, 2]}},
 }
+
+def _transfer_targets(cfg: dict, targets) -> dict:
+    "transfer.targets checked: {dataset: target name}; a dataset not named uses its schema's first target."
+    from synthtrial.data import get_dataset
+    t = targets or {}
+    if not isinstance(t, dict):
+        raise ParameterError(f"sweep config: transfer.targets must map dataset -> target, got {t!r}")
+    for ds, name in t.items():
+        if ds not in cfg["datasets"]: continue
+        known = [x.name for x in get_dataset(ds).schema.targets]
+        if name not in known:
+            raise ParameterError(f"sweep config: transfer.targets: {ds!r} has no target {name!r}; "
+                                 f"known: {', '.join(known)}")
+    return dict(t)
 
 def _followups(cfg: dict, profile: str) -> dict:
     "The cohorts/transfer/adapt settings of `cfg`, profile defaults filled in and checked."
@@ -40,7 +68,9 @@ def _followups(cfg: dict, profile: str) -> dict:
     cohorts = ["default", *cfg["objectives"]] if cohorts is None else _names({"cohorts": cohorts}, "cohorts")
     _unknown("cohort configurations", cohorts, ["default", *cfg["objectives"]])
     out = {"cohorts": cohorts}
-    for key, lists in (("transfer", {"families": FAMILIES}), ("adapt", {"methods": ADAPT_METHODS, "control_methods": ADAPT_METHODS, "orders": ORDERS})):
+    name_lists = {"transfer": {"families": FAMILIES},
+                  "adapt": {"methods": ADAPT_METHODS, "control_methods": ADAPT_METHODS, "orders": ORDERS}}
+    for key, lists in name_lists.items():
         given = cfg.get(key) or {}
         if not isinstance(given, dict): raise ParameterError(f"sweep config: {key!r} must be a mapping, got {given!r}")
         _unknown(f"{key} keys", list(given), d[key])
@@ -49,17 +79,8 @@ def _followups(cfg: dict, profile: str) -> dict:
             sub[k] = _names(sub, k); _unknown(f"{key} {k}", sub[k], known)
         for k in ("n_trials", "n_shared"):
             if k in sub: check_positive_int(f"{key}.{k}", sub[k])
-        if key == "transfer":     # {dataset: target name}; a dataset not named uses its schema's first target
-            t = sub["targets"] or {}
-            if not isinstance(t, dict): raise ParameterError(f"sweep config: transfer.targets must map dataset -> target, got {t!r}")
-            for ds, name in t.items():
-                if ds not in cfg["datasets"]: continue
-                from synthtrial.data import get_dataset
-                known = [x.name for x in get_dataset(ds).schema.targets]
-                if name not in known: raise ParameterError(f"sweep config: transfer.targets: {ds!r} has no target {name!r}; known: {', '.join(known)}")
-            sub["targets"] = dict(t)
-        if not (isinstance(sub["seeds"], list) and sub["seeds"] and all(isinstance(x, int) and x >= 0 for x in sub["seeds"])):
-            raise ParameterError(f"sweep config: {key}.seeds={sub['seeds']!r} must be a non-empty list of whole numbers >= 0")
+        if key == "transfer": sub["targets"] = _transfer_targets(cfg, sub["targets"])
+        check_seeds(f"{key}.seeds", sub["seeds"])
         out[key] = sub
     return out
 
@@ -86,7 +107,8 @@ def missing_offline_data(dataset: str) -> str | None:
     places.append(cache_dir() / "aml_sal" / fname)
     if any(p.is_file() for p in places): return None
     return (f"dataset {dataset!r} needs {fname}, which is not in the offline cache ({' or '.join(map(str, places))}); "
-            f"fetch it once with network access: python -c \"from synthtrial.data import load_dataset; load_dataset('{dataset}')\"")
+            f"fetch it once with network access: "
+            f"python -c \"from synthtrial.data import load_dataset; load_dataset('{dataset}')\"")
 
 def _dataset_entry(e) -> str:
     "A `datasets:` entry as a name: a built-in name stays; a mapping (data/schema/rules…) or a spec file is registered."
@@ -97,7 +119,7 @@ def _dataset_entry(e) -> str:
     return e
 
 def _from_cli(v):
-    "A value as `--config` gives it (Snakemake reads lists and mappings with YAML's BaseLoader: every leaf a string) typed again."
+    "A value as `--config` gives it, typed again (Snakemake reads lists and mappings with YAML's BaseLoader: strings)."
     if isinstance(v, list): return [_from_cli(x) for x in v]
     if isinstance(v, dict): return {k: _from_cli(x) for k, x in v.items()}
     if isinstance(v, str):
@@ -116,24 +138,46 @@ def _check_name(name) -> str:
                              f"(no path separators, no '..', not starting with '.' or '-')")
     return name
 
+def _check_pruner(pruner) -> str | None:
+    "The HPO studies' pruner: None (the study's plain protocol) or one of `synthtrial.hpo.PRUNERS`."
+    from synthtrial.hpo import PRUNERS
+    if pruner is not None and pruner not in PRUNERS:
+        raise ParameterError(f"sweep config: pruner={pruner!r} is not allowed; choose one of: "
+                             f"{', '.join(map(repr, PRUNERS))}, or null for the study's plain protocol")
+    return pruner
+
+def _check_storage(st) -> str | None:
+    "An optuna RDB URL without a password, or None (a journal file per study)."
+    from synthtrial.hpo import redact_url, url_has_password
+    if st is not None and "://" not in str(st):
+        raise ParameterError(f"sweep config: storage={st!r} must be empty (a journal file per study) or an optuna RDB "
+                             f"URL like postgresql://host/db")
+    if url_has_password(st):    # every job's command line, notebook and run record would carry it
+        raise ParameterError(f"sweep config: storage={redact_url(st)!r} carries a password; leave it out of the URL "
+                             f"and give it in PGPASSWORD or a .pgpass file (~/.pgpass or PGPASSFILE), which every job "
+                             f"reads")
+    return st
+
 def validate_config(cfg: dict, check_data: bool = True) -> dict:
     "The full sweep config (profile defaults filled in); one-line `ParameterError` naming the first problem."
     from synthtrial.data import DATASETS
     from synthtrial.generators import GENERATORS
-    from synthtrial.hpo import OBJECTIVES
+    from synthtrial.hpo import OBJECTIVES, check_seconds
     from synthtrial.evaluation import get_profile
     if not isinstance(cfg, dict): raise ParameterError(f"sweep config must be a mapping, got {type(cfg).__name__}")
     cfg = {k: (v if k == "name" else _from_cli(v)) for k, v in cfg.items()}
     extra = sorted(set(cfg) - SWEEP_KEYS)
     if extra: raise ParameterError(f"sweep config: unknown keys {extra}; allowed: {', '.join(sorted(SWEEP_KEYS))}")
     out = {**get_profile(cfg.get("profile", "quick")), "profile": cfg.get("profile", "quick"), "storage": None,
-           "violation_strategies": ["none", "repair", "rejection", "reparam", "default"], "n_violation_rows": None}
+           "violation_strategies": ["none", "repair", "rejection", "reparam", "default"], "n_violation_rows": None,
+           "pruner": None}
     out.update({k: v for k, v in cfg.items() if v is not None or k == "storage"})
     out["name"] = _check_name(cfg.get("name", out["profile"]))
     if isinstance(out.get("datasets"), list): out["datasets"] = [_dataset_entry(e) for e in out["datasets"]]
     for key, known in (("datasets", DATASETS), ("models", GENERATORS), ("objectives", OBJECTIVES),
                        ("violation_strategies", VIOLATION_STRATEGIES)):
-        out[key] = _names(out, key); _unknown(key if key != "violation_strategies" else "enforcement strategies", out[key], known)
+        out[key] = _names(out, key)
+        _unknown(key if key != "violation_strategies" else "enforcement strategies", out[key], known)
     for k in ("n_trials", "k_folds"): check_positive_int(k, out[k])
     for k in ("hpo_seed", "utility_trials"):
         v = out.get(k)
@@ -143,20 +187,11 @@ def validate_config(cfg: dict, check_data: bool = True) -> dict:
     if out["k_folds"] < 2: raise ParameterError(f"sweep config: k_folds={out['k_folds']} must be >= 2")
     if not (isinstance(out["budget"], (int, float)) and 0 < out["budget"] <= 1):
         raise ParameterError(f"sweep config: budget={out['budget']!r} must be in (0, 1]")
-    for k in ("train_seeds", "sample_seeds"):
-        if not (isinstance(out[k], list) and out[k] and all(isinstance(s, int) and s >= 0 for s in out[k])):
-            raise ParameterError(f"sweep config: {k}={out[k]!r} must be a non-empty list of whole numbers >= 0")
-    tt = out.get("trial_timeout")
-    if tt is not None and (isinstance(tt, bool) or not isinstance(tt, (int, float)) or tt <= 0):
-        raise ParameterError(f"sweep config: trial_timeout={tt!r} must be a number of seconds > 0, or null for no limit")
+    for k in ("train_seeds", "sample_seeds"): check_seeds(k, out[k])
+    check_seconds("trial_timeout", out.get("trial_timeout"), none="no limit")
+    _check_pruner(out["pruner"])
     out.update(_followups(out, out["profile"]))
-    st = out["storage"]
-    if st is not None and "://" not in str(st):
-        raise ParameterError(f"sweep config: storage={st!r} must be empty (a journal file per study) or an optuna RDB URL like postgresql://host/db")
-    from synthtrial.hpo import redact_url, url_has_password
-    if url_has_password(st):    # every job's command line, notebook and run record would carry it
-        raise ParameterError(f"sweep config: storage={redact_url(st)!r} carries a password; leave it out of the URL and give it "
-                             f"in PGPASSWORD or a .pgpass file (~/.pgpass or PGPASSFILE), which every job reads")
+    _check_storage(out["storage"])
     if check_data:
         for d in out["datasets"]:
             why = missing_offline_data(d)
@@ -172,8 +207,9 @@ def load_config(path: str | Path, check_data: bool = True, **overrides) -> dict:
     return validate_config({**cfg, **overrides}, check_data=check_data)
 
 # %% ../nbs/11_sweep.ipynb
-def execute(notebook: str | Path, params: dict, run_dir: str | Path, progress: bool = False, timeout: int | None = None) -> Path:
-    "Execute `notebook` (path, relative to the project root) with `params` into `run_dir` (`synthtrial.runs.execute_notebook`)."
+def execute(notebook: str | Path, params: dict, run_dir: str | Path, progress: bool = False,
+            timeout: int | None = None) -> Path:
+    "Execute `notebook` (relative to the project root) with `params` into `run_dir` (`runs.execute_notebook`)."
     from synthtrial.runs import execute_notebook
     src = Path(notebook)
     if not src.is_absolute(): src = project_root() / src
@@ -192,7 +228,7 @@ def parse_params(items: list[str]) -> dict:
 
 # %% ../nbs/11_sweep.ipynb
 def fix_snakemake_single_job_selection() -> bool:
-    "Subtract the resources of a job Snakemake's scheduler selects as the only ready job (snakemake#3913); True if patched."
+    "Subtract the resources of a job the scheduler selects as the only ready job (snakemake#3913); True if patched."
     import inspect
     try: from snakemake.scheduling.job_scheduler import JobScheduler
     except ImportError: return False
@@ -219,8 +255,15 @@ def collect_results(paths) -> pd.DataFrame:
     if not frames: raise ParameterError(f"no results in {len(list(paths))} files")
     return pd.concat(frames, ignore_index=True)
 
-def save_table(df: pd.DataFrame, name: str, caption: str, producer: str, params: dict | None = None,
-               out_dir: str | Path | None = None, index: bool = False, **extra) -> Path:
+def save_table(df: pd.DataFrame, # the table
+               name: str, # file stem: <name>.csv/.md/.tex/.json
+               caption: str, # the caption (Markdown first paragraph, LaTeX caption, sidecar)
+               producer: str, # the notebook that made it
+               params: dict | None = None, # the run's parameters, recorded in the sidecar
+               out_dir: str | Path | None = None, # None: figures/tables
+               index: bool = False, # write the frame's index too
+               **extra, # more sidecar fields
+              ) -> Path:
     "Write `df` as CSV, Markdown and LaTeX plus a JSON sidecar (caption, producer, provenance); returns the CSV path."
     out = Path(out_dir) if out_dir else figures_dir() / "tables"
     out.mkdir(parents=True, exist_ok=True)
@@ -242,8 +285,15 @@ def mean_sd(values: pd.Series, digits: int = 3) -> str:
 class _RecordingTrial:
     "Stands in for an optuna trial and records every `suggest_*` call."
     def __init__(self): self.rows = []
-    def _rec(self, name, kind, lo=None, hi=None, choices=None, step=None, log=False):
-        rng = ", ".join(map(str, choices)) if choices is not None else f"[{lo}, {hi}]" + (f" step {step}" if step else "") + (" log" if log else "")
+    def _rec(self, name: str, # the parameter
+             kind: str, # int, float or categorical
+             lo=None, hi=None, # a numeric range
+             choices: list | None = None, # a categorical's choices
+             step=None, # a numeric step
+             log: bool = False, # sampled on a log scale
+            ):
+        if choices is not None: rng = ", ".join(map(str, choices))
+        else: rng = f"[{lo}, {hi}]" + (f" step {step}" if step else "") + (" log" if log else "")
         self.rows.append({"parameter": name, "type": kind, "range": rng})
     def suggest_int(self, name, low, high, step=1, log=False):
         self._rec(name, "int", low, high, step=step if step != 1 else None, log=log); return low
@@ -261,7 +311,8 @@ def search_space_table(models: list[str]) -> pd.DataFrame:
         t = _RecordingTrial()
         try: GENERATORS[check_choice("model", m, GENERATORS)].search_space(t)
         except ParameterError: raise
-        except Exception as e: t.rows.append({"parameter": "?", "type": "?", "range": f"could not record: {type(e).__name__}: {e}"[:120]})
+        except Exception as e:
+            t.rows.append({"parameter": "?", "type": "?", "range": f"could not record: {type(e).__name__}: {e}"[:120]})
         rows += [{"model": m, **r} for r in t.rows] or [{"model": m, "parameter": "(none)", "type": "", "range": ""}]
     return pd.DataFrame(rows)
 
@@ -289,7 +340,7 @@ def _run_notebook_of(side: dict) -> Path | None:
 
 def build_report(fig_dir: str | Path, out: str | Path | None = None, title: str = "synthtrial report",
                  runs_dir: str | Path | None = None) -> Path:
-    "Write an HTML index of every figure and table under `fig_dir` (caption, producer, link to the run) and of every run under `runs_dir`."
+    "Write an HTML index of the figures and tables under `fig_dir` (caption, producer, run) and the runs in `runs_dir`."
     return _build_report(fig_dir, out, title, runs_dir)
 
 def _md_to_html(text: str) -> str:
@@ -307,12 +358,14 @@ def _runs_section(runs_dir: Path, out: Path) -> str:
         nb = rec.parent / r.get("executed", "")
         rel = lambda p: html.escape(os.path.relpath(p, out.parent))
         params = {k: v for k, v in (r.get("params") or {}).items() if k not in ("run_dir",)}
-        rows.append(f"<tr><td>{html.escape(str(rec.parent.relative_to(runs_dir)))}</td><td>{html.escape(str(r.get('status')))}</td>"
+        rows.append(f"<tr><td>{html.escape(str(rec.parent.relative_to(runs_dir)))}</td>"
+                    f"<td>{html.escape(str(r.get('status')))}</td>"
                     f"<td>{r.get('wall_seconds')}</td><td>{html.escape(json.dumps(params)[:160])}</td>"
                     f"<td>{'<a href=' + chr(39) + rel(nb) + chr(39) + '>notebook</a>' if nb.is_file() else ''} "
                     f"<a href='{rel(rec)}'>run.json</a></td></tr>")
     return (f"<h2>Runs ({len(rows)})</h2><p class='meta'>Every executed notebook of the sweep (its record: parameters, "
-            f"versions, commit, wall time, status).</p><table><tr><th>run</th><th>status</th><th>wall s</th><th>parameters</th>"
+            f"versions, commit, wall time, status).</p><table><tr><th>run</th><th>status</th><th>wall s</th>"
+            f"<th>parameters</th>"
             f"<th>record</th></tr>" + "".join(rows) + "</table>")
 
 def _build_report(fig_dir, out, title, runs_dir=None) -> Path:
@@ -328,15 +381,18 @@ def _build_report(fig_dir, out, title, runs_dir=None) -> Path:
         if p is None: return ""
         return f'<a href="{html.escape(os.path.relpath(p, out.parent))}">{html.escape(label)}</a>'
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}figure{margin:2em 0;border-top:1px solid #ccc}"
-             "img{max-width:100%}table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:2px 6px}"
+             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+             "figure{margin:2em 0;border-top:1px solid #ccc}"
+             "img{max-width:100%}table{border-collapse:collapse;font-size:90%}"
+             "td,th{border:1px solid #ccc;padding:2px 6px}"
              ".meta{color:#555;font-size:85%}</style></head><body>", f"<h1>{html.escape(title)}</h1>"]
     figs = [(s, m) for s, m in items if "figure" in m]; tabs = [(s, m) for s, m in items if "table" in m]
     git = next((m.get("git", {}) for _, m in items), {})
     parts.append(f"<p class='meta'>{len(figs)} figures, {len(tabs)} tables; commit {html.escape(str(git.get('sha')))}"
-                 f"{' (dirty)' if git.get('dirty') else ''}; generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>")
-    parts.append("<h2>Contents</h2><ul>" + "".join(f"<li><a href='#{html.escape(m.get('figure') or m.get('table'))}'>"
-                                                  f"{html.escape(m.get('figure') or m.get('table'))}</a></li>" for _, m in figs + tabs) + "</ul>")
+                 f"{' (dirty)' if git.get('dirty') else ''}; "
+                 f"generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.</p>")
+    names = [html.escape(m.get("figure") or m.get("table")) for _, m in figs + tabs]
+    parts.append("<h2>Contents</h2><ul>" + "".join(f"<li><a href='#{n}'>{n}</a></li>" for n in names) + "</ul>")
     for kind, group in (("Figures", figs), ("Tables", tabs)):
         parts.append(f"<h2>{kind}</h2>")
         for side, m in group:
@@ -345,14 +401,18 @@ def _build_report(fig_dir, out, title, runs_dir=None) -> Path:
             nb_html = None
             try: nb_html = notebook_html(nb) if nb else None
             except Exception: nb_html = None
-            body = (f"<img src='{html.escape(os.path.relpath(side.with_suffix('.png'), out.parent))}' alt='{html.escape(name)}'>"
+            png = html.escape(os.path.relpath(side.with_suffix(".png"), out.parent))
+            body = (f"<img src='{png}' alt='{html.escape(name)}'>"
                     if "figure" in m else _md_to_html(side.with_suffix(".md").read_text().split("\n\n", 1)[-1])
                     if side.with_suffix(".md").is_file() else "")
-            files = " · ".join(link(side.with_suffix(s), s[1:]) for s in (".png", ".pdf", ".csv", ".md", ".tex", ".json")
-                               if side.with_suffix(s).is_file())
-            parts.append(f"<figure id='{html.escape(name)}'><h3>{html.escape(name)}</h3>{body}<figcaption>{html.escape(m['caption'])}"
-                         f"<div class='meta'>producer: {html.escape(str(m.get('producer')))}; run: {link(nb_html, 'executed notebook (HTML)')} "
-                         f"{link(nb, '(.ipynb)')} {link(nb.parent / 'run.json' if nb else None, 'run.json')}; files: {files}</div>"
+            kinds = [s for s in (".png", ".pdf", ".csv", ".md", ".tex", ".json") if side.with_suffix(s).is_file()]
+            files = " · ".join(link(side.with_suffix(s), s[1:]) for s in kinds)
+            run_json = link(nb.parent / "run.json" if nb else None, "run.json")
+            parts.append(f"<figure id='{html.escape(name)}'><h3>{html.escape(name)}</h3>{body}"
+                         f"<figcaption>{html.escape(m['caption'])}"
+                         f"<div class='meta'>producer: {html.escape(str(m.get('producer')))}; "
+                         f"run: {link(nb_html, 'executed notebook (HTML)')} "
+                         f"{link(nb, '(.ipynb)')} {run_json}; files: {files}</div>"
                          f"</figcaption></figure>")
     if runs_dir is not None and Path(runs_dir).is_dir(): parts.append(_runs_section(Path(runs_dir), out))
     parts.append("</body></html>")
@@ -379,17 +439,20 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m synthtrial.sweep")
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("check"); c.add_argument("config")
-    r = sub.add_parser("run"); r.add_argument("notebook"); r.add_argument("run_dir"); r.add_argument("params", nargs="*")
+    r = sub.add_parser("run"); r.add_argument("notebook"); r.add_argument("run_dir")
+    r.add_argument("params", nargs="*")
     r.add_argument("--progress", action="store_true")
     b = sub.add_parser("report"); b.add_argument("fig_dir"); b.add_argument("--title", default="synthtrial report")
     b.add_argument("--runs", default=None, help="results folder of the sweep: list every run in it")
-    u = sub.add_parser("utility"); u.add_argument("dataset"); u.add_argument("n_trials", type=int); u.add_argument("out")
+    u = sub.add_parser("utility"); u.add_argument("dataset"); u.add_argument("n_trials", type=int)
+    u.add_argument("out")
     a = p.parse_args(argv)
     try:
         if a.cmd == "check":
             cfg = load_config(a.config); print(json.dumps(cfg)); return 0
         if a.cmd == "run":
-            print(f"run record: {execute(a.notebook, parse_params(a.params), a.run_dir, progress=a.progress)}"); return 0
+            rec = execute(a.notebook, parse_params(a.params), a.run_dir, progress=a.progress)
+            print(f"run record: {rec}"); return 0
         if a.cmd == "utility":
             print(f"utility parameters: {tune_utility(a.dataset, a.n_trials, a.out)}"); return 0
         print(f"report: {_build_report(a.fig_dir, None, a.title, a.runs)}"); return 0
@@ -398,4 +461,5 @@ def main(argv: list[str] | None = None) -> int:
     except (RunFailed, SynthtrialError) as e:
         print(f"synthtrial.sweep: failed: {e}", file=sys.stderr); return 1
 
-if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", "") == "synthtrial.sweep": sys.exit(main())  # python -m only
+# python -m only
+if __name__ == "__main__" and getattr(globals().get("__spec__"), "name", "") == "synthtrial.sweep": sys.exit(main())

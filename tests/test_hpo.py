@@ -188,3 +188,42 @@ def test_pruned_trials_are_finished_slots_and_the_pruner_is_part_of_the_study(tm
     assert len(again.study.trials) == 8
     with pytest.raises(ParameterError, match="pruner"):
         run_study("myeloid", "gaussian_copula", "survival", pruner="median", **kw)
+
+
+# --- the pruner as a sweep setting ----------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+def test_the_pruner_is_a_sweep_setting_that_reaches_every_hpo_job(tmp_path):
+    "validate_config takes sha/hyperband/None (the plain protocol) and refuses a typo; a reduced sweep with pruner=sha plans."
+    from synthtrial.sweep import validate_config
+    good = {"datasets": ["myeloid"], "models": ["tvae"], "objectives": ["compound"]}
+    assert validate_config(good)["pruner"] is None                       # the default: the study's plain protocol
+    assert [validate_config({**good, "pruner": p})["pruner"] for p in ("sha", "hyperband", None, "null")] == \
+        ["sha", "hyperband", None, None]                                 # "null": as `--config pruner=null` gives it
+    with pytest.raises(ParameterError, match=r"pruner='hyperbnd' is not allowed; choose one of: 'sha', 'hyperband', or null"):
+        validate_config({**good, "pruner": "hyperbnd"})
+    binp = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{binp}{os.pathsep}{os.environ.get('PATH', '')}",
+           "SYNTHTRIAL_RESULTS": str(tmp_path / "results"), "SYNTHTRIAL_FIGURES": str(tmp_path / "figures")}
+    r = subprocess.run([str(binp / "snakemake"), "-n", "-p", "--cores", "1", "--scheduler", "greedy", "--config",
+                        "models=[gaussian_copula,tvae]", "objectives=[compound,fidelity]", "datasets=[myeloid]",
+                        "name=reduced", "pruner=sha"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
+    hpo = [l for l in r.stdout.splitlines() if "synthtrial.sweep run" in l and "nbs/experiments/hpo.ipynb" in l]
+    assert len(hpo) == 4, r.stdout[-3000:]                                # 2 models x 2 objectives
+    assert all("pruner='\"sha\"'" in l for l in hpo), hpo[0]
+    assert not [p for p in (tmp_path / "results").rglob("*") if p.is_file()]   # a dry run writes nothing
+
+@pytest.mark.slow
+def test_the_hpo_notebook_runs_a_pruned_study(tmp_path, monkeypatch):
+    "The hpo experiment notebook passes `pruner` to run_study: its study records it and prunes."
+    from synthtrial.sweep import execute
+    monkeypatch.setenv("SYNTHTRIAL_RESULTS", str(tmp_path / "results"))
+    params = dict(dataset="myeloid", model="gaussian_copula", objective="survival", profile="quick", n_trials=6,
+                  k_folds=3, enforcement="none", pruner="sha")
+    execute("nbs/experiments/hpo.ipynb", params, tmp_path / "run")
+    best = json.loads((tmp_path / "run" / "study" / "best.json").read_text())
+    assert (best["params"]["pruner"], best["params"]["k_folds"], best["n_finished"]) == ("sha", 3, 6)
+    trials = pd.read_csv(tmp_path / "run" / "study" / "trials.csv")
+    assert set(trials["state"]) <= {"COMPLETE", "PRUNED"}
+    assert (trials["state"] == "COMPLETE").any()
