@@ -36,7 +36,8 @@ PY = sys.executable                  # the venv's python: kernels start from it
 RUN = f"{PY} -m synthtrial.sweep run"
 DS, MODELS, OBJS = C["datasets"], C["models"], C["objectives"]
 def q(v): return "'" + json.dumps(v) + "'"     # a YAML/JSON literal for key=value, shell-quoted
-STUDY = {k: C[k] for k in ("n_trials", "hpo_seed", "k_folds", "budget", "utility_trials", "enforcement", "trial_timeout")}
+STUDY = {k: C[k] for k in ("n_trials", "hpo_seed", "k_folds", "budget", "utility_trials", "enforcement", "trial_timeout",
+                           "pruner")}
 # storage: an RDB URL without a password (validate_config refuses one); libpq reads it from PGPASSWORD or a .pgpass
 # file in each job's environment. The sweep's name is part of every study's name: sweeps sharing a database never
 # share a study. Every rule that executes a notebook lists it as an input (`nb`): editing the notebook re-runs

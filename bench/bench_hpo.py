@@ -14,8 +14,8 @@ it). Per study:
 
 Decision rule, written before the run (the issue's goal): multi-fidelity passes for a model if the plain
 studies spend >= 3x the fold seconds of the pruned ones (sums over the seeds) AND the pruned studies' mean
-best value lies within the plain studies' seed spread or above it (>= their minimum over seeds); the out-of-sample score is
-reported beside it, with the same spread, as the check that the pruned search did not select a worse
+best value lies within the plain studies' seed spread or above it (>= their minimum over seeds); the out-of-sample score
+is reported beside it, with the same spread, as the check that the pruned search did not select a worse
 configuration.
 
     python bench/bench_hpo.py [--dataset aml_sal] [--models tvae,ctgan] [--seeds 11,12,13] [--trials 10]
@@ -38,7 +38,8 @@ def out_of_sample(dataset: str, model: str, objective: str, params: dict, budget
     from synthtrial.pipeline import SynthesisPipeline
     from synthtrial.hpo import get_objective, suite_metric_fn
     train, test, schema = load_split(dataset)
-    syn = SynthesisPipeline(model, rules_for(dataset, schema), "default", params=params, budget=budget).fit(train, schema, seed=0).sample(len(train), seed=0)
+    pipe = SynthesisPipeline(model, rules_for(dataset, schema), "default", params=params, budget=budget)
+    syn = pipe.fit(train, schema, seed=0).sample(len(train), seed=0)
     obj = get_objective(objective)
     scores = suite_metric_fn()(test, test, syn, schema, metrics=list(obj.resolve(schema)), seed=0)
     return obj.combine(scores, schema)
@@ -48,12 +49,14 @@ def one_study(a, model: str, seed: int, pruner: str | None, root: Path) -> dict:
     from synthtrial.hpo import run_study
     t0 = time.perf_counter()
     r = run_study(a.dataset, model, a.objective, n_trials=a.trials, hpo_seed=seed, k_folds=a.k_folds, budget=a.budget,
-                  pruner=pruner, early_stop=a.early_stop, out_dir=root / f"{model}_{seed}_{pruner or 'plain'}", progress=False, utility_trials=0)
+                  pruner=pruner, early_stop=a.early_stop, out_dir=root / f"{model}_{seed}_{pruner or 'plain'}",
+                  progress=False, utility_trials=0)
     wall = time.perf_counter() - t0
     trials = r.study.trials
     fold_s = sum(sum(t.user_attrs.get("fold_seconds", [])) for t in trials)
     states = pd.Series([t.state.name for t in trials]).value_counts().to_dict()
-    oos = out_of_sample(a.dataset, model, a.objective, r.best_params, a.budget) if r.best_params is not None else float("nan")
+    oos = (out_of_sample(a.dataset, model, a.objective, r.best_params, a.budget) if r.best_params is not None
+           else float("nan"))
     return dict(model=model, seed=seed, mode=pruner or "plain", fold_s=round(fold_s, 1), wall_s=round(wall, 1),
                 folds=sum(len(t.user_attrs.get("fold_seconds", [])) for t in trials), best=r.best_value, oos=oos,
                 complete=states.get("COMPLETE", 0), pruned=states.get("PRUNED", 0), failed=states.get("FAIL", 0))
@@ -65,7 +68,8 @@ def summarise(df: pd.DataFrame, pruner: str) -> pd.DataFrame:
         p, m = g[g["mode"] == "plain"], g[g["mode"] == pruner]
         ratio = p["fold_s"].sum() / m["fold_s"].sum() if m["fold_s"].sum() > 0 else float("nan")
         within = bool(m["best"].mean() >= p["best"].min())     # within the plain seeds' spread (or above it)
-        rows.append(dict(model=model, compute_ratio=round(ratio, 2), fold_ratio=round(p["folds"].sum() / max(m["folds"].sum(), 1), 2),
+        fold_ratio = round(p["folds"].sum() / max(m["folds"].sum(), 1), 2)
+        rows.append(dict(model=model, compute_ratio=round(ratio, 2), fold_ratio=fold_ratio,
                          plain_best=f"{p['best'].mean():.4f} [{p['best'].min():.4f}, {p['best'].max():.4f}]",
                          mf_best=f"{m['best'].mean():.4f} [{m['best'].min():.4f}, {m['best'].max():.4f}]",
                          plain_oos=f"{p['oos'].mean():.4f} [{p['oos'].min():.4f}, {p['oos'].max():.4f}]",
@@ -93,8 +97,8 @@ def main(argv=None) -> int:
     warnings.filterwarnings("ignore")
     models, seeds = a.models.split(","), [int(s) for s in a.seeds.split(",")]
     print(f"settings: dataset={a.dataset} models={models} objective={a.objective} seeds={seeds} trials={a.trials} "
-          f"k_folds={a.k_folds} budget={a.budget} (share of default epochs) pruner={a.pruner} early_stop={a.early_stop} "
-          f"threads={torch.get_num_threads()}", flush=True)
+          f"k_folds={a.k_folds} budget={a.budget} (share of default epochs) pruner={a.pruner} "
+          f"early_stop={a.early_stop} threads={torch.get_num_threads()}", flush=True)
     rows, t0 = [], time.perf_counter()
     def _stop(signum, frame): raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, _stop)          # `timeout` stops the run: summarise the studies finished so far
@@ -116,7 +120,8 @@ def main(argv=None) -> int:
           "best/oos: mean [min, max] over seeds):\n" + summary.to_string(index=False))
     print(f"\ntotal wall {time.perf_counter() - t0:.0f} s")
     if a.json:
-        Path(a.json).write_text(json.dumps({"settings": vars(a), "studies": rows, "summary": summary.to_dict("records")}, indent=1, default=str))
+        record = {"settings": vars(a), "studies": rows, "summary": summary.to_dict("records")}
+        Path(a.json).write_text(json.dumps(record, indent=1, default=str))
     return 0
 
 

@@ -38,7 +38,7 @@ class Exploding(GaussianCopula):
         return super()._fit(data, seed)
 
 def registered(monkeypatch, cls):
-    "Register a toy generator for one test only (monkeypatch removes it again, so the registry's names stay the project's)."
+    "Register a toy generator for this test only (monkeypatch removes it: the registry keeps the project's names)."
     monkeypatch.setitem(GENERATORS._entries, cls.name, cls)
 
 def test_test_split_never_reaches_the_objective(tmp_path, monkeypatch):
@@ -78,7 +78,8 @@ STUDY_SCRIPT = textwrap.dedent("""
 """)
 
 def test_a_killed_study_resumes_without_losing_or_repeating_trials(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-c", STUDY_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", STUDY_SCRIPT, str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     journal = tmp_path / "study.journal"
     def finished():
         if not journal.exists(): return []
@@ -91,8 +92,8 @@ def test_a_killed_study_resumes_without_losing_or_repeating_trials(tmp_path):
     proc.send_signal(signal.SIGKILL); proc.wait(30)
     before = {t.number: (t.value, t.params) for t in finished()}
     assert 3 <= len(before) < 12, "the subprocess finished (or never started) before it could be killed"
-    r = run_study("myeloid", "gaussian_copula", "survival", n_trials=12, k_folds=2, metric_fn=km_only, enforcement="none",
-                  out_dir=tmp_path, progress=False, early_stop=None)
+    r = run_study("myeloid", "gaussian_copula", "survival", n_trials=12, k_folds=2, metric_fn=km_only,
+                  enforcement="none", out_dir=tmp_path, progress=False, early_stop=None)
     after = {t.number: (t.value, t.params) for t in r.study.trials if t.state == optuna.trial.TrialState.COMPLETE}
     assert all(after[n] == v for n, v in before.items())                  # nothing finished was lost or redone
     interrupted = [t for t in r.study.trials if t.user_attrs.get("fail_reason") == "interrupted"]
@@ -125,27 +126,32 @@ def test_shared_folds_change_no_number_of_a_torch_model(tmp_path):
     "TVAE (torch) under `utility`, then `compound` on the same cache: the compound study equals an unshared one."
     kw = dict(n_trials=2, k_folds=2, budget=0.01, enforcement="none", early_stop=None, progress=False)
     first = run_study("myeloid", "tvae", "utility", out_dir=tmp_path / "utility", fold_cache=tmp_path / "shared", **kw)
-    shared = run_study("myeloid", "tvae", "compound", out_dir=tmp_path / "compound", fold_cache=tmp_path / "shared", **kw)
+    shared = run_study("myeloid", "tvae", "compound", out_dir=tmp_path / "compound", fold_cache=tmp_path / "shared",
+                       **kw)
     plain = run_study("myeloid", "tvae", "compound", out_dir=tmp_path / "plain", **kw)
     assert _fold_kinds(first) == ["miss"] * 4 and _fold_kinds(shared) == ["partial"] * 4
     assert [t.value for t in shared.study.trials] == [t.value for t in plain.study.trials]
-    assert [t.user_attrs["metrics"] for t in shared.study.trials] == [t.user_attrs["metrics"] for t in plain.study.trials]
-    assert json.loads((tmp_path / "compound" / "best.json").read_text())["params"]["fold_cache"] == str(tmp_path / "shared")
+    metrics = lambda r: [t.user_attrs["metrics"] for t in r.study.trials]
+    assert metrics(shared) == metrics(plain)
+    best = json.loads((tmp_path / "compound" / "best.json").read_text())
+    assert best["params"]["fold_cache"] == str(tmp_path / "shared")
 
 def test_shared_folds_are_not_read_after_a_code_or_setting_change(tmp_path, monkeypatch):
     import synthtrial.hpo as hpo
-    kw = dict(n_trials=1, k_folds=2, enforcement="none", early_stop=None, progress=False, fold_cache=tmp_path / "shared")
+    kw = dict(n_trials=1, k_folds=2, enforcement="none", early_stop=None, progress=False,
+              fold_cache=tmp_path / "shared")
+    def kinds(out, **more): return _fold_kinds(run_study("myeloid", "gaussian_copula", "survival",
+                                                         out_dir=tmp_path / out, **{**kw, **more}))
     run_study("myeloid", "gaussian_copula", "survival", out_dir=tmp_path / "a", **kw)
-    assert _fold_kinds(run_study("myeloid", "gaussian_copula", "survival", out_dir=tmp_path / "b", **kw)) == ["hit", "hit"]
+    assert kinds("b") == ["hit", "hit"]
     # another training seed or fold seed: other folds
-    assert _fold_kinds(run_study("myeloid", "gaussian_copula", "survival", out_dir=tmp_path / "c", train_seed=2, **kw)) == ["miss", "miss"]
-    assert _fold_kinds(run_study("myeloid", "gaussian_copula", "survival", out_dir=tmp_path / "d", fold_seed=5, **kw)) == ["miss", "miss"]
+    assert kinds("c", train_seed=2) == ["miss", "miss"]
+    assert kinds("d", fold_seed=5) == ["miss", "miss"]
     # another constraint processing
-    assert _fold_kinds(run_study("myeloid", "gaussian_copula", "survival", out_dir=tmp_path / "e",
-                                 **{**kw, "enforcement": ["repair"]})) == ["miss", "miss"]
+    assert kinds("e", enforcement=["repair"]) == ["miss", "miss"]
     # a change of synthtrial's code (simulated: another fingerprint) invalidates every entry
     monkeypatch.setattr(hpo, "_CODE_FINGERPRINT", "another version of the code")
-    assert _fold_kinds(run_study("myeloid", "gaussian_copula", "survival", out_dir=tmp_path / "f", **kw)) == ["miss", "miss"]
+    assert kinds("f") == ["miss", "miss"]
 
 def test_shared_rows_with_a_metric_function_of_its_own(tmp_path):
     "A metric function without a cache_token shares the rows but computes its values every time."
@@ -169,12 +175,13 @@ def test_a_fold_cache_that_is_not_a_folder_is_refused(tmp_path):
                   fold_cache=["a"], progress=False)
 
 def test_pruned_trials_are_finished_slots_and_the_pruner_is_part_of_the_study(tmp_path):
-    kw = dict(n_trials=8, k_folds=3, metric_fn=km_only, enforcement="none", out_dir=tmp_path, progress=False, early_stop=None)
+    kw = dict(n_trials=8, k_folds=3, metric_fn=km_only, enforcement="none", out_dir=tmp_path, progress=False,
+              early_stop=None)
     r = run_study("myeloid", "gaussian_copula", "survival", pruner="sha", **kw)
     S = optuna.trial.TrialState
     pruned = [t for t in r.study.trials if t.state == S.PRUNED]
     done = [t for t in r.study.trials if t.state == S.COMPLETE]
-    assert pruned and done and r.n_finished == 8 == len(r.study.trials)          # a pruned trial holds its slot: no extra trial
+    assert pruned and done and r.n_finished == 8 == len(r.study.trials)   # a pruned trial holds its slot: no extra one
     # a pruned trial stopped before its last fold, at a rung (after fold 1), and its value is its running mean there
     assert all(len(t.user_attrs["fold_seconds"]) < 3 and "pruned" in t.user_attrs for t in pruned)
     assert all(t.value == pytest.approx(t.intermediate_values[max(t.intermediate_values)]) for t in pruned)
@@ -188,3 +195,43 @@ def test_pruned_trials_are_finished_slots_and_the_pruner_is_part_of_the_study(tm
     assert len(again.study.trials) == 8
     with pytest.raises(ParameterError, match="pruner"):
         run_study("myeloid", "gaussian_copula", "survival", pruner="median", **kw)
+
+
+# --- the pruner as a sweep setting ----------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+def test_the_pruner_is_a_sweep_setting_that_reaches_every_hpo_job(tmp_path):
+    "validate_config takes sha, hyperband or None (plain protocol) and refuses a typo; a reduced sweep with sha plans."
+    from synthtrial.sweep import validate_config
+    good = {"datasets": ["myeloid"], "models": ["tvae"], "objectives": ["compound"]}
+    assert validate_config(good)["pruner"] is None                       # the default: the study's plain protocol
+    assert [validate_config({**good, "pruner": p})["pruner"] for p in ("sha", "hyperband", None, "null")] == \
+        ["sha", "hyperband", None, None]                                 # "null": as `--config pruner=null` gives it
+    typo = r"pruner='hyperbnd' is not allowed; choose one of: 'sha', 'hyperband', or null for the study's plain"
+    with pytest.raises(ParameterError, match=typo):
+        validate_config({**good, "pruner": "hyperbnd"})
+    binp = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{binp}{os.pathsep}{os.environ.get('PATH', '')}",
+           "SYNTHTRIAL_RESULTS": str(tmp_path / "results"), "SYNTHTRIAL_FIGURES": str(tmp_path / "figures")}
+    r = subprocess.run([str(binp / "snakemake"), "-n", "-p", "--cores", "1", "--scheduler", "greedy", "--config",
+                        "models=[gaussian_copula,tvae]", "objectives=[compound,fidelity]", "datasets=[myeloid]",
+                        "name=reduced", "pruner=sha"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
+    hpo = [l for l in r.stdout.splitlines() if "synthtrial.sweep run" in l and "nbs/experiments/hpo.ipynb" in l]
+    assert len(hpo) == 4, r.stdout[-3000:]                                # 2 models x 2 objectives
+    assert all("pruner='\"sha\"'" in l for l in hpo), hpo[0]
+    assert not [p for p in (tmp_path / "results").rglob("*") if p.is_file()]   # a dry run writes nothing
+
+@pytest.mark.slow
+def test_the_hpo_notebook_runs_a_pruned_study(tmp_path, monkeypatch):
+    "The hpo experiment notebook passes `pruner` to run_study: its study records it and prunes."
+    from synthtrial.sweep import execute
+    monkeypatch.setenv("SYNTHTRIAL_RESULTS", str(tmp_path / "results"))
+    params = dict(dataset="myeloid", model="gaussian_copula", objective="survival", profile="quick", n_trials=6,
+                  k_folds=3, enforcement="none", pruner="sha")
+    execute("nbs/experiments/hpo.ipynb", params, tmp_path / "run")
+    best = json.loads((tmp_path / "run" / "study" / "best.json").read_text())
+    assert (best["params"]["pruner"], best["params"]["k_folds"], best["n_finished"]) == ("sha", 3, 6)
+    trials = pd.read_csv(tmp_path / "run" / "study" / "trials.csv")
+    assert set(trials["state"]) <= {"COMPLETE", "PRUNED"}
+    assert (trials["state"] == "COMPLETE").any()

@@ -26,8 +26,9 @@ WORKER = textwrap.dedent("""
 """)
 
 def start_workers(n, storage, out, n_trials, sleep=0.3, sweep="workers"):
-    return [subprocess.Popen([sys.executable, "-c", WORKER, str(storage), str(out), str(n_trials), str(sleep), sweep], env=ENV,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(n)]
+    args = [sys.executable, "-c", WORKER, str(storage), str(out), str(n_trials), str(sleep), sweep]
+    return [subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(n)]
 
 def load(storage, sweep="workers"):
     st = open_storage(storage, Path(str(storage)))
@@ -36,9 +37,11 @@ def load(storage, sweep="workers"):
 def check_exact(study, n_trials):
     "Exactly n_trials finished slot holders, nothing running, every released trial says why, slots 0..n-1 once each."
     trials = study.get_trials()
-    held = [t for t in trials if not (t.state == S.FAIL and t.user_attrs.get("fail_reason") in ("interrupted", "surplus"))]
+    released = lambda t: t.state == S.FAIL and t.user_attrs.get("fail_reason") in ("interrupted", "surplus")
+    held = [t for t in trials if not released(t)]
     assert [t.state for t in trials if t.state == S.RUNNING] == []
-    assert len(held) == n_trials and all(t.state == S.COMPLETE for t in held), [(t.number, t.state, t.user_attrs.get("fail_reason")) for t in trials]
+    assert len(held) == n_trials and all(t.state == S.COMPLETE for t in held), \
+        [(t.number, t.state, t.user_attrs.get("fail_reason")) for t in trials]
     assert sorted(t.user_attrs["slot"] for t in held) == list(range(n_trials))
     return held, [t for t in trials if t not in held]
 
@@ -61,7 +64,7 @@ def test_three_workers_on_one_journal_reach_exactly_n_trials(tmp_path):
     assert json.loads((tmp_path / "out" / "best.json").read_text())["n_finished"] == 8
 
 def test_a_dead_workers_trial_is_recovered_and_a_live_ones_never(tmp_path):
-    "Trials left RUNNING by: this live process (old heartbeat), a process that ended here, a silent node, a beating node."
+    "Trials left RUNNING by this live process (old heartbeat), a process that ended here, a silent node, a live node."
     journal = tmp_path / "study.journal"
     # settings as the workers' run_study records them, so the study can be joined
     run_study("myeloid", "gaussian_copula", "survival", n_trials=1, k_folds=2, enforcement="none", out_dir=tmp_path,
@@ -71,7 +74,8 @@ def test_a_dead_workers_trial_is_recovered_and_a_live_ones_never(tmp_path):
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     ended = {**me, "pid": int(done.stdout)}
     cases = {"live_here": (me, time.time() - 3600), "ended_here": (ended, time.time()),
-             "silent_node": ({**me, "host": "node-17"}, time.time() - 120), "beating_node": ({**me, "host": "node-18"}, time.time())}
+             "silent_node": ({**me, "host": "node-17"}, time.time() - 120),
+             "beating_node": ({**me, "host": "node-18"}, time.time())}
     ids = {}
     for name, (w, beat) in cases.items():
         t = study.ask(); ids[name] = t._trial_id
@@ -82,7 +86,8 @@ def test_a_dead_workers_trial_is_recovered_and_a_live_ones_never(tmp_path):
                   grace=60, timeout=5)
     state = {name: study._storage.get_trial(i) for name, i in ids.items()}
     assert state["ended_here"].state == S.FAIL and "has ended" in state["ended_here"].user_attrs["recovered"]
-    assert state["silent_node"].state == S.FAIL and "no heartbeat from node-17" in state["silent_node"].user_attrs["recovered"]
+    assert state["silent_node"].state == S.FAIL
+    assert "no heartbeat from node-17" in state["silent_node"].user_attrs["recovered"]
     assert state["live_here"].state == S.RUNNING and state["beating_node"].state == S.RUNNING   # never touched
     # 1 complete + 2 live running trials hold the 3 slots: the worker waited (until its timeout) instead of running more
     assert r.n_finished == 1 and sum(1 for t in r.study.trials if t.state == S.COMPLETE) == 1
@@ -98,13 +103,15 @@ def test_a_resumed_study_matches_an_uninterrupted_one(tmp_path):
     plain = run_study("myeloid", "gaussian_copula", "survival", n_trials=3, out_dir=tmp_path / "a", **kw)
     run_study("myeloid", "gaussian_copula", "survival", n_trials=1, out_dir=tmp_path / "b", **kw)
     st = load(tmp_path / "b" / "study.journal")
-    t = st.ask(); st._storage.set_trial_user_attr(t._trial_id, "worker", {**worker_id(), "pid": 1, "started": 0})  # a "killed" trial
+    t = st.ask()         # a "killed" trial
+    st._storage.set_trial_user_attr(t._trial_id, "worker", {**worker_id(), "pid": 1, "started": 0})
     resumed = run_study("myeloid", "gaussian_copula", "survival", n_trials=3, out_dir=tmp_path / "b", **kw)
-    key = lambda r: sorted((t.user_attrs["slot"], t.value, json.dumps(t.params)) for t in r.study.trials if t.state == S.COMPLETE)
+    key = lambda r: sorted((t.user_attrs["slot"], t.value, json.dumps(t.params))
+                           for t in r.study.trials if t.state == S.COMPLETE)
     assert key(plain) == key(resumed) and len(key(plain)) == 3
     assert any(t.user_attrs.get("fail_reason") == "interrupted" for t in resumed.study.trials)
 
-# --- PostgreSQL: a throw-away cluster on 127.0.0.1 ---------------------------------------------------------------------
+# --- PostgreSQL: a throw-away cluster on 127.0.0.1 ----------------------------------------------------------------
 def _pg_bin():
     found = shutil.which("initdb")
     if found: return Path(found).resolve().parent
@@ -120,7 +127,8 @@ def pg(tmp_path_factory):
     "A PostgreSQL cluster in a temporary folder (password auth on 127.0.0.1), stopped and removed afterwards."
     bindir = _pg_bin()
     if bindir is None:
-        msg = "PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql/*/bin): apt-get install postgresql"
+        msg = ("PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql/*/bin): "
+               "apt-get install postgresql")
         if os.environ.get("SYNTHTRIAL_REQUIRE_POSTGRES") == "1": pytest.fail(msg)
         pytest.skip(msg)
     base = Path(tempfile.mkdtemp(prefix="synthtrial-pg-"))
@@ -137,7 +145,8 @@ def pg(tmp_path_factory):
     pwfile.unlink()
     run("pg_ctl", "-D", str(data), "-l", str(base / "log"), "-w", "-t", "60",
         "-o", f"-h 127.0.0.1 -p {port} -k {base} -c max_connections=100 -c fsync=off", "start")
-    subprocess.run(as_user + [str(bindir / "createdb"), "-h", str(base), "-p", str(port), "-U", "synthtrial", "optuna"], check=True)
+    subprocess.run(as_user + [str(bindir / "createdb"), "-h", str(base), "-p", str(port), "-U", "synthtrial", "optuna"],
+                   check=True)
     # the password goes into a .pgpass file (libpq reads PGPASSFILE), never into a URL
     passfile = Path(tempfile.mkdtemp(prefix="synthtrial-pgpass-")) / "pgpass"
     passfile.write_text(f"127.0.0.1:{port}:*:synthtrial:{password}\n"); os.chmod(passfile, 0o600)
@@ -149,7 +158,8 @@ def pg(tmp_path_factory):
         if old is None: os.environ.pop("PGPASSFILE", None)
         else: os.environ["PGPASSFILE"] = old
         ENV.pop("PGPASSFILE", None)
-        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True)
+        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                       capture_output=True)
         stopped = not (data / "postmaster.pid").exists()
         shutil.rmtree(base, ignore_errors=True); shutil.rmtree(passfile.parent, ignore_errors=True)
         assert stopped, "the throw-away PostgreSQL cluster did not stop"
@@ -228,12 +238,15 @@ def test_saved_generators_and_fold_caches_are_signed(tmp_path):
 BIN = Path(sys.executable).parent
 
 def sweep(pg, tmp, name, wait=True, unlock=False):
-    cmd = [str(BIN / "snakemake"), "--scheduler", "greedy", "--cores", "3", *(["--unlock"] if unlock else ["--rerun-incomplete"]), "--config",
-           "models=[gaussian_copula]", "objectives=[compound,fidelity]", "datasets=[myeloid]", f"name={name}", "n_trials=4",
-           f"storage={pg['url']}", "--", str(tmp / "results" / "sweep" / name / "eval" / "myeloid" / "gaussian_copula" / "results.csv")]
+    target = tmp / "results" / "sweep" / name / "eval" / "myeloid" / "gaussian_copula" / "results.csv"
+    cmd = [str(BIN / "snakemake"), "--scheduler", "greedy", "--cores", "3",
+           *(["--unlock"] if unlock else ["--rerun-incomplete"]), "--config",
+           "models=[gaussian_copula]", "objectives=[compound,fidelity]", "datasets=[myeloid]", f"name={name}",
+           "n_trials=4", f"storage={pg['url']}", "--", str(target)]
     env = {**ENV, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "SYNTHTRIAL_RESULTS": str(tmp / "results"),
            "SYNTHTRIAL_FIGURES": str(tmp / "figures"), "PGPASSFILE": pg["passfile"]}
-    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)
     if not wait: return p
     out, _ = p.communicate(timeout=1500)
     assert p.returncode == 0, out[-3000:]
@@ -266,7 +279,7 @@ def test_a_killed_sweep_on_postgres_reruns_to_the_same_results_and_leaves_no_orp
     else: pytest.fail("the sweep never reached a running trial")
     tree = psutil.Process(p.pid).children(recursive=True)
     assert any("ipykernel" in " ".join(c.cmdline()) for c in tree if c.is_running()), "no kernel was running"
-    p.send_signal(signal.SIGKILL); p.wait(30)                            # only Snakemake itself: its jobs must follow it
+    p.send_signal(signal.SIGKILL); p.wait(30)                     # only Snakemake itself: its jobs must follow it
     _, alive = psutil.wait_procs(tree, timeout=20)
     assert not alive, f"orphans of the killed sweep: {[(c.pid, c.cmdline()[:4]) for c in alive]}"
     sweep(pg, tmp_path, "killed", unlock=True)                            # a SIGKILLed Snakemake leaves its lock behind
@@ -277,22 +290,25 @@ def test_a_killed_sweep_on_postgres_reruns_to_the_same_results_and_leaves_no_orp
     import pandas as pd
     pd.testing.assert_frame_equal(r_killed, r_plain)
     released = [t for n in optuna.get_all_study_names(st) if n.startswith("killed__")
-                for t in optuna.load_study(study_name=n, storage=st).get_trials() if t.user_attrs.get("fail_reason") == "interrupted"]
+                for t in optuna.load_study(study_name=n, storage=st).get_trials()
+                if t.user_attrs.get("fail_reason") == "interrupted"]
     assert released and all("has ended" in t.user_attrs["recovered"] for t in released)
-    print(f"reduced sweep on PostgreSQL, --cores 3: {t_plain:.0f} s uninterrupted; killed and rerun in {time.time() - t0 - t_plain:.0f} s; "
+    print(f"reduced sweep on PostgreSQL, --cores 3: {t_plain:.0f} s uninterrupted; "
+          f"killed and rerun in {time.time() - t0 - t_plain:.0f} s; "
           f"{len(released)} interrupted trial(s) recovered")
 
 
 @pytest.mark.slow
 def test_ctrl_c_on_a_sweep_leaves_no_orphan(tmp_path):
-    "Ctrl-C (SIGINT to the terminal's process group) while notebooks run: Snakemake, its jobs and their kernels all end."
+    "Ctrl-C (SIGINT to the terminal's process group) while notebooks run: Snakemake, its jobs and kernels all end."
     import psutil
-    env = {**ENV, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "SYNTHTRIAL_RESULTS": str(tmp_path / "results"),
-           "SYNTHTRIAL_FIGURES": str(tmp_path / "figures")}
+    env = {**ENV, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+           "SYNTHTRIAL_RESULTS": str(tmp_path / "results"), "SYNTHTRIAL_FIGURES": str(tmp_path / "figures")}
     target = tmp_path / "results" / "sweep" / "ctrlc" / "eval" / "myeloid" / "gaussian_copula" / "results.csv"
-    p = subprocess.Popen([str(BIN / "snakemake"), "--scheduler", "greedy", "--cores", "2", "--rerun-incomplete", "--config",
-                          "models=[gaussian_copula]", "objectives=[compound,fidelity]", "datasets=[myeloid]", "name=ctrlc",
-                          "--", str(target)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    cmd = [str(BIN / "snakemake"), "--scheduler", "greedy", "--cores", "2", "--rerun-incomplete", "--config",
+           "models=[gaussian_copula]", "objectives=[compound,fidelity]", "datasets=[myeloid]", "name=ctrlc",
+           "--", str(target)]
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          start_new_session=True)      # its own process group, as a terminal gives `make quick`
     deadline, tree = time.time() + 300, []
     while time.time() < deadline:
