@@ -31,7 +31,8 @@ MISSING = "__missing__"
 
 @dataclass
 class ColumnCode:
-    "How one column is encoded: `kind` ∈ {categorical, continuous, mixed, general}, its categories / special values / modes."
+    """How one column is encoded: `kind` ∈ {categorical, continuous, mixed, general}, its categories / special values /
+    modes."""
     name: str
     kind: str
     categories: list = field(default_factory=list)     # categorical: levels (+ MISSING)
@@ -266,7 +267,8 @@ class ConvGenerator(nn.Module):
         return self.net(z.view(len(z), -1, 1, 1)).view(len(z), -1)
 
 class ConvCritic(nn.Module):
-    "DCGAN-style critic (no batch norm): zero-padded square image → strided convolutions → (score, penultimate features)."
+    """DCGAN-style critic (no batch norm): zero-padded square image → strided convolutions → (score, penultimate
+    features)."""
     def __init__(self, side: int, num_channels: int):
         super().__init__()
         dims = conv_layout(side, num_channels)
@@ -305,7 +307,8 @@ def _activate(raw, blocks, gen):
 # %% ../nbs/04a_ctabgan.ipynb
 @register_generator(group="study", tiny_budget=0.02)
 class CTABGANPlus(Generator):
-    "CTAB-GAN+ (Zhao et al., 2022), re-implemented in torch: conditional convolutional WGAN-GP with mixed-type encoding."
+    """CTAB-GAN+ (Zhao et al., 2022), re-implemented in torch: conditional convolutional WGAN-GP with mixed-type
+    encoding."""
     name = "ctabgan_plus"
     description = (
         "CTAB-GAN+ (Zhao et al., 2022): conditional conv WGAN-GP with mode-specific, mixed-type, general and "
@@ -337,7 +340,8 @@ def _resolve_target(self: CTABGANPlus, data: pd.DataFrame) -> str | None:
 
 # %% ../nbs/04a_ctabgan.ipynb
 def _reg_modes(code: ColumnCode) -> tuple[np.ndarray, np.ndarray]:
-    "Means and sds of each one-hot slot of a numeric target (a special value: its (log-)value, sd 0; missing: the minimum)."
+    """Means and sds of each one-hot slot of a numeric target (a special value: its (log-)value, sd 0; missing: the
+    minimum)."""
     sp = np.array(code.specials, dtype=float)
     if code.log_shift is not None:
         with np.errstate(invalid="ignore", divide="ignore"): sp = _log_fwd(sp, code.log_shift)

@@ -59,7 +59,8 @@ def read_blocks(out_csv: str | Path) -> pd.DataFrame:
 
 def score_cohort(train: pd.DataFrame, test: pd.DataFrame, syn: pd.DataFrame, schema, metrics: list[str] | None = None,
                  utility_params: dict[str, dict] | None = None) -> dict[str, dict[str, float]]:
-    "Every score of one synthetic cohort in-sample (`train`: against the training split, as the study) and out-of-sample (`test`)."
+    """Every score of one synthetic cohort in-sample (`train`: against the training split, as the study) and
+    out-of-sample (`test`)."""
     from synthtrial.scores import evaluate_all, compound_score
     from synthtrial.findings import heldout_scores
     from synthtrial.scores import FIDELITY_METRICS

@@ -35,7 +35,8 @@ def _typed_failure(model: str, step: str):
     except Exception as e: raise GeneratorError(model, f"{step} raised {type(e).__name__}: {str(e)[:300]}") from e
 
 class Generator:
-    "Base class of synthtrial generators: subclasses set `name` and `space`; implement `_fit`, `_sample`, `default_params`."
+    """Base class of synthtrial generators: subclasses set `name` and `space`; implement `_fit`, `_sample`,
+    `default_params`."""
     name: ClassVar[str] = "base"
     description: ClassVar[str] = ""
     survival_aware: ClassVar[bool] = False
@@ -70,7 +71,8 @@ class Generator:
         return suggest_space(trial, cls.space)
     @classmethod
     def check_params(cls, params: dict) -> dict:
-        "Raise `ParameterError` if a value in `params` lies outside the model's search space (its default is always allowed)."
+        """Raise `ParameterError` if a value in `params` lies outside the model's search space (its default is always
+        allowed)."""
         defaults = cls.default_params()
         for key, value in params.items():
             if key in cls.param_rules and not _same(value, defaults.get(key)):
@@ -115,8 +117,8 @@ class Generator:
     def _sample(self, n: int, seed: int) -> pd.DataFrame: raise NotImplementedError
 
     def save(self, path: str | Path, key_dir: str | Path | None = None) -> Path:
-        """Pickle the fitted generator to `path` (cloudpickle where installed: synthcity builds some layer classes at run
-        time), signed with the key of results folder `key_dir` (default `results_dir()`; `synthtrial.gate`)."""
+        """Pickle the fitted generator to `path` (cloudpickle where installed: synthcity builds some layer classes at
+        run time), signed with the key of results folder `key_dir` (default `results_dir()`; `synthtrial.gate`)."""
         from synthtrial.gate import integrity_key, signed_dump
         try: import cloudpickle as dumper
         except ImportError: dumper = pickle
@@ -128,7 +130,8 @@ class Generator:
 
     @staticmethod
     def load(path: str | Path, key_dir: str | Path | None = None) -> "Generator":
-        "Load a generator saved with `save` — only if its signature matches the key of results folder `key_dir` (`IntegrityError` otherwise)."
+        """Load a generator saved with `save` — only if its signature matches the key of results folder `key_dir`
+        (`IntegrityError` otherwise)."""
         from synthtrial.gate import integrity_key, signed_load
         obj = signed_load(path, integrity_key(key_dir))      # checked before anything is unpickled
         if not isinstance(obj, Generator): raise SynthtrialError(f"{path}: not a saved synthtrial generator")

@@ -108,7 +108,8 @@ def dcr(source: pd.DataFrame, # rows whose closest record is sought (e.g. synthe
     return out
 
 def study_chunks(df: pd.DataFrame, size: int, seed: int = 1) -> list[pd.DataFrame]:
-    "The study's balanced split: shuffle `df` with its own `RandomState(seed)`, `np.array_split` into round(n / size) chunks."
+    """The study's balanced split: shuffle `df` with its own `RandomState(seed)`, `np.array_split` into round(n / size)
+    chunks."""
     order = np.random.RandomState(seed).permutation(len(df))   # = df.sample(frac=1, random_state=seed)
     k = max(1, int(round(len(df) / size)))
     return [df.iloc[order[idx]] for idx in np.array_split(np.arange(len(df)), k)]

@@ -320,7 +320,8 @@ def _scores_from_results(res: pd.DataFrame, run: str) -> dict | None:
     g = r.groupby(keys) if keys else [((), r)]
     fid, uti = [], []
     for _, x in g:
-        f = x[x["metric"].isin(FIDELITY_METRICS)]["value"]; u = x[x["metric"].astype(str).str.startswith("ml_efficiency_")]["value"]
+        f = x[x["metric"].isin(FIDELITY_METRICS)]["value"]
+        u = x[x["metric"].astype(str).str.startswith("ml_efficiency_")]["value"]
         if len(f): fid.append(float(f.mean()))
         if len(u): uti.append(float(u.mean()))
     sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else np.nan

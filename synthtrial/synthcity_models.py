@@ -26,7 +26,8 @@ def _quiet():
         yield
 
 def load_synthcity():
-    "Import `synthcity.plugins` (once), with the torchvision shim and without its CRITICAL log lines; returns `Plugins`."
+    """Import `synthcity.plugins` (once), with the torchvision shim and without its CRITICAL log lines; returns
+    `Plugins`."""
     from synthtrial.compat import ensure_torchvision
     ensure_torchvision()
     import synthcity, synthcity.logger
@@ -70,7 +71,8 @@ def _spline_flow_inverse(self, inputs, context=None):
     return self._elementwise_inverse(inputs, net(outputs, context))   # = nflows' last pass: all columns + logabsdet
 
 def fast_flow_sampling(enable: bool = True) -> bool:
-    "Install (or with `enable=False` remove) the O(D) inverse on nflows' RQ-spline autoregressive layer; returns whether it is on."
+    """Install (or with `enable=False` remove) the O(D) inverse on nflows' RQ-spline autoregressive layer; returns
+    whether it is on."""
     global _NFLOWS_INVERSE
     try: from nflows.transforms.autoregressive import MaskedPiecewiseRationalQuadraticAutoregressiveTransform as RQ
     except ImportError: return False           # no nflows, no flows to speed up
@@ -195,7 +197,8 @@ class SynthcityGenerator(Generator):
 # %% ../nbs/04b_synthcity.ipynb
 @register_generator(group="study", tiny_budget=0.02, tiny_params={"num_timesteps": 100})   # a 50-step chain
 class TabDDPM(SynthcityGenerator):
-    "TabDDPM (Kotelnikov et al., 2023) through synthcity's `ddpm` plugin, with the study's defaults and new search space."
+    """TabDDPM (Kotelnikov et al., 2023) through synthcity's `ddpm` plugin, with the study's defaults and new search
+    space."""
     name, plugin = "tabddpm", "ddpm"
     description = "Gaussian + multinomial diffusion with an MLP denoiser (TabDDPM), synthcity implementation."
     epoch_params = ("steps",)

@@ -30,7 +30,7 @@ def utility_frame(
     schema: Schema,
     target: Target | str,
     bool_as_cat: bool = True,  # booleans as CatBoost cat_features (the study); False: numeric
-    missing_category: str = "sentinel",  # "study": missing = 'empty_val' / -1, sorted codes; "sentinel": level index, fill
+    missing_category: str = "sentinel",  # "study": missing='empty_val'/-1, sorted codes; "sentinel": level index, fill
 ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """Predictor frame (encoded), labels and cat-feature names for one target; rows without a label are dropped.
     The default keeps codes = index in the schema's levels and missing = `MISSING_FILL` (what `transfer` decodes);
