@@ -152,17 +152,26 @@ def main(argv=None):
         if a.cap and a.budget == 1.0
         else ""
     )
-    print(f"\nFit time and peak memory, {dataset} train split, budget {a.budget}, torch threads {a.threads}, seed {a.seed}{how}\n")
+    print(f"\nFit time and peak memory, {dataset} train split, budget {a.budget}, torch threads {a.threads}, "
+          f"seed {a.seed}{how}\n")
     print("| model | n_train | fit s | sample s | peak RSS MB | RSS added by fit MB |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         t = "~" if r.get("how") == "extrapolated" else ""
-        if "error" in r: print(f"| {r['model']} | | failed: {r['error']} | | | |")
-        else: print(f"| {r['model']} | {r['n_train']} | {t}{r['fit_s']} | {t}{r['sample_s']} | {t}{r['peak_rss_mb']} | {t}{r['fit_rss_mb']} |")
+        if "error" in r:
+            print(f"| {r['model']} | | failed: {r['error']} | | | |")
+        else:
+            print(f"| {r['model']} | {r['n_train']} | {t}{r['fit_s']} | {t}{r['sample_s']} | "
+                  f"{t}{r['peak_rss_mb']} | {t}{r['fit_rss_mb']} |")
     if a.json:
         with open(a.json, "w") as f: json.dump(rows, f, indent=1)
-    if a.out: write_csv(rows, Path(a.out), command=" ".join(["python bench/bench_generators.py", *(argv or sys.argv[1:])]),
-                        seed=a.seed)
+    if a.out:
+        write_csv(
+            rows,
+            Path(a.out),
+            command=" ".join(["python bench/bench_generators.py", *(argv or sys.argv[1:])]),
+            seed=a.seed,
+        )
 
 
 def write_csv(rows: list[dict], path: Path, command: str, seed: int) -> None:

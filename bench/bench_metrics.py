@@ -18,8 +18,8 @@ The table is printed and written to `--out` (a CSV whose `# key: value` header l
 machine's load and the CPU times); `nbs/05c_scores.ipynb` shows the recorded file.
 
 Times are the minimum over `--repeat` runs of each side; the two sides alternate within each repeat so that
-both see the same machine load (on a shared machine wall times still move with the load; CPU times are printed too). Goal (issue 17): the whole suite >= 10x faster than the
-study's definitions as written, with equal numbers.
+both see the same machine load (on a shared machine wall times still move with the load; CPU times are printed
+too). Goal (issue 17): the whole suite >= 10x faster than the study's definitions as written, with equal numbers.
 """
 from __future__ import annotations
 import argparse, os, sys, time, warnings
@@ -85,7 +85,7 @@ import sklearn.ensemble, sklearn.cluster, catboost, lifelines  # noqa: F401
 S.evaluate_all(train.iloc[:300], test.iloc[:100], syn.iloc[:300], schema,
                utility_params={t.name: {"iterations": 5} for t in schema.targets})
 
-# ---------------------------------------------------------------- both sides, interleaved per repeat (same machine load)
+# ------------------------------------------------------------ both sides, interleaved per repeat (same machine load)
 lib_secs, lib_wall, lib_cpu = {}, [], []
 ref_secs, ref_cpu, refs = {}, {}, {}
 for _ in range(args.repeat):
@@ -122,16 +122,13 @@ pdiff = max(
 print("\n| metric | library s | study code s | ratio | abs difference |\n|---|---:|---:|---:|---:|")
 for name, a, b, d, _ in rows: print(f"| {name} | {a:.3f} | {b:.3f} | {b / a:.1f}x | {d:.1e} |")
 lt, st = sum(r[1] for r in rows), sum(r[2] for r in rows)
-print(
-    f"| **suite (ten metrics)** | **{lt:.2f}** | **{st:.2f}** | **{st / lt:.1f}x** | max {max(r[3] for r in rows):.1e} |"
-)
+print(f"| **suite (ten metrics)** | **{lt:.2f}** | **{st:.2f}** | **{st / lt:.1f}x** | "
+      f"max {max(r[3] for r in rows):.1e} |")
 nc = [r for r in rows if not r[0].startswith("ml_efficiency")]
 print(f"| suite without CatBoost | {sum(r[1] for r in nc):.2f} | {sum(r[2] for r in nc):.2f} | "
       f"{sum(r[2] for r in nc) / sum(r[1] for r in nc):.1f}x | |")
-print(
-    f"| privacy: balanced Hamming report (not in the suite; library time includes DCR) | {min(pt_lib):.3f} | {min(pt_ref):.3f} | "
-    f"{min(pt_ref) / min(pt_lib):.1f}x | {pdiff:.1e} |"
-)
+print(f"| privacy: balanced Hamming report (not in the suite; library time includes DCR) | {min(pt_lib):.3f} | "
+      f"{min(pt_ref):.3f} | {min(pt_ref) / min(pt_lib):.1f}x | {pdiff:.1e} |")
 print(f"\nevaluate_all wall time {min(lib_wall):.2f} s (min of {args.repeat}); CPU time (all threads): library suite "
       f"{min(lib_cpu):.2f} s, study code {study_cpu:.2f} s, ratio {study_cpu / min(lib_cpu):.1f}x; "
       f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall times grow with the load)")

@@ -207,7 +207,8 @@ def load_plugins(names: str | None = None, # comma-separated module names (defau
         if m in _PLUGINS_LOADED: continue
         try: importlib.import_module(m)
         except ImportError as e:
-            raise ParameterError(f"{PLUGINS_ENV}: cannot import module {m!r} ({e}); put its folder on PYTHONPATH") from e
+            raise ParameterError(f"{PLUGINS_ENV}: cannot import module {m!r} ({e}); "
+                                 "put its folder on PYTHONPATH") from e
         _PLUGINS_LOADED.add(m)
     return mods
 

@@ -1,4 +1,5 @@
-"""CTAB-GAN+ (synthtrial.ctabgan): tiny-budget fits on real data, determinism, schema-valid output, search space, failures."""
+"""CTAB-GAN+ (synthtrial.ctabgan): tiny-budget fits on real data, determinism, schema-valid output, search space,
+failures."""
 import numpy as np, optuna, pandas as pd, pytest, torch
 from synthtrial.core import ParameterError
 from synthtrial.data import load_split

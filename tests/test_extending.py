@@ -46,9 +46,14 @@ register_figure("os_hist_ext", producer="nbs/figures/figures.ipynb", per_dataset
 def plugin_env(tmp_path):
     (tmp_path / "plugin").mkdir()
     (tmp_path / "plugin" / "my_trial_ext.py").write_text(PLUGIN)
-    env = {**os.environ, "SYNTHTRIAL_PLUGINS": "my_trial_ext", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(tmp_path / "plugin"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-           "SYNTHTRIAL_RESULTS": str(tmp_path / "results"), "SYNTHTRIAL_FIGURES": str(tmp_path / "figures")}
+    env = {
+        **os.environ,
+        "SYNTHTRIAL_PLUGINS": "my_trial_ext",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path / "plugin"), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        "SYNTHTRIAL_RESULTS": str(tmp_path / "results"),
+        "SYNTHTRIAL_FIGURES": str(tmp_path / "figures"),
+    }
     return env
 
 
@@ -66,8 +71,10 @@ def test_plugin_declarations_reach_validation_and_the_plan(plugin_env, tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "['jitter_bootstrap_ext'] ['os_ext'] True" in r.stdout
     cfg = tmp_path / "ext.yaml"
-    cfg.write_text("name: ext\nprofile: quick\ndatasets: [myeloid]\nmodels: [jitter_bootstrap_ext]\nobjectives: [os_ext]\n"
-                   "cohorts: [default, os_ext]\n")
+    cfg.write_text(
+        "name: ext\nprofile: quick\ndatasets: [myeloid]\nmodels: [jitter_bootstrap_ext]\nobjectives: [os_ext]\n"
+        "cohorts: [default, os_ext]\n"
+    )
     plan = subprocess.run([str(Path(sys.executable).with_name("snakemake")), "-n", "--cores", "1", "--configfile",
                            str(cfg)], env=plugin_env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert plan.returncode == 0, plan.stdout[-3000:] + plan.stderr[-3000:]
@@ -75,9 +82,12 @@ def test_plugin_declarations_reach_validation_and_the_plan(plugin_env, tmp_path)
     assert "figures/ext/os_hist_ext_myeloid.png" in plan.stdout         # planned as an output of its producer
     # without the variable the same config is refused, naming the unknown model
     bare = {k: v for k, v in plugin_env.items() if k != "SYNTHTRIAL_PLUGINS"}
-    r = _py("from synthtrial.sweep import validate_config\n"
-            "validate_config({'name': 'ext', 'datasets': ['myeloid'], 'models': ['jitter_bootstrap_ext']}, check_data=False)",
-            bare)
+    r = _py(
+        "from synthtrial.sweep import validate_config\n"
+        "validate_config({'name': 'ext', 'datasets': ['myeloid'], 'models': ['jitter_bootstrap_ext']}, "
+        "check_data=False)",
+        bare,
+    )
     assert r.returncode != 0 and "jitter_bootstrap_ext" in r.stderr
 
 

@@ -44,7 +44,8 @@ def test_compound_that_generalises_and_compound_that_only_wins_its_own_metric_ge
     a, b = verdicts(generalises).loc[GEN], verdicts(own_metric).loc[GEN]
     assert a["verdict"] == "supported" and a["ci_low"] > 0
     assert b["verdict"] in ("inconclusive", "contradicted") and b["ci_low"] <= 0
-    # the compound objective does win on its own (in-table) metric in the second table: the old, circular test would pass it
+    # the compound objective does win on its own (in-table) metric in the second table: the old, circular test would
+    # pass it
     own = own_metric[(own_metric.metric == "compound")].groupby("config")["value"].mean()
     assert own["compound"] > own.drop("compound").max()
 
@@ -94,13 +95,17 @@ def test_one_seed_or_few_trials_is_not_assessable():
         f1.loc["TVAE improves with compound HPO", "verdict"] == "not assessable"
         and "training seed" in f1.loc["TVAE improves with compound HPO", "reason"]
     )
-    assert f2.loc["TVAE improves with compound HPO", "verdict"] == "not assessable" and "optuna trials" in f2.loc["TVAE improves with compound HPO", "reason"]
+    assert (
+        f2.loc["TVAE improves with compound HPO", "verdict"] == "not assessable"
+        and "optuna trials" in f2.loc["TVAE improves with compound HPO", "reason"]
+    )
 
 def test_a_failed_run_is_reported_and_the_model_set_is_the_same_for_every_objective():
     t = simulate_results(effects={("compound", "heldout"): 0.12})
     t = t[~((t.model == "tvae") & (t.config == "utility"))]
-    t = pd.concat([t, pd.DataFrame([{"dataset": "aml_sal", "model": "tvae", "config": "utility", "status": "failed", "error": "HPO: no finished trial",
-                                     "split": "test", "metric": "compound", "value": np.nan, "budget": 1.0, "train_seed": 0, "sample_seed": 0}])])
+    t = pd.concat([t, pd.DataFrame([{"dataset": "aml_sal", "model": "tvae", "config": "utility", "status": "failed",
+                                     "error": "HPO: no finished trial", "split": "test", "metric": "compound",
+                                     "value": np.nan, "budget": 1.0, "train_seed": 0, "sample_seed": 0}])])
     g = generalisation(t, "aml_sal")
     assert "tvae" not in g["models"] and "no finished trial" in g["excluded"]["tvae"]
     assert "tvae left out" in verdicts(t).loc[GEN, "reason"]
@@ -118,18 +123,22 @@ def violation_table(tuned_rate, n=1000, budget=1.0, final=0.0):
     for m in ("tvae", "ctgan"):
         for cfg, rate in (("default", 0.4), ("compound", tuned_rate if m == "tvae" else 0.2)):
             for strat, fin in (("none", rate), ("default", final)):
-                rows.append({"dataset": "aml_sal", "model": m, "config": cfg, "strategy": strat, "rule": "efs_le_os", "rate_raw": rate,
-                             "rate_final": fin, "n_rows": n, "budget": budget, "status": "ok"})
+                rows.append({"dataset": "aml_sal", "model": m, "config": cfg, "strategy": strat, "rule": "efs_le_os",
+                             "rate_raw": rate, "rate_final": fin, "n_rows": n, "budget": budget, "status": "ok"})
     return pd.DataFrame(rows)
 
 def test_violation_findings_use_efs_le_os_alone_and_tuned_configurations():
     res = simulate_results(effects={("compound", "compound"): 0.1})
     f = verdicts(res, violation_table(0.1))
     assert f.loc["HPO alone does not prevent EFS > OS violations", "verdict"] == "supported"
-    assert f.loc["without processing, up to 61 % of rows have EFS > OS", "verdict"] == "contradicted"   # 40 % at most, tight interval
+    # 40 % at most, tight interval
+    assert f.loc["without processing, up to 61 % of rows have EFS > OS", "verdict"] == "contradicted"
     assert f.loc["domain-constraint processing yields valid rows", "verdict"] == "supported"
     assert "0 %" not in f.loc["domain-constraint processing yields valid rows", "published"]
-    assert verdicts(res, violation_table(0.0)).loc["HPO alone does not prevent EFS > OS violations", "verdict"] == "contradicted"
+    assert (
+        verdicts(res, violation_table(0.0)).loc["HPO alone does not prevent EFS > OS violations", "verdict"]
+        == "contradicted"
+    )
     hi = violation_table(0.6); hi.loc[hi.rate_raw == 0.6, "n_rows"] = 1000
     assert verdicts(res, hi).loc["without processing, up to 61 % of rows have EFS > OS", "verdict"] == "supported"
     cheap = verdicts(res, violation_table(0.1, budget=0.002))
@@ -138,19 +147,24 @@ def test_violation_findings_use_efs_le_os_alone_and_tuned_configurations():
 # --- gates per finding and the search-limited tier (a profile with a budget and trials per model) ---------------------
 
 TVAE, TABDDPM = "TVAE improves with compound HPO", "TabDDPM improves the most"
-HPO_VIOL, UP_TO_61 = "HPO alone does not prevent EFS > OS violations", "without processing, up to 61 % of rows have EFS > OS"
+HPO_VIOL, UP_TO_61 = (
+    "HPO alone does not prevent EFS > OS violations",
+    "without processing, up to 61 % of rows have EFS > OS",
+)
 
 def test_mixed_budgets_judge_tvae_on_its_own_rows_and_leave_the_capped_model_out():
     # TVAE and CTGAN at full epochs, CTAB-GAN+ capped at 5 %: the old table-wide gate made every finding not assessable
     t = simulate_results(models=("tvae", "ctgan", "ctabgan_plus", "tabddpm"), budget={"ctabgan_plus": 0.05},
-                         effects={("compound", "compound"): 0.1, ("compound", "heldout"): 0.12, ("fidelity", "heldout"): 0.02})
+                         effects={("compound", "compound"): 0.1, ("compound", "heldout"): 0.12,
+                                  ("fidelity", "heldout"): 0.02})
     f = verdicts(t)
     assert f.loc[TVAE, "verdict"] == "supported" and "reduced epoch budget" not in f.loc[TVAE, "reason"]
     assert f.loc[TVAE, "evidence"].startswith("budget 1,")
     cp = f.loc["CTAB-GAN+ improves with compound HPO"]
     assert cp["verdict"] == "not assessable" and "reduced epoch budget 0.05" in cp["reason"]
     # the comparisons go on without the capped model and say so
-    assert f.loc[GEN, "verdict"] == "supported" and "ctabgan_plus left out (reduced epoch budget 0.05" in f.loc[GEN, "reason"]
+    assert (f.loc[GEN, "verdict"] == "supported"
+            and "ctabgan_plus left out (reduced epoch budget 0.05" in f.loc[GEN, "reason"])
     assert "models 3" in f.loc[GEN, "reason"] and "ctabgan_plus" not in f.loc[GEN, "evidence"]
     assert f.loc[TABDDPM, "verdict"] != "not assessable" and "ctabgan_plus left out" in f.loc[TABDDPM, "reason"]
 
@@ -180,7 +194,8 @@ def test_compound_generalises_needs_two_models_that_pass_the_gates():
     (-0.1, 20, "contradicted"),      # a full search may contradict
 ])
 def test_search_limited_tier_on_an_improvement(effect, n_trials, verdict):
-    f = verdicts(simulate_results(models=("tvae", "ctgan"), n_trials=n_trials, effects={("compound", "compound"): effect}))
+    f = verdicts(simulate_results(models=("tvae", "ctgan"), n_trials=n_trials,
+                                  effects={("compound", "compound"): effect}))
     r = f.loc[TVAE]
     assert r["verdict"] == verdict, r["reason"]
     if n_trials == 10:
@@ -204,11 +219,11 @@ def test_search_limited_tier_on_tabddpm_most_counts_against_the_side_with_less_s
                                            effects={("compound", "compound"): ddpm_effect}),
                           simulate_results(models=("tvae", "ctgan"), n_trials=rival_trials,
                                            effects={("compound", "compound"): 0.1}, seed=1)])
-    assert verdicts(table(0.3, 10, 70)).loc[TABDDPM, "verdict"] == "supported"     # tabddpm's own limit understates it
-    r = verdicts(table(0.3, 70, 10)).loc[TABDDPM]                                    # the rivals' limit may understate them
+    assert verdicts(table(0.3, 10, 70)).loc[TABDDPM, "verdict"] == "supported"    # tabddpm's own limit understates it
+    r = verdicts(table(0.3, 70, 10)).loc[TABDDPM]                       # the rivals' limit may understate them
     assert r["verdict"] == "inconclusive" and "improvements may be understated" in r["reason"]
     assert verdicts(table(-0.1, 70, 10)).loc[TABDDPM, "verdict"] == "contradicted"  # limited rivals still beat it
-    r = verdicts(table(-0.1, 10, 70)).loc[TABDDPM]                                   # tabddpm searched less: may catch up
+    r = verdicts(table(-0.1, 10, 70)).loc[TABDDPM]                      # tabddpm searched less: may catch up
     assert r["verdict"] == "inconclusive" and r["reason"].startswith("search-limited (tabddpm 10 trials < 20)")
 
 def test_violation_findings_use_full_budget_models_only_and_name_the_capped_ones():
@@ -217,8 +232,9 @@ def test_violation_findings_use_full_budget_models_only_and_name_the_capped_ones
     # a capped survival_gan whose tuned output has no violations and whose default breaks 61 %: would flip both verdicts
     for cfg, rate in (("default", 0.61), ("compound", 0.0)):
         for strat in ("none", "default"):
-            v.loc[len(v)] = {"dataset": "aml_sal", "model": "survival_gan", "config": cfg, "strategy": strat, "rule": "efs_le_os",
-                             "rate_raw": rate, "rate_final": 0.0, "n_rows": 1000, "budget": 0.02, "status": "ok"}
+            v.loc[len(v)] = {"dataset": "aml_sal", "model": "survival_gan", "config": cfg, "strategy": strat,
+                             "rule": "efs_le_os", "rate_raw": rate, "rate_final": 0.0, "n_rows": 1000, "budget": 0.02,
+                             "status": "ok"}
     f = verdicts(res, v)
     assert f.loc[HPO_VIOL, "verdict"] == "supported" and f.loc[UP_TO_61, "verdict"] == "contradicted"
     for k in (HPO_VIOL, UP_TO_61, "domain-constraint processing yields valid rows"):
@@ -230,7 +246,8 @@ def test_violation_findings_use_full_budget_models_only_and_name_the_capped_ones
     # only capped models: not assessable, and the reason names them
     h = verdicts(res, v[v.model == "survival_gan"])
     assert (h.loc[[HPO_VIOL, UP_TO_61], "verdict"] == "not assessable").all()
-    assert "no full-budget model's run" in h.loc[HPO_VIOL, "reason"] and "survival_gan 0.02" in h.loc[HPO_VIOL, "reason"]
+    assert ("no full-budget model's run" in h.loc[HPO_VIOL, "reason"]
+            and "survival_gan 0.02" in h.loc[HPO_VIOL, "reason"])
 
 def test_a_failed_violation_run_is_named_not_dropped():
     v = violation_table(0.1).assign(error="")          # the violation notebook's columns
@@ -270,5 +287,6 @@ def test_data_card_flags_a_utility_target_at_chance():
     targets = get_dataset("myeloid").schema.targets
     assert [t.name for t in targets] == ["OS_2y"]                              # CR1 was dropped as a utility target ...
     my, aml = target_signal("myeloid", targets=[Target("CR1", "CR1"), *targets]), target_signal("aml_sal")
-    assert my.loc["CR1", "at_chance"] and not my.loc["OS_2y", "at_chance"]     # ... because it carries no signal in trt, SEX, flt3
+    # ... because it carries no signal in trt, SEX, flt3
+    assert my.loc["CR1", "at_chance"] and not my.loc["OS_2y", "at_chance"]
     assert not aml["at_chance"].any() and (aml["auc"] > 0.7).all()

@@ -70,7 +70,8 @@ def test_survival_scores_match_lifelines_loop(data):
     assert got["survival_auc_abs_opt"] < 1
 
 def test_survival_scores_match_synthcity(data):
-    "Against synthcity's SurvivalKMDistance (and the nonparametric_distance it calls); ~17 s, mostly importing synthcity."
+    """Against synthcity's SurvivalKMDistance (and the nonparametric_distance it calls); ~17 s, mostly importing
+    synthcity."""
     from synthtrial.compat import ensure_torchvision
     ensure_torchvision()
     from synthcity.plugins.core.models.survival_analysis.metrics import nonparametric_distance
@@ -217,14 +218,17 @@ def test_bad_input_has_defined_behaviour(data):
     with pytest.warns(M.MetricWarning, match="TXTM"):
         v = M.basic_statistical_measure(train.assign(TXTM=np.nan), test, schema)
     assert 0 <= v <= 1
-    assert M.basic_statistical_measure(train, test.assign(TXTM=np.nan), schema) < M.basic_statistical_measure(train, test, schema)
+    assert M.basic_statistical_measure(train, test.assign(TXTM=np.nan), schema) < M.basic_statistical_measure(
+        train, test, schema
+    )
     # constant columns in either frame: every fidelity metric stays defined and in range
     for r, s in ((train.assign(trt="A"), test), (train, test.assign(trt="A", OSTM=100.0))):
         out = S.evaluate_all(r, test, s, schema, metrics="fidelity")
         assert all(0 <= v <= 1 for v in out.values()), out
     # single-class synthetic target: the last label is flipped (study rule), with a warning
     with pytest.warns(M.MetricWarning, match="flipped"):
-        v = U.ml_efficiency(train.assign(OSTM=100.0), test, schema, "OS_2y", {"iterations": 30})   # every OS_2y label is 1
+        # every OS_2y label is 1
+        v = U.ml_efficiency(train.assign(OSTM=100.0), test, schema, "OS_2y", {"iterations": 30})
     assert -1 <= v <= 1
     with pytest.raises(ParameterError, match="matches no metric"):
         S.compound_score({"k_means_score": 1.0}, {"kmeans": 1})
@@ -252,7 +256,8 @@ def test_min_hamming_measures_from_each_source_row(data):
     assert mixed["exact_matches"] == 5 and mixed["p5"] == 0 and mixed["mean"] > 0
 
 def test_min_hamming_numeric_nan_as_the_study(data):
-    "The study's pandas `!=`: a missing numeric value matches nothing, itself included; `numeric_nan_matches` is the named deviation."
+    """The study's pandas `!=`: a missing numeric value matches nothing, itself included; `numeric_nan_matches` is the
+    named deviation."""
     train, _, schema = data
     with_nan = train[train.CRTM.isna()].iloc[:5]
     assert P.min_hamming(with_nan, train, schema)["exact_matches"] == 0
@@ -262,7 +267,9 @@ def test_min_hamming_numeric_nan_as_the_study(data):
 def test_min_hamming_hand_computed():
     "Four source rows against four target rows, distances counted by hand (see 05a_privacy)."
     from synthtrial.schema import Schema, Column
-    hs = Schema("h", [Column("a", "boolean"), Column("b", "boolean"), Column("c", "categorical", levels=["x", "y", "z"])])
+    hs = Schema(
+        "h", [Column("a", "boolean"), Column("b", "boolean"), Column("c", "categorical", levels=["x", "y", "z"])]
+    )
     T = hs.validate(pd.DataFrame({"a": [0, 1, 0, 1], "b": [0, 1, 1, 0], "c": ["x", "y", "x", "z"]}))
     S_ = hs.validate(pd.DataFrame({"a": [0, 1, 0, 1], "b": [0, 1, 1, 0], "c": ["x", "x", "z", "y"]}))
     h = P.min_hamming(S_, T, hs)
@@ -276,15 +283,21 @@ def test_privacy_train_vs_test_sign(data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", M.MetricWarning)
         from_train = P.privacy_report(train, test, train.sample(len(test), random_state=0), schema)
-        from_test = P.privacy_report(train, test, pd.concat([test.sample(100, random_state=1), train.sample(30, random_state=1)]), schema)
+        from_test = P.privacy_report(
+            train, test, pd.concat([test.sample(100, random_state=1), train.sample(30, random_state=1)]), schema
+        )
     assert from_train["dif_syn_train_test"] > 0 > from_test["dif_syn_train_test"]
     # balanced mode: every chunk pair, no row dropped (516 train rows, chunks of ~130: 4 chunks, 6 train-train pairs)
     k = round(len(train) / len(test))
-    assert from_train["hamming_syn_train"]["n_pairs"] == k and from_train["hamming_train_train"]["n_pairs"] == k * (k - 1) // 2
+    assert (
+        from_train["hamming_syn_train"]["n_pairs"] == k
+        and from_train["hamming_train_train"]["n_pairs"] == k * (k - 1) // 2
+    )
     assert sum(len(c) for c in P.study_chunks(train, len(test))) == len(train)
 
 def test_theil_u_default_is_dython_051_orientation(data):
-    "The default is the transpose of dython >= 0.6 in the categorical block (dython 0.5.1's `ij = theils_u(col_j, col_i)`)."
+    """The default is the transpose of dython >= 0.6 in the categorical block (dython 0.5.1's
+    `ij = theils_u(col_j, col_i)`)."""
     train, _, schema = data
     _, cat = M.split_kinds(schema, schema.modelled)
     a = M.association_matrix(train, schema).loc[cat, cat].values

@@ -87,6 +87,11 @@ def test_evaluate_config_recomputes_a_torn_block(tmp_path):
     )
     p.write_text(p.read_text()[:-300])                                        # tear the last block
     assert set(read_blocks(p).sample_seed) == {0}
-    again = evaluate_config("myeloid", "gaussian_copula", "default", train_seeds=[0], sample_seeds=[0, 1], out_csv=p, progress=False)
+    again = evaluate_config(
+        "myeloid", "gaussian_copula", "default", train_seeds=[0], sample_seeds=[0, 1], out_csv=p, progress=False
+    )
     cols = ["sample_seed", "split", "metric", "value"]
-    pd.testing.assert_frame_equal(again[cols].sort_values(cols[:3]).reset_index(drop=True), first[cols].sort_values(cols[:3]).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        again[cols].sort_values(cols[:3]).reset_index(drop=True),
+        first[cols].sort_values(cols[:3]).reset_index(drop=True),
+    )

@@ -7,7 +7,8 @@ here by synthtrial's own `save_figure`/`save_table`, and checks that the figure 
 caption, the provenance (commit, seed) and the table. Skips (with the reason) where Chromium or the site's
 environment (.venv-site, `make site`) is missing; CI installs both.
 """
-import base64, functools, http.server, json, os, shutil, signal, struct, subprocess, sys, threading, time, urllib.request
+import base64, functools, http.server, json, os, shutil, signal, struct, subprocess, sys, threading, time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -109,9 +110,8 @@ class Browser:
         for e in self.events:
             m, p = e["method"], e["params"]
             if m == "Runtime.exceptionThrown":
-                problems.append(
-                    f"exception: {p['exceptionDetails'].get('exception', {}).get('description') or p['exceptionDetails'].get('text')}"
-                )
+                d = p["exceptionDetails"]
+                problems.append(f"exception: {d.get('exception', {}).get('description') or d.get('text')}")
             elif m == "Runtime.consoleAPICalled" and p["type"] in ("error", "assert"):
                 problems.append(
                     "console.error: " + " ".join(str(a.get("value", a.get("description"))) for a in p["args"])
@@ -124,7 +124,8 @@ class Browser:
                 problems.append(f"HTTP {p['response']['status']}: {p['response']['url']}")
             elif m == "Network.requestWillBeSent":
                 u = p["request"]["url"]
-                if not (u.startswith(("data:", "blob:", "about:")) or u.split("/")[2:3] == [host]): problems.append(f"remote request: {u}")
+                if not (u.startswith(("data:", "blob:", "about:")) or u.split("/")[2:3] == [host]):
+                    problems.append(f"remote request: {u}")
         return problems
 
     def eval(self, expr: str):
@@ -174,12 +175,15 @@ def test_site_index_and_figure_page_in_chromium(browser, serve, tmp_path):
     assert w >= 800 and h >= 600 and shot.stat().st_size > 20_000, (w, h, shot.stat().st_size)
 
     figure_pages = sorted(p for p in (HTML / "figures").glob("*.html") if p.name != "index.html")
-    page = figure_pages[0] if figure_pages else HTML / "figures" / "index.html"   # fresh clone: the "run make quick" page
+    # fresh clone: the "run make quick" page
+    page = figure_pages[0] if figure_pages else HTML / "figures" / "index.html"
     problems = browser.load(f"{base}/{page.relative_to(HTML).as_posix()}")
     assert problems == [], problems
     assert browser.eval("document.querySelector('main h1').innerText").startswith("Figures and tables")
     if figure_pages:
-        assert browser.eval("Array.from(document.querySelectorAll('main figure img')).every(i => i.complete && i.naturalWidth > 0)")
+        assert browser.eval(
+            "Array.from(document.querySelectorAll('main figure img')).every(i => i.complete && i.naturalWidth > 0)"
+        )
     else:
         assert "make quick" in browser.eval("document.querySelector('main').innerText")
     png_size(browser.screenshot(tmp_path / "figure.png"))
@@ -194,9 +198,23 @@ def test_figure_page_shows_image_caption_provenance_and_table(browser, serve, tm
     figs = tmp_path / "figures" / "mine"
     ax = plot_km({"train": train, "test": test}, schema)
     caption = f"Kaplan–Meier estimate of overall survival, myeloid train (n={len(train)}) vs test (n={len(test)})."
-    save_figure(ax.figure, "km_myeloid_split", caption, "tests/test_site.py", params={"dataset": "myeloid", "seed": 1}, out_dir=figs)
+    save_figure(
+        ax.figure,
+        "km_myeloid_split",
+        caption,
+        "tests/test_site.py",
+        params={"dataset": "myeloid", "seed": 1},
+        out_dir=figs,
+    )
     plt.close(ax.figure)
-    counts = train[schema.primary_endpoint.event].astype(int).value_counts().sort_index().rename_axis("event").reset_index(name="patients")
+    counts = (
+        train[schema.primary_endpoint.event]
+        .astype(int)
+        .value_counts()
+        .sort_index()
+        .rename_axis("event")
+        .reset_index(name="patients")
+    )
     save_table(counts, "events_myeloid", "Events in the myeloid training split.", "tests/test_site.py",
                params={"dataset": "myeloid", "seed": 1}, out_dir=figs / "tables")
     sha = json.loads((figs / "km_myeloid_split.json").read_text())["git"]["sha"]
@@ -207,10 +225,12 @@ def test_figure_page_shows_image_caption_provenance_and_table(browser, serve, tm
     problems = browser.load(f"{base}/figures/mine.html")
     assert problems == [], problems
     assert browser.eval("document.querySelector('main h1').innerText").startswith("Figures and tables: mine")
-    img = browser.eval("(() => { const i = document.querySelector('main figure img'); return [i.complete, i.naturalWidth, i.naturalHeight]; })()")
+    img = browser.eval("(() => { const i = document.querySelector('main figure img'); "
+                       "return [i.complete, i.naturalWidth, i.naturalHeight]; })()")
     assert img[0] and img[1] > 300 and img[2] > 200, img
     text = browser.eval("document.querySelector('main').innerText")
-    assert "Kaplan–Meier estimate of overall survival" in browser.eval("document.querySelector('main figcaption').innerText")
+    assert "Kaplan–Meier estimate of overall survival" in browser.eval(
+        "document.querySelector('main figcaption').innerText")
     assert str(sha) in text and "seed=1" in text and "tests/test_site.py" in text
     cells = browser.eval("Array.from(document.querySelectorAll('main table td')).map(td => td.innerText.trim())")
     assert str(int((train[schema.primary_endpoint.event].astype(int) == 1).sum())) in cells, cells
@@ -237,7 +257,8 @@ def test_offline_check_finds_remote_scripts_styles_and_fonts(tmp_path):
     assert bs.remote_resources(tmp_path) == {}
     (tmp_path / "math.html").write_text('<script async src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js"></script>'
                                         '<link rel="stylesheet" href="//fonts.googleapis.com/css?family=Lato">')
-    (tmp_path / "s.css").write_text('@import url("https://fonts.googleapis.com/css2?family=Roboto"); body { color: red }')
+    (tmp_path / "s.css").write_text('@import url("https://fonts.googleapis.com/css2?family=Roboto"); '
+                                    'body { color: red }')
     bad = bs.remote_resources(tmp_path)
     assert set(bad) == {"math.html", "s.css"} and len(bad["math.html"]) == 2, bad
 
@@ -246,7 +267,8 @@ def test_assembled_book_of_a_fresh_clone_says_run_make_quick(tmp_path):
     "No results or figures yet: the runs and figures pages tell the reader what to run; API pages keep their order."
     bs = _build_site_module()
     book = tmp_path / "book"
-    counts = bs.assemble(book, ROOT / "nbs", tmp_path / "no_results", tmp_path / "no_figures", {"api", "runs", "figures"})
+    counts = bs.assemble(book, ROOT / "nbs", tmp_path / "no_results", tmp_path / "no_figures",
+                         {"api", "runs", "figures"})
     lib = sorted(p.stem for p in (ROOT / "nbs").glob("[0-9]*.ipynb"))
     assert counts["api"] == len(lib) and counts["runs"] == counts["figures"] == 0
     toc = (book / "_toc.yml").read_text()

@@ -42,7 +42,8 @@ def test_a_bad_parameter_inside_the_notebook_is_reported_in_one_line(isolated_ou
     [
         (
             ["--dataset", "mieloid"],
-            "dataset='mieloid' is not allowed; choose one of: 'actg320', 'aml_sal', 'aml_sal_nflow', 'colon', 'gbsg2', 'myeloid'",
+            "dataset='mieloid' is not allowed; choose one of: "
+            "'actg320', 'aml_sal', 'aml_sal_nflow', 'colon', 'gbsg2', 'myeloid'",
         ),
         (["--model", "gan"], "model='gan' is not allowed; choose one of: "),
         (["--n-rows", "0"], "n_rows=0 is not allowed; it must be a whole number > 0"),

@@ -167,7 +167,7 @@ def study_discriminator(orig_df, synth_df, test_ratio=0.2):
     acc = (rf.predict(te.drop(columns="real_point")) == te.real_point).mean()
     return 1 - (max(acc, 0.5) - 0.5) * 2
 
-# ------------------------------------------------------------------ 5. k-means (the study sets no seed: one per call here)
+# ---------------------------------------------------------- 5. k-means (the study sets no seed: one per call here)
 def study_kmeans(orig_df, synth_df, seed, k=10):
     from sklearn.cluster import KMeans
     from sklearn.preprocessing import OneHotEncoder, StandardScaler, RobustScaler
@@ -225,7 +225,7 @@ def study_ml_efficiency(
     model.fit(synth, y_syn)
     return matthews_corrcoef(y_test, model.predict(orig_test))
 
-# ------------------------------------------------------------------ 7. survival (synthcity 0.2.6 nonparametric_distance)
+# ---------------------------------------------------------- 7. survival (synthcity 0.2.6 nonparametric_distance)
 def study_survival(real_T, real_E, syn_T, syn_E, n_points):
     "One `nonparametric_distance` call: lifelines KM `predict` per time point, numpy trapezoid."
     from lifelines import KaplanMeierFitter
@@ -263,8 +263,10 @@ def study_hamming(df_from, df_to, categorical_cols, num_bins=10):
 def study_eval_hamming(df_from, df_to, categorical_cols, balanced_count, same=False):
     df_from = df_from.sample(frac=1, random_state=1).reset_index(drop=True)
     df_to = df_to.sample(frac=1, random_state=1).reset_index(drop=True)
-    A = np.array_split(df_from, round(len(df_from) / balanced_count)); B = np.array_split(df_to, round(len(df_to) / balanced_count))
-    res = [study_hamming(A[i], B[j], categorical_cols) for i in range(len(A)) for j in range(len(B)) if not (same and j <= i)]
+    A = np.array_split(df_from, round(len(df_from) / balanced_count))
+    B = np.array_split(df_to, round(len(df_to) / balanced_count))
+    res = [study_hamming(A[i], B[j], categorical_cols)
+           for i in range(len(A)) for j in range(len(B)) if not (same and j <= i)]
     return {"mean": np.mean([r[0] for r in res]), "mean_gap_2nd": np.mean([r[1] for r in res]),
             **{f"p{q}": np.mean([r[2][k] for r in res]) for k, q in enumerate((5, 25, 50, 75, 95))},
             "exact_matches": sum(r[3] for r in res)}
@@ -275,7 +277,9 @@ def study_privacy(train, test, syn, categorical_cols):
            "hamming_syn_test": study_eval_hamming(syn, test, categorical_cols, m),
            "hamming_train_test": study_eval_hamming(train, test, categorical_cols, m),
            "hamming_train_train": study_eval_hamming(train, train, categorical_cols, m, same=True)}
-    st, ss_, tt, trtr = (out[k]["mean"] for k in ("hamming_syn_train", "hamming_syn_test", "hamming_train_test", "hamming_train_train"))
+    st, ss_, tt, trtr = (
+        out[k]["mean"] for k in ("hamming_syn_train", "hamming_syn_test", "hamming_train_test", "hamming_train_train")
+    )
     out.update(dif_syn_train_test=1 - st / ss_, dif_orig_train_test=1 - trtr / tt,
                dif_syn_train_orig_train=st / trtr - 1, dif_syn_test_orig_test=ss_ / tt - 1)
     return out
@@ -306,7 +310,9 @@ def suite(frames):
 def test_frames_exercise_the_encodings(frames):
     "The pinned frames contain what the encodings are about: a missing category, missing booleans, unequal sizes."
     train, test, syn, schema, (Tr, Te, Sy) = frames
-    assert (Tr.AMLSTAT == "empty_val").any() and (Tr[[c for c in schema.modelled if schema[c].kind == "boolean"]] == -1).any().any()
+    assert (Tr.AMLSTAT == "empty_val").any() and (
+        Tr[[c for c in schema.modelled if schema[c].kind == "boolean"]] == -1
+    ).any().any()
     assert len(Tr) != len(Sy)
 
 @pytest.mark.parametrize("metric", ["basic_statistical_measure_num", "log_transformed_correlation_score",
@@ -345,10 +351,13 @@ def test_missing_category_sentinel_is_a_named_deviation(frames):
     "The earlier encoding (sentinel after encoding) is still available by name, and differs on this frame."
     from synthtrial.metrics import discriminator_measure_rf
     train, test, syn, schema, (Tr, Te, Sy) = frames
-    amlstat_missing = syn.assign(AMLSTAT=syn.AMLSTAT.where(np.arange(len(syn)) % 4 > 0))   # many missing: the codes matter
+    # many missing: the codes matter
+    amlstat_missing = syn.assign(AMLSTAT=syn.AMLSTAT.where(np.arange(len(syn)) % 4 > 0))
     ref = study_discriminator(Tr, study_frame(amlstat_missing, schema))
     assert discriminator_measure_rf(train, amlstat_missing, schema) == pytest.approx(ref, abs=1e-12)
-    assert discriminator_measure_rf(train, amlstat_missing, schema, missing_category="sentinel") != pytest.approx(ref, abs=1e-12)
+    assert discriminator_measure_rf(train, amlstat_missing, schema, missing_category="sentinel") != pytest.approx(
+        ref, abs=1e-12
+    )
 
 def test_kmeans_equals_the_study_per_seed(frames, suite):
     from synthtrial.scores import suite_settings

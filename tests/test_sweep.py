@@ -246,7 +246,9 @@ def test_scheduler_never_exceeds_cores(tmp_path):
             input: "common"
             output: "file{n}"
             threads: 2
-            shell: "python -c 'import time; print(time.time())' > {output}.start; sleep 2; python -c 'import time; print(time.time())' > {output}"
+            shell:
+                "python -c 'import time; print(time.time())' > {output}.start; sleep 2; "
+                "python -c 'import time; print(time.time())' > {output}"
         '''))
     r = subprocess.run(
         [str(BIN / "snakemake"), "--cores", "2", "--scheduler", "greedy"],

@@ -85,14 +85,18 @@ def test_tutorial_data_files_load_and_obey_their_rules():
     assert [e.name for e in ds.schema.endpoints] == ["OS", "RFS"] and ds.schema.targets
     rules = RuleSet.from_yaml(DATA / "gbsg2_rules.yaml", schema=ds.schema)
     assert rules["rfs_le_os"].spec["reparam"] and rules.violation_report(df).n_invalid_enforced == 0
-    with pytest.raises(SynthtrialError, match=r"missing columns \[.tumour_size.\]"):   # the kind of error tutorial 4 shows
+    # the kind of error tutorial 4 shows
+    with pytest.raises(SynthtrialError, match=r"missing columns \[.tumour_size.\]"):
         ds.schema.validate(df.rename(columns={"tumour_size": "tumor_size"}))
 
 def _execute(name: str, tmp_path: Path) -> tuple[dict, float]:
-    "Run a tutorial with papermill in its own process (cwd = nbs/tutorials, outputs to tmp_path); returns the executed notebook and its wall time."
+    """Run a tutorial with papermill in its own process (cwd = nbs/tutorials, outputs to tmp_path); returns the
+    executed notebook and its wall time."""
     out = tmp_path / f"{name}.ipynb"
-    env = {**os.environ, "SYNTHTRIAL_RESULTS": str(tmp_path / "results"), "SYNTHTRIAL_FIGURES": str(tmp_path / "figures"),
-           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}   # kernel = this venv's python
+    # PATH: kernel = this venv's python
+    env = {**os.environ, "SYNTHTRIAL_RESULTS": str(tmp_path / "results"),
+           "SYNTHTRIAL_FIGURES": str(tmp_path / "figures"),
+           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
     before = sorted(p.relative_to(TUT) for p in TUT.rglob("*"))
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "papermill", str(TUT / f"{name}.ipynb"), str(out), "-k", "python3",

@@ -208,7 +208,8 @@ def run_page(r: dict, run_id: str) -> dict | None:
 
 # ---------------------------------------------------------------- figures
 def figure_groups(figures: Path) -> dict[str, list[Path]]:
-    "Sidecars (JSON with a caption and a figure or table name) by group: 'figures' for figures/*.json, else the folder name."
+    """Sidecars (JSON with a caption and a figure or table name) by group: 'figures' for figures/*.json, else the
+    folder name."""
     groups: dict[str, list[Path]] = {}
     cands = [("figures", p) for p in sorted(figures.glob("*.json"))]
     cands += [
@@ -255,7 +256,8 @@ def figure_page(group: str, sides: list[Path], fig_root: Path, results: Path, ru
     out = [
         f"# {title}",
         "",
-        f"{len(fig_items)} figures and {len(tab_items)} tables from `figures/{'' if group == 'figures' else group + '/'}`, "
+        f"{len(fig_items)} figures and {len(tab_items)} tables from "
+        f"`figures/{'' if group == 'figures' else group + '/'}`, "
         "each with its caption and provenance (the JSON sidecar written beside it by the producing notebook).",
         "",
     ]
@@ -267,8 +269,15 @@ def figure_page(group: str, sides: list[Path], fig_root: Path, results: Path, ru
         if png.is_file():
             img_dir.mkdir(parents=True, exist_ok=True)
             shutil.copy2(png, img_dir / png.name)
-            out += [f"```{{figure}} {slug(group)}/{png.name}", f":name: fig-{slug(group)}-{slug(name)}", f":alt: {name}", "",
-                    str(m["caption"]), "```", ""]
+            out += [
+                f"```{{figure}} {slug(group)}/{png.name}",
+                f":name: fig-{slug(group)}-{slug(name)}",
+                f":alt: {name}",
+                "",
+                str(m["caption"]),
+                "```",
+                "",
+            ]
         else:
             out += [f"*(no PNG beside `{p.name}`)* {m['caption']}", ""]
         out += [provenance_md(m, results, run_docs), ""]
@@ -276,7 +285,11 @@ def figure_page(group: str, sides: list[Path], fig_root: Path, results: Path, ru
     for p, m in tab_items:
         name = str(m["table"]); md = p.with_suffix(".md")
         out += [f"### {name}", "", f"**{m['caption']}**", ""]
-        body = md.read_text(encoding="utf-8").split("\n\n", 1)[-1].strip() if md.is_file() else "*(no Markdown table beside the sidecar)*"
+        body = (
+            md.read_text(encoding="utf-8").split("\n\n", 1)[-1].strip()
+            if md.is_file()
+            else "*(no Markdown table beside the sidecar)*"
+        )
         out += [body, "", provenance_md(m, results, run_docs), ""]
     return "\n".join(out)
 
@@ -334,7 +347,9 @@ def assemble(book: Path, nbs: Path, results: Path, figures: Path, sections: set[
             doc = "runs/" + "/".join(slug(x) for x in run_id.split("/")) + "/" + slug(run_notebook(r).stem)
             write_nb(nb, book / f"{doc}.ipynb")
             run_docs[run_id] = doc
-            by_group.setdefault(r["group"], []).append({"file": doc, "title": run_title(r), "id": run_id, "rec": r["record"]})
+            by_group.setdefault(r["group"], []).append(
+                {"file": doc, "title": run_title(r), "id": run_id, "rec": r["record"]}
+            )
             counts["runs"] += 1
         idx = ["# Experiment runs", "",
                "The executed experiment notebooks kept by papermill as the records of their runs (parameters, "
@@ -344,8 +359,8 @@ def assemble(book: Path, nbs: Path, results: Path, figures: Path, sections: set[
             idx += ["```{important}", f"There are no run records under `results/` yet. {MAKE_QUICK}", "```"]
         for g, items in by_group.items():
             idx += [f"## {g} ({len(items)} runs)", "", "| run | status | wall s | notebook |", "|---|---|---|---|"]
-            idx += [f"| `{it['id']}` | {it['rec'].get('status')} | {it['rec'].get('wall_seconds')} | {{doc}}`open </{it['file']}>` |"
-                    for it in items]
+            idx += [f"| `{it['id']}` | {it['rec'].get('status')} | {it['rec'].get('wall_seconds')} "
+                    f"| {{doc}}`open </{it['file']}>` |" for it in items]
             idx.append("")
         (book / "runs").mkdir(parents=True, exist_ok=True)
         (book / "runs" / "index.md").write_text("\n".join(idx) + "\n", encoding="utf-8")
@@ -358,7 +373,9 @@ def assemble(book: Path, nbs: Path, results: Path, figures: Path, sections: set[
         for g, sides in groups.items():
             (book / "figures").mkdir(parents=True, exist_ok=True)
             doc = f"figures/{slug(g)}"
-            (book / f"{doc}.md").write_text(figure_page(g, sides, book / "figures", results, run_docs), encoding="utf-8")
+            (book / f"{doc}.md").write_text(
+                figure_page(g, sides, book / "figures", results, run_docs), encoding="utf-8"
+            )
             sec.append({"file": doc}); counts["figure_pages"] += 1
             for p in sides:
                 m = load_json(p); counts["figures" if "figure" in m else "tables"] += 1
@@ -372,7 +389,9 @@ def assemble(book: Path, nbs: Path, results: Path, figures: Path, sections: set[
                     f"{len(s)} figures and tables" for g, s in groups.items()]
         (book / "figures").mkdir(parents=True, exist_ok=True)
         (book / "figures" / "index.md").write_text("\n".join(idx) + "\n", encoding="utf-8")
-        parts.append(("Figures and tables", [{"file": "figures/index", "sections": sec} if sec else {"file": "figures/index"}]))
+        parts.append(
+            ("Figures and tables", [{"file": "figures/index", "sections": sec} if sec else {"file": "figures/index"}])
+        )
 
     (book / "_toc.yml").write_text(toc_yaml("index", parts), encoding="utf-8")
     return counts
@@ -410,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nbs", default=str(ROOT / "nbs"))
     ap.add_argument("--results", default=str(ROOT / "results"))
     ap.add_argument("--figures", default=str(ROOT / "figures"))
-    ap.add_argument("--sections", default="api,tutorials,runs,figures", help="comma-separated subset of api,tutorials,runs,figures")
+    ap.add_argument("--sections", default="api,tutorials,runs,figures",
+                    help="comma-separated subset of api,tutorials,runs,figures")
     ap.add_argument("--no-build", action="store_true", help="only assemble the book's sources")
     a = ap.parse_args(argv)
     out = Path(a.out).resolve(); book = out / "_book"
@@ -441,9 +461,11 @@ def main(argv: list[str] | None = None) -> int:
     bad = remote_resources(html)
     if bad:
         for page, urls in list(bad.items())[:20]: print(f"error: {page} loads {urls[:3]}", file=sys.stderr)
-        print(f"error: {len(bad)} pages would fetch resources from the internet; the site must work offline", file=sys.stderr)
+        print(f"error: {len(bad)} pages would fetch resources from the internet; the site must work offline",
+              file=sys.stderr)
         return 1
-    print(f"site: {html / 'index.html'} ({sum(1 for _ in html.rglob('*.html'))} pages, {len(warnings)} Sphinx warnings: "
+    print(f"site: {html / 'index.html'} ({sum(1 for _ in html.rglob('*.html'))} pages, "
+          f"{len(warnings)} Sphinx warnings: "
           f"see {out / '_build' / 'build.log'}) in {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -7,7 +7,8 @@ import sys, json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HEADER = "<!-- generated from nbs/index.ipynb by tools/check_readme.py (make readme): edit the notebook, not this file -->\n\n"
+HEADER = ("<!-- generated from nbs/index.ipynb by tools/check_readme.py (make readme): "
+          "edit the notebook, not this file -->\n\n")
 
 def render() -> str:
     nb = json.loads((ROOT / "nbs" / "index.ipynb").read_text())
