@@ -103,11 +103,13 @@ doctor: venv
 	$(PY) -m synthtrial doctor
 
 # check_paths: no tracked file names a machine path or CI's reference folder (data comes through the library).
+# lint: no line over 120 columns in synthtrial/, tests/, bench/, tools/ (ruff, .ruff.toml; tools/lint.py).
 # nbdev_test runs every library notebook (cells flagged `slow` are skipped unless FLAGS=slow);
 # pytest runs tests/ (tests marked slow are skipped unless SLOW=1). pytest prints the summary line.
 FLAGS ?=
 test: venv
 	$(PY) tools/check_paths.py
+	$(PY) tools/lint.py
 	cd nbs && $(BIN)/nbdev_test --path . --n_workers 2 $(if $(FLAGS),--flags "$(FLAGS)",) --do_print
 	$(PY) -m pytest tests -q -rs $(if $(SLOW),--slow,)
 

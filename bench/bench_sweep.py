@@ -8,7 +8,8 @@
    rtvae, survival_ctgan -- x all four objectives, 3 trials: 36 Snakemake jobs incl. the follow-up
    analyses, figures, review and report) with `snakemake --cores 1` and `--cores 2`, each in a fresh
    results folder, with the greedy scheduler as `make quick` uses it (Snakemake 9.16's default ILP job
-   selector can run more jobs than --cores: 5 at once with --cores 1 here). Every job is single-threaded (the Snakefile's `threads: 1` sets OMP_NUM_THREADS), so
+   selector can run more jobs than --cores: 5 at once with --cores 1 here). Every job is single-threaded (the
+   Snakefile's `threads: 1` sets OMP_NUM_THREADS), so
    the ratio measures what the workflow gains from running jobs side by side. `--models
    gaussian_copula,tvae --objectives compound,fidelity --n-trials 2` is the 19-job reduced sweep of the
    slow test (too small to keep two workers busy: its serial tail dominates).
@@ -28,7 +29,8 @@
    n_trials x 2 folds at 0.2 % of the epochs (budget 0.002); counting only the trials x folds factor (a lower bound on
    its compute) bounds the overhead share from above.
 
-    python bench/bench_sweep.py [--models ctgan,tvae,rtvae,survival_ctgan] [--objectives compound,fidelity,utility,survival]
+    python bench/bench_sweep.py [--models ctgan,tvae,rtvae,survival_ctgan]
+                                [--objectives compound,fidelity,utility,survival]
                                 [--n-trials 3] [--dataset myeloid] [--repeat 3]
     python bench/bench_sweep.py --config config/quick.yaml [--ci-factor 2.2]   # the whole quick sweep, once, 2 cores
 
@@ -43,15 +45,38 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_CPU_S = 2700     # issue 16: the quick sweep on the 2-core CI class (<= 25 min wall)
 BIN = Path(sys.executable).parent
-NOOP = {"cells": [
-    {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "dataset = 'myeloid'\nrun_dir = '.'", "outputs": [], "execution_count": None},
-    {"cell_type": "code", "metadata": {}, "source": "import pandas as pd\nfrom synthtrial.evaluation import get_profile, evaluate_config\n"
-     "from synthtrial.hpo import run_study\nfrom synthtrial.data import load_split\ntrain, test, schema = load_split(dataset)", "outputs": [], "execution_count": None}],
-    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+NOOP = {
+    "cells": [
+        {
+            "cell_type": "code",
+            "metadata": {"tags": ["parameters"]},
+            "source": "dataset = 'myeloid'\nrun_dir = '.'",
+            "outputs": [],
+            "execution_count": None,
+        },
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": "import pandas as pd\nfrom synthtrial.evaluation import get_profile, evaluate_config\n"
+            "from synthtrial.hpo import run_study\nfrom synthtrial.data import load_split\n"
+            "train, test, schema = load_split(dataset)",
+            "outputs": [],
+            "execution_count": None,
+        },
+    ],
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
 
 def env_for(tmp: Path) -> dict:
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "SYNTHTRIAL_RESULTS": str(tmp / "results"),
-            "SYNTHTRIAL_FIGURES": str(tmp / "figures"), "PYTHONWARNINGS": "ignore"}
+    return {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "SYNTHTRIAL_RESULTS": str(tmp / "results"),
+        "SYNTHTRIAL_FIGURES": str(tmp / "figures"),
+        "PYTHONWARNINGS": "ignore",
+    }
 
 def children_cpu() -> float:
     "User + system CPU-seconds of every finished child process of this one (and of theirs, when each was waited for)."
@@ -82,7 +107,7 @@ def cell_seconds(ipynb: Path) -> float:
     return sum((c.get("metadata", {}).get("papermill", {}).get("duration") or 0.0) for c in nb["cells"])
 
 def sweep(cores: int, cfg: list[str], tmp: Path, configfile: str | None = None) -> tuple[float, float, list[dict], int]:
-    "One Snakemake sweep in the fresh results folder `tmp`: (wall s, CPU-s of Snakemake and all its jobs, run records, jobs)."
+    "One Snakemake sweep in the fresh results folder `tmp`: (wall s, CPU-s of Snakemake and its jobs, records, jobs)."
     args = ["--configfile", configfile] if configfile else []
     if cfg: args += ["--config", *cfg]
     r, wall, cpu = timed_run([str(BIN / "snakemake"), "--cores", str(cores), "--scheduler", "greedy", *args], cwd=ROOT,
@@ -90,7 +115,9 @@ def sweep(cores: int, cfg: list[str], tmp: Path, configfile: str | None = None) 
     if r.returncode: sys.exit(f"sweep with {cores} cores failed:\n{r.stderr[-3000:]}")
     recs = []
     for p in (tmp / "results" / "sweep").rglob("run.json"):
-        rec = json.loads(p.read_text()); rec["cell_seconds"] = cell_seconds(p.parent / rec["executed"]); recs.append(rec)
+        rec = json.loads(p.read_text())
+        rec["cell_seconds"] = cell_seconds(p.parent / rec["executed"])
+        recs.append(rec)
     n_jobs = int([l for l in r.stderr.splitlines() + r.stdout.splitlines() if l.startswith("total")][0].split()[1])
     return wall, cpu, recs, n_jobs
 
@@ -100,7 +127,7 @@ def job_type(rec: dict) -> str:
     return Path(rec.get("executed") or "?").stem + (f" {ds}" if ds else "")
 
 def by_job_type(recs: list[dict]) -> list[tuple[str, int, float, str]]:
-    "Per job type, most expensive first: (type, jobs, seconds, 'CPU-s' or 'wall s'): CPU when every record has `cpu_seconds`."
+    "Per job type, costliest first: (type, jobs, seconds, 'CPU-s'/'wall s'); CPU if every record has `cpu_seconds`."
     cpu = all(r.get("cpu_seconds") is not None for r in recs)
     agg = defaultdict(lambda: [0, 0.0])
     for r in recs:
@@ -108,12 +135,21 @@ def by_job_type(recs: list[dict]) -> list[tuple[str, int, float, str]]:
     return sorted(((k, n, s, "CPU-s" if cpu else "wall s") for k, (n, s) in agg.items()), key=lambda t: -t[2])
 
 def report_cpu(label: str, wall: float, cpu: float, recs: list[dict], ci_factor: float = 1.0) -> None:
-    """Wall and CPU-seconds of one sweep, CPU per wall second, and the ratio to issue 16's CPU target (set for the 2-core CI
+    """Wall and CPU-seconds of one sweep, CPU per wall second, and the ratio to issue 16's CPU target (set for the
+    2-core CI
     class: `ci_factor` = its CPU-seconds per CPU-second of this machine, 1 when measured there)."""
-    print(f"{label}: wall {wall:.0f} s ({wall / 60:.1f} min), CPU {cpu:.0f} CPU-s ({cpu / max(wall, 1e-9):.2f} CPU-s per wall s); "
-          f"CPU x {ci_factor:g} / target = {cpu * ci_factor:.0f} / {TARGET_CPU_S} = {cpu * ci_factor / TARGET_CPU_S:.2f} (2-core CI class)")
+    print(
+        f"{label}: wall {wall:.0f} s ({wall / 60:.1f} min), CPU {cpu:.0f} CPU-s "
+        f"({cpu / max(wall, 1e-9):.2f} CPU-s per wall s); "
+        f"CPU x {ci_factor:g} / target = {cpu * ci_factor:.0f} / {TARGET_CPU_S} = "
+        f"{cpu * ci_factor / TARGET_CPU_S:.2f} (2-core CI class)"
+    )
     rec_cpu = [r["cpu_seconds"] for r in recs if r.get("cpu_seconds") is not None]
-    if rec_cpu: print(f"  run records: {len(rec_cpu)} of {len(recs)} notebook jobs carry cpu_seconds, together {sum(rec_cpu):.0f} CPU-s")
+    if rec_cpu:
+        print(
+            f"  run records: {len(rec_cpu)} of {len(recs)} notebook jobs carry cpu_seconds, "
+            f"together {sum(rec_cpu):.0f} CPU-s"
+        )
     for k, n, sec, unit in by_job_type(recs):
         print(f"  {k:32s} {n:4d} jobs {sec:8.1f} {unit}")
 
@@ -121,7 +157,9 @@ def full_sweep(configfile: str, cores: int, ci_factor: float = 1.0) -> None:
     "The sweep of `configfile` exactly as shipped (e.g. the whole `make quick`), once, in a fresh results folder."
     with tempfile.TemporaryDirectory() as d:
         wall, cpu, recs, n_jobs = sweep(cores, [], Path(d), configfile)
-    report_cpu(f"{configfile}, {cores} cores, {n_jobs} Snakemake jobs ({len(recs)} notebook runs)", wall, cpu, recs, ci_factor)
+    report_cpu(
+        f"{configfile}, {cores} cores, {n_jobs} Snakemake jobs ({len(recs)} notebook runs)", wall, cpu, recs, ci_factor
+    )
 
 def max_concurrent(recs: list[dict]) -> int:
     """Most notebook runs at once, from the run records (end = created_utc, start = end - wall_seconds; created_utc
@@ -139,20 +177,26 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="ctgan,tvae,rtvae,survival_ctgan")
     ap.add_argument("--objectives", default="compound,fidelity,utility,survival")
-    ap.add_argument("--dataset", default="myeloid"); ap.add_argument("--n-trials", type=int, default=3); ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--config", default=None, help="run this sweep config as shipped (config/quick.yaml: all of make quick), once")
+    ap.add_argument("--dataset", default="myeloid"); ap.add_argument("--n-trials", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--config", default=None,
+                    help="run this sweep config as shipped (config/quick.yaml: all of make quick), once")
     ap.add_argument("--cores", type=int, default=2, help="with --config: Snakemake's --cores")
-    ap.add_argument("--ci-factor", type=float, default=1.0, help="CPU-seconds of the 2-core CI class per CPU-second here "
+    ap.add_argument("--ci-factor", type=float, default=1.0,
+                    help="CPU-seconds of the 2-core CI class per CPU-second here "
                     "(1 on that class; issue 16 measured ~2.2 for a fast development machine)")
     a = ap.parse_args()
     if a.config:
-        print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (other processes skew the wall time, less the CPU-seconds)")
+        print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} "
+              "(other processes skew the wall time, less the CPU-seconds)")
         return full_sweep(a.config, a.cores, a.ci_factor)
-    cfg = [f"models=[{a.models}]", f"objectives=[{a.objectives}]", f"datasets=[{a.dataset}]", f"n_trials={a.n_trials}", "name=bench"]
+    cfg = [f"models=[{a.models}]", f"objectives=[{a.objectives}]", f"datasets=[{a.dataset}]",
+           f"n_trials={a.n_trials}", "name=bench"]
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (other processes skew the numbers)")
     with tempfile.TemporaryDirectory() as d:
         proc_s, nb_s, cpu_s = noop_overhead(a.repeat, Path(d))
-    print(f"per-job wrapper (no-op notebook, mean of {a.repeat}): subprocess {proc_s:.2f} s, of which papermill+kernel+imports {nb_s:.2f} s; "
+    print(f"per-job wrapper (no-op notebook, mean of {a.repeat}): subprocess {proc_s:.2f} s, "
+          f"of which papermill+kernel+imports {nb_s:.2f} s; "
           f"{cpu_s:.2f} CPU-s")
     walls = {}
     for cores in (1, 2):
@@ -166,16 +210,21 @@ def main():
         if cores == 1:
             hpo_compute = [r["cell_seconds"] for r in nb_jobs if r.get("executed") == "hpo.ipynb"]
             over = wall - compute
-            print(f"sweep, 1 core: {n_jobs} Snakemake jobs ({len(nb_jobs)} notebook runs), wall {wall:.1f} s, compute {compute:.1f} s, "
-                  f"overhead {over:.1f} s = {over / wall:.1%} of the wall time ({over / max(len(nb_jobs), 1):.1f} s per notebook job)")
+            print(f"sweep, 1 core: {n_jobs} Snakemake jobs ({len(nb_jobs)} notebook runs), wall {wall:.1f} s, "
+                  f"compute {compute:.1f} s, "
+                  f"overhead {over:.1f} s = {over / wall:.1%} of the wall time "
+                  f"({over / max(len(nb_jobs), 1):.1f} s per notebook job)")
             per_job_over = over / max(len(nb_jobs), 1)
             factor = (70 * 5) / (a.n_trials * 2)
             c_paper = factor * (sum(hpo_compute) / max(len(hpo_compute), 1))
-            print(f"paper profile, HPO job: compute >= {factor:.0f} x {sum(hpo_compute) / max(len(hpo_compute), 1):.1f} s = {c_paper:.0f} s "
-                  f"(trials x folds only; full epochs add more) -> overhead <= {per_job_over / (per_job_over + c_paper):.2%} per job")
+            print(f"paper profile, HPO job: compute >= {factor:.0f} x "
+                  f"{sum(hpo_compute) / max(len(hpo_compute), 1):.1f} s = {c_paper:.0f} s "
+                  f"(trials x folds only; full epochs add more) -> "
+                  f"overhead <= {per_job_over / (per_job_over + c_paper):.2%} per job")
         else:
             busy = sum(r["wall_seconds"] for r in nb_jobs)
-            print(f"sweep, 2 cores: wall {wall:.1f} s; notebook runs busy {busy:.1f} s = {busy / wall:.2f} workers busy on average")
+            print(f"sweep, 2 cores: wall {wall:.1f} s; notebook runs busy {busy:.1f} s = "
+                  f"{busy / wall:.2f} workers busy on average")
     print(f"speed-up 2 workers over 1: {walls[1] / walls[2]:.2f}x")
 
 if __name__ == "__main__":

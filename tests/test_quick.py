@@ -27,7 +27,7 @@ def test_job_types_use_cpu_only_when_every_record_has_it():
             {"executed": "hpo.ipynb", "params": {"dataset": "aml_sal"}, "wall_seconds": 30.0, "cpu_seconds": 20.0},
             {"executed": "figures.ipynb", "params": {}, "wall_seconds": 5.0, "cpu_seconds": 3.0}]
     assert b.by_job_type(recs) == [("hpo aml_sal", 2, 24.0, "CPU-s"), ("figures", 1, 3.0, "CPU-s")]
-    del recs[2]["cpu_seconds"]                     # a record written before run.json had cpu_seconds: all fall back to wall
+    del recs[2]["cpu_seconds"]  # a record written before run.json had cpu_seconds: all fall back to wall
     assert b.by_job_type(recs) == [("hpo aml_sal", 2, 40.0, "wall s"), ("figures", 1, 5.0, "wall s")]
 
 @pytest.mark.slow
@@ -37,7 +37,9 @@ def test_evaluation_copies_the_rows_of_an_objective_with_the_same_parameters(tmp
     best = {"norm": {"default_distribution": "norm"}, "uniform": {"default_distribution": "uniform"}}
     for obj, p in (("compound", best["norm"]), ("utility", best["norm"]), ("fidelity", best["uniform"])):
         (hpo / obj / "study").mkdir(parents=True)
-        (hpo / obj / "study" / "best.json").write_text(json.dumps({"best_params": p, "params": {"n_trials": 3, "hpo_seed": 11}}))
+        (hpo / obj / "study" / "best.json").write_text(
+            json.dumps({"best_params": p, "params": {"n_trials": 3, "hpo_seed": 11}})
+        )
     run = tmp_path / "eval"
     execute("nbs/experiments/evaluate.ipynb", {"dataset": "myeloid", "model": "gaussian_copula", "hpo_dir": str(hpo),
             "objectives": ["compound", "utility", "fidelity"], "budget": 1.0, "cohorts": ["default"]}, run)
@@ -46,8 +48,10 @@ def test_evaluation_copies_the_rows_of_an_objective_with_the_same_parameters(tmp
     cols = ["split", "metric", "value", "train_seed", "sample_seed", "n_trials", "hpo_seed"]
     by = {c: res[res.config == c][cols].reset_index(drop=True) for c in res.config.unique()}
     pd.testing.assert_frame_equal(by["utility"], by["compound"])          # copied: the very same rows
-    assert not by["fidelity"]["value"].equals(by["compound"]["value"])    # other parameters: evaluated on their own
-    prov = {p.name.split("_")[0]: json.loads(p.read_text())["params"] for p in (run / "configs").glob("*.provenance.json")}
+    assert not by["fidelity"]["value"].equals(by["compound"]["value"])  # other parameters: evaluated on their own
+    prov = {
+        p.name.split("_")[0]: json.loads(p.read_text())["params"] for p in (run / "configs").glob("*.provenance.json")
+    }
     assert prov["utility"]["same_as"] == "compound" and prov["utility"]["config"] == "utility"
     assert "same_as" not in prov["compound"] and "same_as" not in prov["fidelity"]
     assert len(list((run / "configs").glob("*.csv"))) == 4                # the copy is on file under its own name too
