@@ -75,6 +75,9 @@ paper-slurm: venv
 # .gitignore). A fresh clone has those files but no Snakemake metadata and checkout-time modification times, which
 # Snakemake would read as "inputs newer than outputs": the first `make evidence` on a checkout runs one
 # `snakemake --touch` pass (marks what exists as up to date in the workflow's order; creates nothing, runs nothing).
+# Every pass reruns a job for a missing or older input only (--rerun-triggers mtime input): a phase's own settings
+# differ from the last pass's, and a committed result is not redone because the code moved on (each job's run.json
+# names the commit it ran at).
 # tools/evidence_record.py puts back (restore) and keeps (record) the tuned utility parameters, a cache outside the
 # sweep folder, and makes the run records' paths relative to the project folder before they are committed.
 # After a chunk: git add results/sweep/evidence figures/evidence && git commit.
@@ -90,8 +93,8 @@ evidence: venv
 	timeout --kill-after=120 $(CHUNK_MINUTES)m bash -euo pipefail -c '\
 	  grep "^#@ phase " $(EVIDENCE) | while read -r _ _ models settings; do \
 	    echo "evidence phase: $$models $$settings"; \
-	    $(SNAKE) --cores $(CORES) --configfile $(EVIDENCE) --rerun-incomplete --until evaluate violations \
-	      --config models="[$$models]" $$settings < /dev/null; \
+	    $(SNAKE) --cores $(CORES) --configfile $(EVIDENCE) --rerun-incomplete --rerun-triggers mtime input \
+	      --until evaluate violations --config models="[$$models]" $$settings < /dev/null; \
 	  done; \
 	  $(SNAKE) --cores $(CORES) --configfile $(EVIDENCE) --rerun-incomplete --rerun-triggers mtime input'; \
 	rc=$$?; echo "evidence chunk: $$(( ($$(date +%s) - start) / 60 )) min"; \
