@@ -37,12 +37,12 @@ FOLLOWUP_DEFAULTS = {
     "quick": {"cohorts": ["default", "compound"],
               "transfer": {"n_trials": 5, "n_shared": 20, "seeds": [0], "families": ["logreg"], "targets": {}},
               "adapt": {"methods": ["importance", "coral"], "control_methods": _ADAPT_CONTROLS, "orders": _ORDERS,
-                        "seeds": [0]}},
+                        "seeds": [0], "domain_seeds": [0, 1, 2]}},
     "paper": {"cohorts": None,                      # None = default + every objective
               "transfer": {"n_trials": 30, "n_shared": 50, "seeds": [0, 1, 2], "families": ["hgb", "logreg"],
                            "targets": {}},
               "adapt": {"methods": ["importance", "coral"], "control_methods": _ADAPT_CONTROLS, "orders": _ORDERS,
-                        "seeds": [0, 1, 2]}},
+                        "seeds": [0, 1, 2], "domain_seeds": [0, 1, 2]}},
 }
 
 def _transfer_targets(cfg: dict, targets) -> dict:
@@ -80,7 +80,8 @@ def _followups(cfg: dict, profile: str) -> dict:
         for k in ("n_trials", "n_shared"):
             if k in sub: check_positive_int(f"{key}.{k}", sub[k])
         if key == "transfer": sub["targets"] = _transfer_targets(cfg, sub["targets"])
-        check_seeds(f"{key}.seeds", sub["seeds"])
+        for k in ("seeds", "domain_seeds"):     # adapt: source fits of the domain experiment
+            if k in sub: check_seeds(f"{key}.{k}", sub[k])
         out[key] = sub
     return out
 

@@ -370,3 +370,13 @@ def test_paper_profile_plans_every_job_and_runs_one_real_hpo_job(tmp_path):
     print(
         f"one paper-setting HPO job (aml_sal, tvae, fidelity, 1 trial x 5 folds, full epochs): {time.time() - t0:.0f} s"
     )
+
+
+def test_adapt_domain_seeds_is_a_checked_setting():
+    "quick runs the domain experiment with one source fit; the paper profile keeps three; an empty list is refused."
+    from synthtrial.sweep import validate_config
+    base = {"name": "x", "datasets": ["myeloid"], "models": ["tvae"], "objectives": ["compound"]}
+    assert load_config(ROOT / "config" / "quick.yaml", check_data=False)["adapt"]["domain_seeds"] == [0]
+    assert validate_config({**base, "profile": "paper"}, check_data=False)["adapt"]["domain_seeds"] == [0, 1, 2]
+    with pytest.raises(ParameterError, match=r"adapt.domain_seeds=\[\] must be a non-empty list"):
+        validate_config({**base, "adapt": {"domain_seeds": []}}, check_data=False)
