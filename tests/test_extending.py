@@ -5,6 +5,7 @@ import json, os, subprocess, sys
 from pathlib import Path
 
 import pytest
+from helpers import run_python
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,13 +58,9 @@ def plugin_env(tmp_path):
     return env
 
 
-def _py(code: str, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
-
-
 def test_plugin_declarations_reach_validation_and_the_plan(plugin_env, tmp_path):
     "The sweep's validation accepts the new model and objective; Snakemake plans the new figure under its producer."
-    r = _py("from synthtrial.sweep import validate_config\n"
+    r = run_python("from synthtrial.sweep import validate_config\n"
             "c = validate_config({'name': 'ext', 'datasets': ['myeloid'], 'models': ['jitter_bootstrap_ext'],"
             " 'objectives': ['os_ext'], 'cohorts': ['default', 'os_ext']}, check_data=False)\n"
             "from synthtrial.generators import BASELINES\n"
@@ -82,7 +79,7 @@ def test_plugin_declarations_reach_validation_and_the_plan(plugin_env, tmp_path)
     assert "figures/ext/os_hist_ext_myeloid.png" in plan.stdout         # planned as an output of its producer
     # without the variable the same config is refused, naming the unknown model
     bare = {k: v for k, v in plugin_env.items() if k != "SYNTHTRIAL_PLUGINS"}
-    r = _py(
+    r = run_python(
         "from synthtrial.sweep import validate_config\n"
         "validate_config({'name': 'ext', 'datasets': ['myeloid'], 'models': ['jitter_bootstrap_ext']}, "
         "check_data=False)",
@@ -92,7 +89,7 @@ def test_plugin_declarations_reach_validation_and_the_plan(plugin_env, tmp_path)
 
 
 def test_a_missing_plugin_module_is_named(plugin_env):
-    r = _py("import synthtrial.core", {**plugin_env, "SYNTHTRIAL_PLUGINS": "my_trial_ext,not_a_module_anywhere"})
+    r = run_python("import synthtrial.core", {**plugin_env, "SYNTHTRIAL_PLUGINS": "my_trial_ext,not_a_module_anywhere"})
     assert r.returncode != 0 and "not_a_module_anywhere" in r.stderr and "SYNTHTRIAL_PLUGINS" in r.stderr
 
 

@@ -261,10 +261,6 @@ def test_wilson_interval_matches_the_closed_form():
     assert abs(lo - 0.4038) < 1e-3 and abs(hi - 0.5962) < 1e-3        # textbook value for 50/100
     assert wilson(0.0, 100)[0] == 0 and wilson(0.0, 100)[1] > 0
 
-@pytest.fixture(scope="module")
-def myeloid():
-    return load_split("myeloid")
-
 def test_heldout_criteria_separate_good_from_bad_cohorts(myeloid):
     train, test, schema = myeloid
     # a cohort of real training rows; one with its columns shuffled independently (marginals kept, structure gone);

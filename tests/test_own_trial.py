@@ -8,6 +8,7 @@ import hashlib, json, os, subprocess, sys, textwrap, warnings
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
 from synthtrial.core import ParameterError, SynthtrialError
+from helpers import run_python
 from synthtrial.schema import SchemaError, schema_from_yaml
 from synthtrial.constraints import ConstraintError, rules_for, available_rule_sets
 
@@ -168,8 +169,7 @@ def _spec_dict(spec: Path) -> dict:
 
 # ---------------------------------------------------------------- in every process
 def _py(code: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    return run_python(code, {**os.environ, **(env or {})}, timeout=300)
 
 def test_a_fresh_process_registers_the_same_files(trial):
     from synthtrial.data import dataset_from_spec
