@@ -85,11 +85,13 @@ rule hpo:
     output: f"{R}/hpo/{{dataset}}/{{model}}/{{objective}}/study/best.json"
     params: run_dir=lambda w: f"{R}/hpo/{w.dataset}/{w.model}/{w.objective}",
             shared=lambda w: f"{R}/hpo/{w.dataset}/{w.model}/shared_folds",
-            settings=" ".join(f"{k}={q(v)}" for k, v in STUDY.items()) + f" storage={q(C['storage'])} profile={C['profile']} sweep={q(NAME)}"
+            settings=" ".join(f"{k}={q(v)}" for k, v in STUDY.items()) + f" storage={q(C['storage'])} profile={C['profile']} sweep={q(NAME)}",
+            limits=lambda w: q((C["space_limits"] or {}).get(w.model))   # a part of the model's space, or null
     threads: 1
     resources: **{k: (lambda w, dm=dm: int((w.dataset, w.model) == dm)) for k, dm in STUDY_LOCKS.items()}
     shell: "OMP_NUM_THREADS={threads} {RUN} {input.nb} {params.run_dir} dataset={wildcards.dataset} "
-           "model={wildcards.model} objective={wildcards.objective} fold_cache={params.shared} {params.settings}"
+           "model={wildcards.model} objective={wildcards.objective} fold_cache={params.shared} {params.settings} "
+           "space_limits={params.limits}"
 
 rule evaluate:
     input: lambda w: expand(f"{R}/hpo/{w.dataset}/{w.model}/{{objective}}/study/best.json", objective=OBJS),

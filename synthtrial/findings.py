@@ -280,9 +280,12 @@ def evidence(results: pd.DataFrame, # tidy results: one model's rows, or the row
     if not has_test:
         reasons.append("no out-of-sample (test split) scores"); failed.append("no test-split scores")
     if not len(ok): reasons, failed = ["no finished run"], ["no finished run"]
-    limited = bool(rules["min_trials_one_sided"] <= trials < rules["min_trials"])
+    # a study that searched only a part of the model's space (`space_limits`) is search-limited at any trial count
+    part = bool("space_limited" in tuned and tuned["space_limited"].fillna(False).astype(bool).any())
+    limited = bool(rules["min_trials_one_sided"] <= trials < rules["min_trials"]) or (
+        part and trials >= rules["min_trials_one_sided"])
     label = (f"budget {_span(budget, max_budget)}, {_span(trials, max_trials, lambda x: f'{x:.0f}')} trials, "
-             f"{n_ts}×{n_ss} seeds, {n_hs} HPO seed(s)")
+             f"{n_ts}×{n_ss} seeds, {n_hs} HPO seed(s)" + (", a part of the search space" if part else ""))
     return {"budget": budget, "n_trials": trials, "n_train_seeds": n_ts, "n_sample_seeds": n_ss, "n_hpo_seeds": n_hs,
             "out_of_sample": bool(has_test), "reasons": reasons, "failed": failed, "assessable": not reasons,
             "search_limited": limited and not reasons, "label": label}
@@ -305,8 +308,14 @@ def search_note(trials: dict[str, float], # search-limited studies: {model: optu
                 rules: dict = DECISION,
                 named: bool = True) -> str: # name the models (a finding about several)
     "'search-limited (10 trials < 20)', or with the models named: 'search-limited (tvae 10, ctgan 12 trials < 20)'."
-    n = ", ".join(f"{m} {t:.0f}" if named else f"{t:.0f}" for m, t in sorted(trials.items()))
-    return f"search-limited ({n} trials < {rules['min_trials']})"
+    few = {m: t for m, t in trials.items() if t < rules["min_trials"]}
+    part = sorted(m for m in trials if m not in few)     # enough trials, but on a part of the space (`space_limits`)
+    notes = []
+    if few:
+        n = ", ".join(f"{m} {t:.0f}" if named else f"{t:.0f}" for m, t in sorted(few.items()))
+        notes.append(f"{n} trials < {rules['min_trials']}")
+    if part: notes.append((", ".join(part) + ": " if named else "") + "a part of the search space")
+    return f"search-limited ({'; '.join(notes)})"
 
 def one_sided(vr: tuple[str, str], # (verdict, reason) from `decide`
               explained: dict[str, tuple[dict, str]], # {verdict: ({model: trials}, what less search may have caused)}

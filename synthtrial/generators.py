@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_generators.ipynb 3
 from __future__ import annotations
-import contextlib, importlib, importlib.util, math, pickle, time, warnings
+import contextlib, dataclasses, importlib, importlib.util, math, pickle, time, warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,7 @@ from .schema import Schema, SchemaError, fresh_ids
 # %% auto 0
 __all__ = ['GROUPS', 'MODEL_MODULES', 'GENERATORS', 'STUDY_MODELS', 'BASELINES', 'GeneratorError', 'Generator', 'check_rule',
            'SpaceDim', 'IntRange', 'FloatRange', 'Choice', 'Pow2', 'Multiple', 'LayerList', 'Hourglass',
-           'suggest_space', 'space_rules', 'space_table', 'MissingDependencyError', 'GeneratorRegistry',
+           'suggest_space', 'space_rules', 'space_table', 'limit_space', 'MissingDependencyError', 'GeneratorRegistry',
            'register_generator', 'ModelGroup', 'list_generators', 'available_generators', 'generator_class',
            'make_generator', 'torch_device', 'sdv_metadata', 'to_sdv_frame', 'GaussianCopula', 'TVAE', 'CTGAN']
 
@@ -66,9 +66,9 @@ class Generator:
     @classmethod
     def default_params(cls) -> dict: return {}
     @classmethod
-    def search_space(cls, trial) -> dict:
-        "One configuration drawn from optuna `trial`: the rows of `space`, in order."
-        return suggest_space(trial, cls.space)
+    def search_space(cls, trial, limits: dict | None = None) -> dict:
+        "One configuration drawn from optuna `trial`: the rows of `space` (narrowed by `limits`), in order."
+        return suggest_space(trial, limit_space(cls.space, limits, cls.name) if limits else cls.space)
     @classmethod
     def check_params(cls, params: dict) -> dict:
         """Raise `ParameterError` if a value in `params` lies outside the model's search space (its default is always
@@ -325,6 +325,33 @@ def space_table(cls: type[Generator]) -> pd.DataFrame:
     rows += [{"hyperparameter": k, "default": str(v), "search space": "not tuned", "optuna name": ""}
              for k, v in defaults.items() if k not in tuned]
     return pd.DataFrame(rows)
+
+# %% ../nbs/04_generators.ipynb
+def _narrowed(dim: SpaceDim, want, where: str) -> SpaceDim:
+    "`dim` keeping only `want`: a subset of a `Choice`'s values or a [lo, hi] inside a range."
+    if isinstance(dim, Choice):
+        keep = [c for c in dim.choices if c in list(want or [])] if isinstance(want, (list, tuple)) else []
+        if not keep or len(keep) != len(want):
+            raise ParameterError(f"{where}={want!r} must be a non-empty list of the space's values {list(dim.choices)}")
+        return dataclasses.replace(dim, choices=keep)
+    if isinstance(dim, (IntRange, FloatRange)):
+        ok = isinstance(want, (list, tuple)) and len(want) == 2 and dim.lo <= want[0] <= want[1] <= dim.hi
+        if not ok: raise ParameterError(f"{where}={want!r} must be [lo, hi] inside the space's [{dim.lo}, {dim.hi}]")
+        return dataclasses.replace(dim, lo=type(dim.lo)(want[0]), hi=type(dim.hi)(want[1]))
+    raise ParameterError(f"{where} cannot be narrowed: its space is {dim} (only a choice or a range can)")
+
+def limit_space(space: tuple, # a model's space table (`Generator.space`)
+                limits: dict | None, # hyperparameter -> the values it may take (a Choice) or [lo, hi] (a range)
+                model: str = "model", # named in errors
+               ) -> tuple:
+    "`space` with the dimensions named in `limits` narrowed to a part of the study's space (None/{}: unchanged)."
+    if not limits: return space
+    if not isinstance(limits, dict): raise ParameterError(f"{model}: space limits {limits!r} must be a mapping")
+    by_key = {k: dim for dim in space for k in dim.keys()}
+    unknown = sorted(set(limits) - set(by_key))
+    if unknown: raise ParameterError(f"{model}: space limits name {unknown}, not in its search space {sorted(by_key)}")
+    return tuple(next((_narrowed(dim, limits[k], f"{model}: space limit {k}") for k in dim.keys() if k in limits), dim)
+                 for dim in space)
 
 # %% ../nbs/04_generators.ipynb
 class MissingDependencyError(SynthtrialError, ImportError):

@@ -525,6 +525,7 @@ class _StudyPlan:
     utility_trials: int           # CatBoost tuning trials behind the utility metrics (0: untuned)
     pruner: Any = None            # the optuna pruner (None: the plain protocol)
     pruner_id: str | dict | None = None            # what the study records of the pruner
+    space_limits: dict | None = None               # a narrower part of the model's space (`limit_space`); None: all
     cache: FoldCache | None = None                 # folds shared with the model's studies under other objectives
     fold_parts: dict = field(default_factory=dict, repr=False)  # a fold's cache key, besides the fold itself
 
@@ -557,6 +558,7 @@ def _plan_study(dataset: str, # a registered dataset
                 utility_trials: int, # CatBoost tuning trials (0: untuned)
                 trial_timeout: float | None, # seconds per trial (checked)
                 fold_cache: str | Path | FoldCache | None, # a shared fold folder, or None
+                space_limits: dict | None = None, # a narrower part of the model's space (`limit_space`)
                ) -> _StudyPlan:
     "Load the training split and resolve the study into a `_StudyPlan`; everything is checked before any fit."
     from sklearn.model_selection import KFold
@@ -575,6 +577,8 @@ def _plan_study(dataset: str, # a registered dataset
     strategies = resolve_strategies(enforcement)
     ruleset = rules_for(dataset, schema)
     SynthesisPipeline(model, ruleset, strategies, budget=budget)   # checks the strategies now, before training
+    from synthtrial.generators import GENERATORS, limit_space
+    limit_space(GENERATORS[model].space, space_limits, model)      # checks the limits now, before training
     pruner_id, pruner = pruner_spec(pruner), make_pruner(pruner, k_folds)
     cache = fold_cache if isinstance(fold_cache, FoldCache) or fold_cache is None else FoldCache(fold_cache)
     fold_parts = {} if cache is None else dict(
@@ -584,7 +588,8 @@ def _plan_study(dataset: str, # a registered dataset
         dataset, model, obj, n_trials, hpo_seed, sweep, train, schema, weights, metric_fn, strategies, ruleset, k_folds,
         folds=list(KFold(k_folds, shuffle=True, random_state=fold_seed).split(train)), fold_seed=fold_seed,
         train_seed=train_seed, budget=budget, early_stop=early_stop, trial_timeout=trial_timeout,
-        utility_trials=utility_trials, pruner=pruner, pruner_id=pruner_id, cache=cache, fold_parts=fold_parts)
+        utility_trials=utility_trials, pruner=pruner, pruner_id=pruner_id, cache=cache, fold_parts=fold_parts,
+        space_limits=space_limits or None)
 
 # %% ../nbs/06_hpo.ipynb
 def _identity(plan: _StudyPlan) -> dict:
@@ -596,7 +601,9 @@ def _identity(plan: _StudyPlan) -> dict:
                 hpo_seed=plan.hpo_seed, k_folds=plan.k_folds, fold_seed=plan.fold_seed, train_seed=plan.train_seed,
                 budget=plan.budget, early_stop=plan.early_stop, enforcement=list(plan.strategies), weights=plan.weights,
                 rules=hashlib.sha256(repr(plan.ruleset).encode()).hexdigest()[:16], data=frame_digest(plan.train)[:16],
-                metric=metric, pruner=plan.pruner_id)
+                metric=metric, pruner=plan.pruner_id,
+                # only where set: the studies run before limits existed keep their identity
+                **({"space_limits": plan.space_limits} if plan.space_limits else {}))
 
 def _storage_label(storage: str | Path | None, out: Path) -> str:
     "Where the study lives, safe to print: the redacted URL, or the journal file in `out`."
@@ -678,7 +685,8 @@ def _trial(plan: _StudyPlan, # the study's plan
     "One trial: propose a configuration, score it fold by fold, report the running mean; prune or stop early."
     import optuna
     from synthtrial.generators import GENERATORS
-    params = GENERATORS[plan.model].search_space(trial)
+    gen = GENERATORS[plan.model]     # a model with its own search_space(trial) still runs without limits
+    params = gen.search_space(trial, plan.space_limits) if plan.space_limits else gen.search_space(trial)
     trial.set_user_attr("params", {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()})
     try: best = study.best_value
     except ValueError: best = None
@@ -720,7 +728,7 @@ def _write_best(plan: _StudyPlan, # the study's plan
               "train_seed": plan.train_seed, "budget": plan.budget, "early_stop": plan.early_stop,
               "enforcement": "+".join(plan.strategies), "utility_trials": plan.utility_trials,
               "trial_timeout": plan.trial_timeout, "storage": redact_url(storage) if storage else "journal",
-              "sweep": plan.sweep, "pruner": plan.pruner_id,
+              "sweep": plan.sweep, "pruner": plan.pruner_id, "space_limits": plan.space_limits,
               "fold_cache": str(plan.cache.folder) if plan.cache is not None else None}
     write_json(provenance(params, study=plan.name, best_params=best_params, best_value=best_value,
                           n_finished=len(finished), n_interrupted_recovered=n_recovered, worker=worker_id(),
@@ -743,6 +751,7 @@ def run_study(dataset: str, # a registered dataset: only its training split is l
               budget: float = 1.0, # the share of the model's default epochs
               early_stop: float | None = 0.9, # a running mean below early_stop x the best stops a trial (None: never)
               pruner: str | Any | None = None, # None (the plain protocol), "sha", "hyperband" or an optuna pruner
+              space_limits: dict | None = None, # search a part of the model's space: {hyperparameter: values or [lo, hi]}
               storage: str | Path | None = None, # None (a journal file in `out_dir`), a *.journal path or an RDB URL
               enforcement: str | list[str] | None = "default", # constraint processing inside each fold's pipeline
               metric_fn: Callable | None = None, # (real_train, real_val, syn, schema, metrics, seed) -> {metric: value}
@@ -762,7 +771,7 @@ def run_study(dataset: str, # a registered dataset: only its training split is l
     plan = _plan_study(dataset, model, obj, n_trials, hpo_seed, sweep, k_folds=k_folds, fold_seed=fold_seed,
                        train_seed=train_seed, budget=budget, early_stop=early_stop, pruner=pruner,
                        enforcement=enforcement, metric_fn=metric_fn, utility_trials=utility_trials,
-                       trial_timeout=trial_timeout, fold_cache=fold_cache)
+                       trial_timeout=trial_timeout, fold_cache=fold_cache, space_limits=space_limits)
     out = Path(out_dir) if out_dir else results_dir() / "hpo" / dataset / model / f"{objective}_seed{hpo_seed}"
     study = _open_study(plan, storage, out)
     trial_fn = functools.partial(_trial, plan, study)

@@ -29,7 +29,7 @@ def check_seeds(param: str, # the setting's name in the sweep config
 # %% ../nbs/11_sweep.ipynb
 SWEEP_KEYS = {"profile", "datasets", "models", "objectives", "violation_strategies", "storage", "n_trials", "hpo_seed",
               "k_folds", "budget", "train_seeds", "sample_seeds", "utility_trials", "enforcement", "n_violation_rows",
-              "name", "cohorts", "transfer", "adapt", "trial_timeout", "pruner"}
+              "name", "cohorts", "transfer", "adapt", "trial_timeout", "pruner", "space_limits"}
 VIOLATION_STRATEGIES = ("none", "repair", "rejection", "nearest", "reparam", "default")
 _ADAPT_CONTROLS = ["importance", "rejection", "coral", "finetune"]
 _ORDERS = ["adapt_then_enforce", "enforce_then_adapt"]
@@ -147,6 +147,16 @@ def _check_pruner(pruner) -> str | None:
                              f"{', '.join(map(repr, PRUNERS))}, or null for the study's plain protocol")
     return pruner
 
+def _check_space_limits(limits) -> dict | None:
+    "Per model, a narrower part of its search space for HPO: {model: {hyperparameter: values or [lo, hi]}} or None."
+    from synthtrial.generators import GENERATORS, limit_space
+    if limits is None: return None
+    if not isinstance(limits, dict):
+        raise ParameterError(f"sweep config: space_limits={limits!r} must map a model to its limits, or be empty")
+    _unknown("space_limits", list(limits), GENERATORS)
+    for model, lim in limits.items(): limit_space(GENERATORS[model].space, lim, f"sweep config: {model}")
+    return limits
+
 def _check_storage(st) -> str | None:
     "An optuna RDB URL without a password, or None (a journal file per study)."
     from synthtrial.hpo import redact_url, url_has_password
@@ -171,7 +181,7 @@ def validate_config(cfg: dict, check_data: bool = True) -> dict:
     if extra: raise ParameterError(f"sweep config: unknown keys {extra}; allowed: {', '.join(sorted(SWEEP_KEYS))}")
     out = {**get_profile(cfg.get("profile", "quick")), "profile": cfg.get("profile", "quick"), "storage": None,
            "violation_strategies": ["none", "repair", "rejection", "reparam", "default"], "n_violation_rows": None,
-           "pruner": None}
+           "pruner": None, "space_limits": None}
     out.update({k: v for k, v in cfg.items() if v is not None or k == "storage"})
     out["name"] = _check_name(cfg.get("name", out["profile"]))
     if isinstance(out.get("datasets"), list): out["datasets"] = [_dataset_entry(e) for e in out["datasets"]]
@@ -191,6 +201,7 @@ def validate_config(cfg: dict, check_data: bool = True) -> dict:
     for k in ("train_seeds", "sample_seeds"): check_seeds(k, out[k])
     check_seconds("trial_timeout", out.get("trial_timeout"), none="no limit")
     _check_pruner(out["pruner"])
+    _check_space_limits(out["space_limits"])
     out.update(_followups(out, out["profile"]))
     _check_storage(out["storage"])
     if check_data:

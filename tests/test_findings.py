@@ -206,6 +206,16 @@ def test_search_limited_tier_on_an_improvement(effect, n_trials, verdict):
     if verdict == "not assessable":
         assert "5 optuna trials (< 10)" in r["reason"]
 
+def test_a_study_on_a_part_of_the_space_is_search_limited_at_any_trial_count():
+    "space_limits: 20 trials on a part of the space cannot contradict, but an improvement there still stands."
+    def run(effect):
+        t = simulate_results(models=("tvae", "ctgan"), n_trials=20, effects={("compound", "compound"): effect})
+        return verdicts(t.assign(space_limited=t["config"] != "default")).loc[TVAE]
+    worse, better = run(-0.1), run(0.1)
+    assert worse["ci_high"] < 0 and worse["verdict"] == "inconclusive", worse["reason"]
+    assert worse["reason"].startswith("search-limited (a part of the search space): a failure to improve")
+    assert better["verdict"] == "supported" and "a part of the search space" in better["reason"]
+
 def test_search_limited_tier_on_generalisation():
     worse = simulate_results(n_trials=10, effects={("compound", "heldout"): -0.1, ("fidelity", "heldout"): 0.1})
     better = simulate_results(n_trials=10, effects={("compound", "heldout"): 0.12, ("fidelity", "heldout"): 0.02})

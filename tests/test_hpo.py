@@ -200,6 +200,40 @@ def test_pruned_trials_are_finished_slots_and_the_pruner_is_part_of_the_study(tm
 # --- the pruner as a sweep setting ----------------------------------------------------------------------------
 ROOT = Path(__file__).resolve().parents[1]
 
+def test_space_limits_keep_every_trial_in_that_part_of_the_space_and_belong_to_the_study(tmp_path):
+    "A study on a part of the space draws only from it, records it, and is never resumed with other limits."
+    part = {"default_distribution": ["beta", "gamma"]}
+    kw = dict(n_trials=4, k_folds=2, metric_fn=km_only, enforcement="none", out_dir=tmp_path, progress=False)
+    r = run_study("myeloid", "gaussian_copula", "survival", space_limits=part, **kw)
+    drawn = {t.user_attrs["params"]["default_distribution"] for t in r.study.trials}
+    assert drawn and drawn <= {"beta", "gamma"}, drawn
+    assert r.study.user_attrs["settings"]["space_limits"] == part
+    assert json.loads((tmp_path / "best.json").read_text())["params"]["space_limits"] == part
+    with pytest.raises(ParameterError, match="space_limits"):          # the whole space is another study
+        run_study("myeloid", "gaussian_copula", "survival", **{**kw, "n_trials": 5})
+    with pytest.raises(ParameterError, match=r"gaussian_copula: space limit default_distribution=\['lognorm'\]"):
+        run_study("myeloid", "gaussian_copula", "survival", space_limits={"default_distribution": ["lognorm"]},
+                  **{**kw, "out_dir": tmp_path / "other"})
+    assert not (tmp_path / "other").exists()                             # refused before any fit or file
+
+def test_space_limits_reach_only_their_models_hpo_jobs(tmp_path):
+    "A sweep config's space_limits go to the named model's HPO jobs (JSON on the command line), null to the others."
+    binp = Path(sys.executable).parent
+    cfg = tmp_path / "limits.yaml"
+    cfg.write_text("space_limits:\n  tvae: {epochs: [300, 500], batch_size: [500]}\n")
+    env = {**os.environ, "PATH": f"{binp}{os.pathsep}{os.environ.get('PATH', '')}",
+           "SYNTHTRIAL_RESULTS": str(tmp_path / "results"), "SYNTHTRIAL_FIGURES": str(tmp_path / "figures")}
+    r = subprocess.run([str(binp / "snakemake"), "-n", "-p", "--cores", "1", "--scheduler", "greedy",
+                        "--configfile", "config/quick.yaml", str(cfg), "--config", "models=[gaussian_copula,tvae]",
+                        "objectives=[compound]", "datasets=[myeloid]", "name=limited"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
+    hpo = {m: [l for l in r.stdout.splitlines() if "nbs/experiments/hpo.ipynb" in l and f"model={m} " in l]
+           for m in ("tvae", "gaussian_copula")}
+    assert len(hpo["tvae"]) == len(hpo["gaussian_copula"]) == 1, r.stdout[-3000:]
+    assert """space_limits='{"epochs": [300, 500], "batch_size": [500]}'""" in hpo["tvae"][0], hpo["tvae"][0]
+    assert "space_limits='null'" in hpo["gaussian_copula"][0], hpo["gaussian_copula"][0]
+
 def test_the_pruner_is_a_sweep_setting_that_reaches_every_hpo_job(tmp_path):
     "validate_config takes sha, hyperband or None (plain protocol) and refuses a typo; a reduced sweep with sha plans."
     from synthtrial.sweep import validate_config
