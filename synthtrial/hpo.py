@@ -751,7 +751,7 @@ def run_study(dataset: str, # a registered dataset: only its training split is l
               budget: float = 1.0, # the share of the model's default epochs
               early_stop: float | None = 0.9, # a running mean below early_stop x the best stops a trial (None: never)
               pruner: str | Any | None = None, # None (the plain protocol), "sha", "hyperband" or an optuna pruner
-              space_limits: dict | None = None, # search a part of the model's space: {hyperparameter: values or [lo, hi]}
+              space_limits: dict | None = None, # a part of the model's space: {hyperparameter: values or [lo, hi]}
               storage: str | Path | None = None, # None (a journal file in `out_dir`), a *.journal path or an RDB URL
               enforcement: str | list[str] | None = "default", # constraint processing inside each fold's pipeline
               metric_fn: Callable | None = None, # (real_train, real_val, syn, schema, metrics, seed) -> {metric: value}
