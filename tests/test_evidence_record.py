@@ -73,3 +73,18 @@ def test_a_fresh_clone_continues_the_committed_evidence_run(tmp_path):
                     l for l in plan.stdout.splitlines() if l.strip().startswith("output:")), f"{study} planned again"
         assert "rule utility" not in plan.stdout          # the tuned utility parameters came from the record
     assert cfg["name"] == "evidence"
+
+
+def test_cohorts_real_rows_and_caches_never_enter_the_record():
+    "Whatever a job writes under the evidence folder, git ignores the synthetic cohorts, real rows and caches."
+    import subprocess
+    E = "results/sweep/evidence"
+    kept_out = [f"{E}/eval/aml_sal/tvae/synthetic_compound.csv", f"{E}/eval/aml_sal/tvae/synthetic/default_0_0.csv",
+                f"{E}/adapt/aml_sal/tvae/cohorts/a.csv", f"{E}/transfer/aml_sal/real_train.csv",
+                f"{E}/hpo/aml_sal/tvae/shared_folds/ab.pkl", f"{E}/eval/aml_sal/tvae/evaluate.ipynb"]
+    kept_in = [f"{E}/eval/aml_sal/tvae/results.csv", f"{E}/hpo/aml_sal/tvae/compound/study/trials.csv"]
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *kept_out, *kept_in], cwd=ROOT,
+                             capture_output=True, text=True).stdout.split()
+    assert sorted(ignored) == sorted(kept_out)
+    tracked = subprocess.run(["git", "ls-files", E], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    assert not [t for t in tracked if Path(t).name.startswith(("synthetic_", "real_")) or "/synthetic/" in t]
