@@ -10,7 +10,7 @@ import pandas as pd
 from .core import ParameterError, project_root, results_dir
 
 # %% auto 0
-__all__ = ['COST_MODEL', 'evidence_phases', 'planned_costs', 'job_records', 'job_summary']
+__all__ = ['COST_MODEL', 'evidence_phases', 'planned_costs', 'evidence_chunks', 'job_records', 'job_summary']
 
 # %% ../nbs/13_evidence.ipynb
 def _phase_settings(items: list[str], line: str) -> dict:
@@ -18,8 +18,16 @@ def _phase_settings(items: list[str], line: str) -> dict:
     for it in items:
         key, sep, value = it.partition("=")
         if not sep or not key: raise ParameterError(f"evidence phase line {line!r}: {it!r} is not key=value")
-        out[key] = json.loads(value) if value[:1] in "[{" else (float(value) if "." in value else int(value))
+        out[key] = _value(value)
     return out
+
+def _value(text: str):
+    "A setting's value: JSON for a list or mapping, else a number where it is one, else the text (e.g. a commit)."
+    if text[:1] in "[{": return json.loads(text)
+    for kind in (int, float):
+        try: return kind(text)
+        except ValueError: pass
+    return text
 
 def evidence_phases(config: str | Path, # a sweep config with `#@ phase` lines (config/evidence.yaml)
                    ) -> pd.DataFrame:
@@ -41,16 +49,20 @@ def evidence_phases(config: str | Path, # a sweep config with `#@ phase` lines (
     return df
 
 # %% ../nbs/13_evidence.ipynb
-# seconds per default fit on aml_sal (fit + sampling, 2 threads) and the tuned/default epoch ratio of the space
+# seconds per default fit on aml_sal on one thread (fit + sampling) and the tuned/default cost ratio of the space
+# searched; "measured": this run's records or bench/bench_generators.py --threads 1; else 2-thread x 2.6
 COST_MODEL: dict[str, tuple[float, float]] = {
-    "tvae": (13.9, 11.2), "ctgan": (45.2, 4.6), "survival_nflow": (57.1, 2.55), "rtvae": (535.9, 0.3),
-    "tabddpm": (61.3 + 138.0, 4.5), "ctabgan_plus": (281.9, 9.2), "survival_ctgan": (1092.0, 0.28),
-    "survival_gan": (3612.0, 1.0)}
+    "tvae": (34.8, 3.1),                # measured 33.9 + 0.9 s; ratio of the space_limits part (mean draw ~105 s)
+    "ctgan": (130.0, 1.6),              # measured 129.0 + 1.0 s; ratio of the space_limits part (mean draw ~210 s)
+    "survival_nflow": (59.1 * 2.6, 2.55), "rtvae": (536.8 * 2.6, 0.3), "tabddpm": (199.3 * 2.6, 4.5),
+    "ctabgan_plus": (282.2 * 2.6, 9.2),
+    "survival_ctgan": (4000.0, 0.5),    # measured at budget 0.1: default 395-420 s, tuned 171-235 s
+    "survival_gan": (3612.9 * 2.6, 1.0)}
 
 # %% ../nbs/13_evidence.ipynb
 def planned_costs(phases: pd.DataFrame, # `evidence_phases` rows (model, budget, n_trials)
                   cfg: dict, # the sweep config (k_folds, objectives, train_seeds, sample_seeds)
-                  one_thread: float = 1.5, fixed_s: float = 10.0, metrics_s: float = 8.0, scoring_s: float = 6.0,
+                  fixed_s: float = 10.0, metrics_s: float = 8.0, scoring_s: float = 6.0, frames: int = 2,
                  ) -> pd.DataFrame:
     "Core-seconds per model for HPO, evaluation and the violation study, by the cost model above."
     k, n_obj = cfg["k_folds"], len(cfg["objectives"])
@@ -58,15 +70,28 @@ def planned_costs(phases: pd.DataFrame, # `evidence_phases` rows (model, budget,
     rows = []
     for r in phases.itertuples():
         base, ratio = COST_MODEL[r.model]
-        default = one_thread * base * r.budget + fixed_s
-        tuned = one_thread * base * ratio * r.budget + fixed_s
+        default = base * r.budget + fixed_s
+        tuned = base * ratio * r.budget + fixed_s
+        n_cfg = min(n_obj, r.n_trials)               # distinct tuned configurations: each is fitted once
         hpo = r.n_trials * k * ((k - 1) / k * tuned + metrics_s)
-        evaluate = n_ts * (default + n_obj * tuned) + n_ts * (1 + n_obj) * n_ss * scoring_s
+        evaluate = n_ts * (default + n_cfg * tuned) + n_ts * (1 + n_cfg) * n_ss * scoring_s
         rows.append({"model": r.model, "budget": r.budget, "n_trials": r.n_trials, "fit_default_s": default,
-                     "fit_tuned_s": tuned, "hpo": hpo, "evaluate": evaluate, "violations": default + n_obj * tuned})
+                     "fit_tuned_s": tuned, "hpo": hpo, "evaluate": evaluate,
+                     "violations": frames * (default + n_cfg * tuned)})
     out = pd.DataFrame(rows)
     out["total"] = out[["hpo", "evaluate", "violations"]].sum(axis=1)
     return out
+
+# %% ../nbs/13_evidence.ipynb
+def evidence_chunks(config: str | Path, # a sweep config with `#@ chunk` lines
+                   ) -> pd.DataFrame:
+    "One row per chunk run: its number, wall minutes and the commit it ran at."
+    rows = []
+    for line in Path(config).read_text().splitlines():
+        if not line.startswith("#@ chunk "): continue
+        _, _, n, *items = line.split()
+        rows.append({"chunk": int(n), **_phase_settings(items, line)})
+    return pd.DataFrame(rows, columns=["chunk", "minutes", "commit"])
 
 # %% ../nbs/13_evidence.ipynb
 def job_records(sweep_dir: str | Path, # a sweep's results folder, e.g. results/sweep/evidence
