@@ -65,14 +65,15 @@ paper: venv
 paper-slurm: venv
 	$(SNAKE) --profile config/slurm --configfile config/paper.yaml
 
-# The evidence profile (config/evidence.yaml: its comments give the design and the per-job costs). One Snakemake
-# pass per `#@ phase` line of the config (those models with their own budget and trials, up to their evaluation
-# and violation jobs), then one pass over the whole workflow (follow-ups, figures, report; the phases' settings
-# are not a reason to rerun: --rerun-triggers mtime input). The whole chunk runs under a wall limit: at
+# The evidence profile: two sweeps (EVIDENCE_SWEEPS), the AML cohort (config/evidence.yaml: its comments give the
+# design and the per-job costs) and a second real trial (config/evidence_myeloid.yaml, read on top of it). One
+# Snakemake pass per `#@ phase` line of each sweep's last config file (those models with their own budget and
+# trials, up to their evaluation and violation jobs), then one pass per sweep over the whole workflow (follow-ups,
+# figures, report; the phases' settings are not a reason to rerun: --rerun-triggers mtime input). The whole chunk runs under a wall limit: at
 # CHUNK_MINUTES the running jobs are stopped and the chunk ends with status 0; `make evidence` again continues
 # (--rerun-incomplete: a stopped HPO job resumes its study, an evaluation job keeps its finished blocks).
-# The record is committed (results/sweep/evidence and figures/evidence, less cohorts, fold caches and real rows: see
-# .gitignore). A fresh clone has those files but no Snakemake metadata and checkout-time modification times, which
+# The record is committed (results/sweep/evidence* and figures/evidence*, less cohorts, fold caches and real rows:
+# see .gitignore). A fresh clone has those files but no Snakemake metadata and checkout-time modification times, which
 # Snakemake would read as "inputs newer than outputs": the first `make evidence` on a checkout runs one
 # `snakemake --touch` pass (marks what exists as up to date in the workflow's order; creates nothing, runs nothing).
 # Every pass reruns a job for a missing or older input only (--rerun-triggers mtime input): a phase's own settings
@@ -80,27 +81,35 @@ paper-slurm: venv
 # names the commit it ran at).
 # tools/evidence_record.py puts back (restore) and keeps (record) the tuned utility parameters, a cache outside the
 # sweep folder, and makes the run records' paths relative to the project folder before they are committed.
-# After a chunk: git add results/sweep/evidence figures/evidence && git commit.
+# After a chunk: git add results/sweep/evidence* figures/evidence* && git commit.
 CHUNK_MINUTES ?= 110
-EVIDENCE := config/evidence.yaml
-EVIDENCE_MARK := .snakemake/evidence-checkout-marked
+# the evidence sweeps, in order: the AML cohort, then the second real trial (its file read on top of the first)
+EVIDENCE_SWEEPS := config/evidence.yaml config/evidence.yaml+config/evidence_myeloid.yaml
 evidence: venv
 	@echo "evidence chunk: at most $(CHUNK_MINUTES) min (CHUNK_MINUTES); started $$(date -u +%FT%TZ)"
-	@$(PY) tools/evidence_record.py restore $(EVIDENCE)
-	@test -f $(EVIDENCE_MARK) || { echo "evidence: marking this checkout's committed results as up to date (snakemake --touch)"; \
-	  $(SNAKE) --cores 1 --configfile $(EVIDENCE) --touch --quiet rules < /dev/null && touch $(EVIDENCE_MARK); }
+	@for s in $(EVIDENCE_SWEEPS); do \
+	  files=$$(echo $$s | tr + ' '); mark=.snakemake/evidence-checkout-marked-$$(basename $${s##*+} .yaml); \
+	  $(PY) tools/evidence_record.py restore $$s || exit 1; \
+	  test -f $$mark || { echo "evidence: marking this checkout's committed results of $$s as up to date (snakemake --touch)"; \
+	    $(SNAKE) --cores 1 --configfile $$files --touch --quiet rules < /dev/null && touch $$mark; } || exit 1; \
+	done
 	@start=$$(date +%s); \
 	timeout --kill-after=120 $(CHUNK_MINUTES)m bash -euo pipefail -c '\
-	  grep "^#@ phase " $(EVIDENCE) | while read -r _ _ models settings; do \
-	    echo "evidence phase: $$models $$settings"; \
-	    $(SNAKE) --cores $(CORES) --configfile $(EVIDENCE) --rerun-incomplete --rerun-triggers mtime input \
-	      --until evaluate violations --config models="[$$models]" $$settings < /dev/null; \
+	  for s in $(EVIDENCE_SWEEPS); do \
+	    files=$$(echo $$s | tr + " "); \
+	    grep "^#@ phase " $${s##*+} | while read -r _ _ models settings; do \
+	      echo "evidence phase ($$s): $$models $$settings"; \
+	      $(SNAKE) --cores $(CORES) --configfile $$files --rerun-incomplete --rerun-triggers mtime input \
+	        --until evaluate violations --config models="[$$models]" $$settings < /dev/null; \
+	    done; \
 	  done; \
-	  $(SNAKE) --cores $(CORES) --configfile $(EVIDENCE) --rerun-incomplete --rerun-triggers mtime input'; \
+	  for s in $(EVIDENCE_SWEEPS); do \
+	    $(SNAKE) --cores $(CORES) --configfile $$(echo $$s | tr + " ") --rerun-incomplete --rerun-triggers mtime input < /dev/null; \
+	  done'; \
 	rc=$$?; echo "evidence chunk: $$(( ($$(date +%s) - start) / 60 )) min"; \
-	$(PY) tools/evidence_record.py record $(EVIDENCE); \
+	for s in $(EVIDENCE_SWEEPS); do $(PY) tools/evidence_record.py record $$s; done; \
 	if [ $$rc = 124 ] || [ $$rc = 137 ]; then echo "evidence: chunk limit reached; run make evidence again to continue"; exit 0; fi; \
-	[ $$rc = 0 ] && echo "report: figures/evidence/index.html"; exit $$rc
+	[ $$rc = 0 ] && echo "reports: figures/evidence/index.html figures/evidence_myeloid/index.html"; exit $$rc
 
 doctor: venv
 	$(PY) -m synthtrial doctor

@@ -63,21 +63,24 @@ COST_MODEL: dict[str, tuple[float, float]] = {
 def planned_costs(phases: pd.DataFrame, # `evidence_phases` rows (model, budget, n_trials)
                   cfg: dict, # the sweep config (k_folds, objectives, train_seeds, sample_seeds)
                   fixed_s: float = 10.0, metrics_s: float = 8.0, scoring_s: float = 6.0, frames: int = 2,
+                  scale: float = 1.0, # the fits' cost relative to aml_sal's (e.g. the training rows' ratio)
                  ) -> pd.DataFrame:
-    "Core-seconds per model for HPO, evaluation and the violation study, by the cost model above."
+    "Core-seconds per model for HPO, evaluation and the violation study (on the `cohorts`), by the cost model above."
     k, n_obj = cfg["k_folds"], len(cfg["objectives"])
     n_ts, n_ss = len(cfg["train_seeds"]), len(cfg["sample_seeds"])
     rows = []
     for r in phases.itertuples():
         base, ratio = COST_MODEL[r.model]
+        base *= scale
         default = base * r.budget + fixed_s
         tuned = base * ratio * r.budget + fixed_s
         n_cfg = min(n_obj, r.n_trials)               # distinct tuned configurations: each is fitted once
+        n_viol = min(n_cfg, len([c for c in cfg["cohorts"] if c != "default"])) if cfg.get("cohorts") else n_cfg
         hpo = r.n_trials * k * ((k - 1) / k * tuned + metrics_s)
         evaluate = n_ts * (default + n_cfg * tuned) + n_ts * (1 + n_cfg) * n_ss * scoring_s
         rows.append({"model": r.model, "budget": r.budget, "n_trials": r.n_trials, "fit_default_s": default,
                      "fit_tuned_s": tuned, "hpo": hpo, "evaluate": evaluate,
-                     "violations": frames * (default + n_cfg * tuned)})
+                     "violations": frames * (default + n_viol * tuned)})
     out = pd.DataFrame(rows)
     out["total"] = out[["hpo", "evaluate", "violations"]].sum(axis=1)
     return out

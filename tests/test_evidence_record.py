@@ -36,43 +36,50 @@ def test_record_keeps_only_this_configs_utility_parameters_and_restore_puts_them
     assert json.loads((cache / "aml_sal_CR1.json").read_text())["params"] == {"depth": 4}
 
 
-def test_a_fresh_clone_continues_the_committed_evidence_run(tmp_path):
-    "Clone, restore, one --touch pass: no committed study is planned again, only what the record lacks."
-    import subprocess, yaml
+def _evidence_sweeps() -> list[list[str]]:
+    "The Makefile's EVIDENCE_SWEEPS: each sweep's config files, in the order Snakemake reads them."
+    line = next(l for l in (ROOT / "Makefile").read_text().splitlines() if l.startswith("EVIDENCE_SWEEPS :="))
+    return [s.split("+") for s in line.split(":=", 1)[1].split()]
 
+
+def test_a_fresh_clone_continues_the_committed_evidence_run(tmp_path):
+    "Clone, restore, one --touch pass per sweep: no committed study is planned again, only what the record lacks."
+    import subprocess
+
+    E = ROOT / "results" / "sweep"
     done = sorted(
         p.parent.parent
-        for p in (ROOT / "results" / "sweep" / "evidence" / "hpo").glob("*/*/*/study/best.json")
+        for p in E.glob("evidence*/hpo/*/*/*/study/best.json")
         if subprocess.run(["git", "ls-files", "--error-unmatch", str(p)], cwd=ROOT, capture_output=True).returncode == 0
     )
-    assert done, "the evidence record has no committed study (results/sweep/evidence/hpo/*/*/*/study/best.json)"
+    assert done, "the evidence record has no committed study (results/sweep/evidence*/hpo/*/*/*/study/best.json)"
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     env = {**os.environ, "PYTHONPATH": str(clone), "SYNTHTRIAL_CACHE": str(ROOT / "data" / "cache")}
     env.pop("SYNTHTRIAL_RESULTS", None); env.pop("SYNTHTRIAL_FIGURES", None)
     py, smk = sys.executable, str(Path(sys.executable).with_name("snakemake"))
-    subprocess.run([py, "tools/evidence_record.py", "restore", "config/evidence.yaml"], cwd=clone, env=env, check=True)
-    base = [smk, "--scheduler", "greedy", "--configfile", "config/evidence.yaml"]
-    subprocess.run(base + ["--cores", "1", "--touch", "--quiet", "rules"], cwd=clone, env=env, check=True,
-                   capture_output=True, stdin=subprocess.DEVNULL)
-    cfg = yaml.safe_load((clone / "config" / "evidence.yaml").read_text())
-    phases = [
-        l.split() for l in (clone / "config" / "evidence.yaml").read_text().splitlines() if l.startswith("#@ phase")
-    ]
-    done_models = {s.parent.name for s in done}
-    for _, _, models, *settings in phases:
-        if not done_models & set(models.split(",")): continue      # a phase with nothing committed yet
-        plan = subprocess.run(base + ["--cores", "2", "-n", "--rerun-incomplete", "--rerun-triggers", "mtime", "input",
-                                      "--until", "evaluate", "violations", "--config", f"models=[{models}]", *settings],
-                              cwd=clone, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        assert plan.returncode == 0, plan.stderr[-2000:]
-        for study in done:
-            ds, model, objective = study.relative_to(ROOT / "results" / "sweep" / "evidence" / "hpo").parts
-            if model in models.split(","):
-                assert f"hpo/{ds}/{model}/{objective}/study/best.json" not in "\n".join(
-                    l for l in plan.stdout.splitlines() if l.strip().startswith("output:")), f"{study} planned again"
-        assert "rule utility" not in plan.stdout          # the tuned utility parameters came from the record
-    assert cfg["name"] == "evidence"
+    for files in _evidence_sweeps():
+        name = er._config("+".join(files))["name"]
+        subprocess.run([py, "tools/evidence_record.py", "restore", "+".join(files)], cwd=clone, env=env, check=True)
+        base = [smk, "--scheduler", "greedy", "--configfile", *files]
+        subprocess.run(base + ["--cores", "1", "--touch", "--quiet", "rules"], cwd=clone, env=env, check=True,
+                       capture_output=True, stdin=subprocess.DEVNULL)
+        ours = [s for s in done if s.relative_to(E).parts[0] == name]
+        done_models = {s.parent.name for s in ours}
+        phases = [l.split() for l in (clone / files[-1]).read_text().splitlines() if l.startswith("#@ phase")]
+        for _, _, models, *settings in phases:
+            if not done_models & set(models.split(",")): continue      # a phase with nothing committed yet
+            plan = subprocess.run(base + ["--cores", "2", "-n", "--rerun-incomplete", "--rerun-triggers", "mtime",
+                                          "input", "--until", "evaluate", "violations", "--config",
+                                          f"models=[{models}]", *settings],
+                                  cwd=clone, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            assert plan.returncode == 0, plan.stderr[-2000:]
+            planned = "\n".join(l for l in plan.stdout.splitlines() if l.strip().startswith("output:"))
+            for study in ours:
+                _, _, ds, model, objective = study.relative_to(E).parts
+                if model in models.split(","):
+                    assert f"hpo/{ds}/{model}/{objective}/study/best.json" not in planned, f"{study} planned again"
+            assert "rule utility" not in plan.stdout          # the tuned utility parameters came from the record
 
 
 def test_cohorts_real_rows_and_caches_never_enter_the_record():
@@ -87,4 +94,5 @@ def test_cohorts_real_rows_and_caches_never_enter_the_record():
                              capture_output=True, text=True).stdout.split()
     assert sorted(ignored) == sorted(kept_out)
     tracked = subprocess.run(["git", "ls-files", E], cwd=ROOT, capture_output=True, text=True).stdout.split()
-    assert not [t for t in tracked if Path(t).name.startswith(("synthetic_", "real_")) or "/synthetic/" in t]
+    rows = [t for t in tracked if t.endswith(".csv") and Path(t).name.startswith(("synthetic_", "real_"))]
+    assert not rows and not [t for t in tracked if "/synthetic/" in t or "/cohorts/" in t], rows   # gate.json may stay

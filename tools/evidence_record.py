@@ -3,6 +3,9 @@
   python tools/evidence_record.py record CONFIG    after a chunk: make the record committable
   python tools/evidence_record.py restore CONFIG   before a chunk: put back what the record keeps outside the sweep
 
+CONFIG is a sweep config, or several joined by "+" and read in order, later ones overriding (as Snakemake reads
+`--configfile a.yaml b.yaml`), e.g. config/evidence.yaml+config/evidence_myeloid.yaml.
+
 `record` (1) rewrites the project folder's absolute path to a relative one in the text files of the sweep's results
 and figures folders (run records and studies name their folders; a committed file must not name this machine's
 folders, see tools/check_paths.py), keeping each file's modification time so that Snakemake's view of what is up to
@@ -18,8 +21,11 @@ TEXT = {".json", ".csv", ".md", ".txt", ".html", ".tex", ".yaml", ".log"}
 
 
 def _config(path: str) -> dict:
+    "The config, or the configs joined by '+' merged in order (later keys override)."
     import yaml
-    return yaml.safe_load(Path(path).read_text())
+    out = {}
+    for part in path.split("+"): out.update(yaml.safe_load(Path(part).read_text()) or {})
+    return out
 
 
 def _folders(cfg: dict) -> tuple[Path, Path]:
