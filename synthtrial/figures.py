@@ -17,7 +17,7 @@ from .metrics import km_curve
 # %% auto 0
 __all__ = ['FIGURE_FILES', 'TABLE_FILES', 'OUTPUTS', 'STRATEGY_ORDER', 'save_figure', 'Output', 'register_output',
            'register_figure', 'register_table', 'declared', 'planned_files', 'check_planned', 'check_written',
-           'plot_km', 'panel_grid', 'failed_panel', 'plot_km_grid', 'text_overlaps', 'run_status',
+           'plot_km', 'panel_grid', 'failed_panel', 'plot_km_grid', 'text_overlaps', 'run_status', 'model_label',
            'plot_default_vs_tuned', 'violation_matrix', 'plot_violation_matrix', 'violation_rates_table']
 
 # %% ../nbs/09_figures.ipynb
@@ -230,6 +230,15 @@ def run_status(res: pd.DataFrame,           # tidy results (`evaluate_config` ro
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_figures.ipynb
+def model_label(model: str, # a model's registry name
+                budget: float | None = None, # its epoch budget (None / NaN / 1: full epochs)
+                sep: str = ", ", # between the name and the budget ("\n" under a tick)
+               ) -> str:
+    "The model's name as figures show it: with its budget when it was trained on a share of its epochs."
+    full = budget is None or not np.isfinite(budget) or budget >= 1
+    return model if full else f"{model}{sep}budget {budget:g}"
+
+# %% ../nbs/09_figures.ipynb
 def plot_default_vs_tuned(res: pd.DataFrame,  # tidy results (see `run_status`)
                           datasets: list[str],  # the planned grid: datasets …
                           models: list[str],  # … × models …
@@ -241,6 +250,7 @@ def plot_default_vs_tuned(res: pd.DataFrame,  # tidy results (see `run_status`)
                          ):
     "Scores per model and configuration, one panel per dataset; failed or missing runs drawn as labelled red crosses."
     st = run_status(res, datasets, models, configs, metric, split).set_index(["dataset", "model", "config"])
+    budgets = res.groupby(["dataset", "model"])["budget"].min().to_dict() if "budget" in res else {}
     ok = res[(res["status"] == "ok") & (res["metric"] == metric) & (res["split"] == split)]
     colour = dict(zip(configs, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
     w = 0.8 / len(configs)
@@ -256,7 +266,8 @@ def plot_default_vs_tuned(res: pd.DataFrame,  # tidy results (see `run_status`)
                 _draw_config(ax, x, v.to_numpy(float), colour[c], st.loc[(ds, m, c)])
             _label_improvement(ax, i, improvement, ds, m, labelled)
         ax.margins(y=0.15)              # room for the improvement labels above and the failure marks below the points
-        ax.set_xticks(range(len(models)), models, rotation=30, ha="right")
+        ax.set_xticks(range(len(models)), [model_label(m, budgets.get((ds, m)), "\n") for m in models], rotation=30,
+                      ha="right")
         ax.set(
             title=ds,
             xlim=(-0.6, len(models) - 0.4),
@@ -313,7 +324,8 @@ def violation_matrix(viol: pd.DataFrame, rule: str = "efs_le_os") -> tuple[pd.Da
     """`(rates, failed)`: % rows breaking `rule` per `model (config)` × strategy (raw rate for 'none'), and the failed
     runs."""
     v = viol.assign(config=viol["config"] if "config" in viol else "default")
-    v = v.assign(row=v["model"] + " (" + v["config"] + ")")
+    b = v["budget"].astype(float) if "budget" in v else pd.Series(np.nan, index=v.index)
+    v = v.assign(row=[f"{model_label(m, x)} ({c})" for m, x, c in zip(v["model"], b, v["config"])])
     ok = v[(v["status"] == "ok") & (v["rule"] == rule)]
     ok = ok.assign(rate=np.where(ok["strategy"] == "none", ok["rate_raw"], ok["rate_final"]) * 100)
     bad = v[v["status"] != "ok"].drop_duplicates(["dataset", "row", "strategy"])
