@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json, os, time, warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 import numpy as np, pandas as pd
 from synthtrial.core import (
     SynthtrialError,
@@ -93,6 +93,7 @@ def evaluate_config(dataset: str,                              # a registered da
                     out_csv: str | Path | None = None,         # the block-by-block record, resumed from
                     extra: dict | None = None,                 # constant columns for every row (e.g. `n_trials`)
                     progress: bool = True,                     # show a progress bar
+                    on_first_cohort: Callable | None = None,   # called with the first seed pair's rows, when sampled here
                    ) -> pd.DataFrame:
     """Train/sample/score one configuration over seeds; tidy rows (`split` train/test), written block by block and
     resumed."""
@@ -106,7 +107,8 @@ def evaluate_config(dataset: str,                              # a registered da
         pipe, fit_s, fit_err = _fit_seed(job, model, params, budget, ts)
         for ss in [s for t, s in todo if t == ts]:
             meta = {**base, "train_seed": ts, "sample_seed": ss, "fit_seconds": round(fit_s, 3)}
-            rows = _failed_rows(meta, fit_err) if fit_err else _cohort_rows(pipe, meta, job, ss, metrics)
+            first = on_first_cohort if (ts, ss) == (list(train_seeds)[0], list(sample_seeds)[0]) else None
+            rows = _failed_rows(meta, fit_err) if fit_err else _cohort_rows(pipe, meta, job, ss, metrics, first)
             done = _append_block(done, rows, out_csv)
             bar.update(1)
     bar.close()
@@ -181,12 +183,14 @@ def _failed_rows(meta: dict, reason: str) -> list[dict]:
     "The one row recording a failed run: status, reason, and a missing compound score."
     return [{**meta, "status": "failed", "error": reason[:300], "split": "test", "metric": "compound", "value": np.nan}]
 
-def _cohort_rows(pipe, meta: dict, job: dict, seed: int, metrics: list[str] | None) -> list[dict]:
-    "Sample one cohort with sampling seed `seed`, score it, and return its tidy rows (or the failed row)."
+def _cohort_rows(pipe, meta: dict, job: dict, seed: int, metrics: list[str] | None,
+                 keep: Callable | None = None) -> list[dict]:
+    "Sample one cohort with sampling seed `seed`, score it, and return its tidy rows (or the failed row); `keep(rows)`."
     t1 = time.perf_counter()
     try:
         syn = pipe.sample(len(job["train"]), seed=seed)
         rep = pipe.last_report
+        if keep is not None: keep(syn)     # before scoring: the cohort exists even if a metric fails
         scores = score_cohort(job["train"], job["test"], syn, job["schema"], metrics, job["utility_params"])
     except Exception as e:   # record the failure (generator, enforcement or metric) and go on
         return _failed_rows(meta, str(e) if isinstance(e, SynthtrialError) else f"{type(e).__name__}: {e}")

@@ -408,8 +408,15 @@ def code_fingerprint() -> str:
             h.update(f.name.encode()); h.update(f.read_bytes())
         h.update(json.dumps(package_versions(), sort_keys=True).encode())
         _CODE_FINGERPRINT = h.hexdigest()
+    return _CODE_FINGERPRINT + f"/threads={_torch_threads()}"
+
+def _torch_threads() -> int:
+    "torch's intra-op thread count, without importing torch for it under OMP_NUM_THREADS=1 (a cache hit fits nothing)."
+    import sys
+    if "torch" not in sys.modules and os.environ.get("OMP_NUM_THREADS") == "1":
+        return 1      # what torch starts with (every sweep job runs so); other values torch may clamp to the cores
     import torch   # the thread count can change within a process: not part of the cached value
-    return _CODE_FINGERPRINT + f"/threads={torch.get_num_threads()}"
+    return torch.get_num_threads()
 
 class FoldCache:
     "A folder of signed synthetic folds (rows + metric values) shared by studies fitting one configuration on one fold."

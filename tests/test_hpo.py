@@ -269,3 +269,21 @@ def test_the_hpo_notebook_runs_a_pruned_study(tmp_path, monkeypatch):
     trials = pd.read_csv(tmp_path / "run" / "study" / "trials.csv")
     assert set(trials["state"]) <= {"COMPLETE", "PRUNED"}
     assert (trials["state"] == "COMPLETE").any()
+
+
+def test_the_fold_cache_key_needs_no_torch_import_under_one_thread():
+    """A cache hit fits nothing: under OMP_NUM_THREADS=1 (every sweep job) the key needs no torch import and equals
+    the key after torch is loaded; under another value torch is asked."""
+    from helpers import run_python
+    for threads in ("1", "2"):
+        r = run_python(f"""
+            import sys
+            from synthtrial.hpo import code_fingerprint
+            before = code_fingerprint()
+            assert ("torch" in sys.modules) == ({threads} != 1), "torch imported: " + str("torch" in sys.modules)
+            import torch
+            assert code_fingerprint() == before, (before, code_fingerprint())
+            print(before.split("/")[-1])
+        """, env={**os.environ, "OMP_NUM_THREADS": threads})
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert r.stdout.split()[-1] == f"threads={threads}"

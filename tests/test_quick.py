@@ -42,7 +42,8 @@ def test_evaluation_copies_the_rows_of_an_objective_with_the_same_parameters(tmp
         )
     run = tmp_path / "eval"
     execute("nbs/experiments/evaluate.ipynb", {"dataset": "myeloid", "model": "gaussian_copula", "hpo_dir": str(hpo),
-            "objectives": ["compound", "utility", "fidelity"], "budget": 1.0, "cohorts": ["default"]}, run)
+            "objectives": ["compound", "utility", "fidelity"], "budget": 1.0, "cohorts": ["default", "compound", "utility"]},
+            run)
     res = pd.read_csv(run / "results.csv")
     assert sorted(res.config.unique()) == ["compound", "default", "fidelity", "utility"]
     cols = ["split", "metric", "value", "train_seed", "sample_seed", "n_trials", "hpo_seed"]
@@ -55,3 +56,18 @@ def test_evaluation_copies_the_rows_of_an_objective_with_the_same_parameters(tmp
     assert prov["utility"]["same_as"] == "compound" and prov["utility"]["config"] == "utility"
     assert "same_as" not in prov["compound"] and "same_as" not in prov["fidelity"]
     assert len(list((run / "configs").glob("*.csv"))) == 4                # the copy is on file under its own name too
+    # the cohorts: the evaluation's own first fit and sample (no extra fit), the copy's its source's; and the very rows
+    # a fresh fit with the first training and sampling seeds gives
+    from synthtrial.data import load_split
+    from synthtrial.constraints import rules_for
+    from synthtrial.pipeline import SynthesisPipeline
+    train, _, schema = load_split("myeloid")
+    cohort = {c: pd.read_csv(run / f"synthetic_{c}.csv") for c in ("default", "compound", "utility")}
+    assert not (run / "synthetic_fidelity.csv").exists()                    # not a cohort config
+    written = (run / "results.csv").stat().st_mtime_ns                      # a refit would come after the results
+    assert all((run / f"synthetic_{c}.csv").stat().st_mtime_ns <= written for c in ("default", "compound"))
+    pd.testing.assert_frame_equal(cohort["utility"], cohort["compound"])
+    fresh = SynthesisPipeline("gaussian_copula", rules_for("myeloid", schema), "default", params=best["norm"])
+    again = fresh.fit(train, schema, seed=0).sample(len(train), seed=0)
+    pd.testing.assert_frame_equal(cohort["compound"], schema.restore_types(again).reset_index(drop=True),
+                                  check_dtype=False)
