@@ -93,7 +93,7 @@ def evaluate_config(dataset: str,                              # a registered da
                     out_csv: str | Path | None = None,         # the block-by-block record, resumed from
                     extra: dict | None = None,                 # constant columns for every row (e.g. `n_trials`)
                     progress: bool = True,                     # show a progress bar
-                    on_first_cohort: Callable | None = None,   # called with the first seed pair's rows, when sampled here
+                    on_first_cohort: Callable | None = None,   # gets the first seed pair's rows when sampled here
                    ) -> pd.DataFrame:
     """Train/sample/score one configuration over seeds; tidy rows (`split` train/test), written block by block and
     resumed."""

@@ -42,8 +42,8 @@ def test_evaluation_copies_the_rows_of_an_objective_with_the_same_parameters(tmp
         )
     run = tmp_path / "eval"
     execute("nbs/experiments/evaluate.ipynb", {"dataset": "myeloid", "model": "gaussian_copula", "hpo_dir": str(hpo),
-            "objectives": ["compound", "utility", "fidelity"], "budget": 1.0, "cohorts": ["default", "compound", "utility"]},
-            run)
+            "objectives": ["compound", "utility", "fidelity"], "budget": 1.0,
+            "cohorts": ["default", "compound", "utility"]}, run)
     res = pd.read_csv(run / "results.csv")
     assert sorted(res.config.unique()) == ["compound", "default", "fidelity", "utility"]
     cols = ["split", "metric", "value", "train_seed", "sample_seed", "n_trials", "hpo_seed"]
