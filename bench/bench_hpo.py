@@ -19,8 +19,8 @@ is reported beside it, with the same spread, as the check that the pruned search
 configuration.
 
     python bench/bench_hpo.py [--dataset aml_sal] [--models tvae,ctgan] [--seeds 11,12,13] [--trials 10]
-                              [--budget 0.1] [--k-folds 5] [--objective compound] [--pruner sha] [--early-stop 0.9|none]
-                              [--json out.json]
+                              [--budget 0.1] [--k-folds 5] [--objective compound] [--pruner sha|hyperband|budget]
+                              [--early-stop 0.9|none] [--space-limits JSON] [--json out.json]
 
 The defaults are a reduced scale for a shared 2-core machine (a fraction `--budget` of each model's epochs, few
 trials); the study's scale is `--trials 70 --budget 1 --k-folds 5`. The settings are printed with the results.
@@ -50,7 +50,7 @@ def one_study(a, model: str, seed: int, pruner: str | None, root: Path) -> dict:
     t0 = time.perf_counter()
     r = run_study(a.dataset, model, a.objective, n_trials=a.trials, hpo_seed=seed, k_folds=a.k_folds, budget=a.budget,
                   pruner=pruner, early_stop=a.early_stop, out_dir=root / f"{model}_{seed}_{pruner or 'plain'}",
-                  progress=False, utility_trials=0)
+                  progress=False, utility_trials=0, space_limits=(a.space_limits or {}).get(model))
     wall = time.perf_counter() - t0
     trials = r.study.trials
     fold_s = sum(sum(t.user_attrs.get("fold_seconds", [])) for t in trials)
@@ -87,7 +87,10 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=0.1, help="fraction of each model's default epochs")
     ap.add_argument("--k-folds", type=int, default=5)
     ap.add_argument("--objective", default="compound")
-    ap.add_argument("--pruner", default="sha", choices=["sha", "hyperband"])
+    ap.add_argument("--pruner", default="sha", choices=["sha", "hyperband", "budget"],
+                    help="sha/hyperband: prune on the folds; budget: successive halving over the epoch budget")
+    ap.add_argument("--space-limits", default=None, type=json.loads,
+                    help="JSON {model: {hyperparameter: values}}: search a part of each space")
     ap.add_argument("--early-stop", default="0.9", type=lambda v: None if v.lower() == "none" else float(v),
                     help="the study's early stopping factor for both modes (none: off)")
     ap.add_argument("--json", default=None, help="write the per-study rows and the summary here")
@@ -98,7 +101,7 @@ def main(argv=None) -> int:
     models, seeds = a.models.split(","), [int(s) for s in a.seeds.split(",")]
     print(f"settings: dataset={a.dataset} models={models} objective={a.objective} seeds={seeds} trials={a.trials} "
           f"k_folds={a.k_folds} budget={a.budget} (share of default epochs) pruner={a.pruner} "
-          f"early_stop={a.early_stop} threads={torch.get_num_threads()}", flush=True)
+          f"early_stop={a.early_stop} space_limits={a.space_limits} threads={torch.get_num_threads()}", flush=True)
     rows, t0 = [], time.perf_counter()
     def _stop(signum, frame): raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, _stop)          # `timeout` stops the run: summarise the studies finished so far

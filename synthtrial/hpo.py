@@ -17,7 +17,7 @@ from .schema import Schema
 __all__ = ['OBJECTIVES', 'PRUNERS', 'Objective', 'register_objective', 'get_objective', 'redact_url', 'url_has_password',
            'open_storage', 'suite_metric_fn', 'TrialTimeout', 'time_limit', 'StudyResult', 'check_seconds', 'worker_id',
            'worker_gone', 'study_name', 'check_study_settings', 'code_fingerprint', 'FoldCache', 'make_pruner',
-           'pruner_spec', 'run_study']
+           'pruner_spec', 'budget_rungs', 'halving_prunes', 'run_study']
 
 # %% ../nbs/06_hpo.ipynb
 import fnmatch
@@ -462,7 +462,7 @@ class FoldCache:
         return path
 
 # %% ../nbs/06_hpo.ipynb
-PRUNERS = ("sha", "hyperband")
+PRUNERS = ("sha", "hyperband", "budget")
 
 def make_pruner(pruner: str | Any | None, # None (plain protocol), "sha", "hyperband", or an optuna pruner
                 k_folds: int, # folds per trial: the largest resource
@@ -473,6 +473,7 @@ def make_pruner(pruner: str | Any | None, # None (plain protocol), "sha", "hyper
     if not isinstance(pruner, str):
         raise ParameterError(f"pruner={pruner!r} is not allowed; give one of {PRUNERS}, an optuna pruner or None")
     check_choice("pruner", pruner, PRUNERS)
+    if pruner == "budget": return None       # halving over epoch budgets (`budget_rungs`, `halving_prunes`)
     if pruner == "sha": return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=k_folds, reduction_factor=3)
 
@@ -482,6 +483,22 @@ def pruner_spec(pruner: str | Any | None) -> str | dict | None:
     plain = (int, float, str, bool, type(None))
     conf = {k.lstrip("_"): v for k, v in sorted(vars(pruner).items()) if isinstance(v, plain)}
     return {"class": type(pruner).__name__, **conf}
+
+# %% ../nbs/06_hpo.ipynb
+def budget_rungs(budget: float, # the study's epoch budget
+                 eta: int = 3, # reduction factor
+                 n: int = 2, # rungs below the full budget
+                ) -> tuple[float, ...]:
+    "The reduced budgets fold 0 is fitted at before the full protocol: budget / eta**n, …, budget / eta."
+    return tuple(budget / eta ** k for k in range(n, 0, -1))
+
+def halving_prunes(others: list[float], # the values stored at this rung by other trials
+                   value: float, # this trial's value at the rung
+                   eta: int = 3, # reduction factor: the top 1/eta go on
+                  ) -> bool:
+    "True unless `value` is in the top 1/eta of the rung's values so far (this one included; at least one goes on)."
+    vals = sorted([v for v in others if np.isfinite(v)] + [value], reverse=True)
+    return not np.isfinite(value) or value < vals[max(1, len(vals) // eta) - 1]
 
 # %% ../nbs/06_hpo.ipynb
 def _check_arguments(objective: str, # a registered objective
@@ -533,6 +550,7 @@ class _StudyPlan:
     pruner: Any = None            # the optuna pruner (None: the plain protocol)
     pruner_id: str | dict | None = None            # what the study records of the pruner
     space_limits: dict | None = None               # a narrower part of the model's space (`limit_space`); None: all
+    rungs: tuple[float, ...] = ()                  # pruner="budget": the reduced budgets fold 0 is fitted at first
     cache: FoldCache | None = None                 # folds shared with the model's studies under other objectives
     fold_parts: dict = field(default_factory=dict, repr=False)  # a fold's cache key, besides the fold itself
 
@@ -596,7 +614,7 @@ def _plan_study(dataset: str, # a registered dataset
         folds=list(KFold(k_folds, shuffle=True, random_state=fold_seed).split(train)), fold_seed=fold_seed,
         train_seed=train_seed, budget=budget, early_stop=early_stop, trial_timeout=trial_timeout,
         utility_trials=utility_trials, pruner=pruner, pruner_id=pruner_id, cache=cache, fold_parts=fold_parts,
-        space_limits=space_limits or None)
+        space_limits=space_limits or None, rungs=budget_rungs(budget) if pruner_id == "budget" else ())
 
 # %% ../nbs/06_hpo.ipynb
 def _identity(plan: _StudyPlan) -> dict:
@@ -635,16 +653,18 @@ def _fold(plan: _StudyPlan, # the study's plan
           i: int, # the fold's number
           params: dict, # the model's hyperparameters
           sample_seed: int, # the seed of the fold's sampling
+          budget: float | None = None, # the epoch budget of this fit (None: the study's; a rung's is smaller)
          ) -> tuple[pd.DataFrame, dict[str, float], str]:
     "Fold `i`'s synthetic rows and metric values (computed, or read from the fold cache) and how: miss, partial, hit."
     from synthtrial.pipeline import SynthesisPipeline
+    budget = plan.budget if budget is None else budget
     tr, va = (plan.train.iloc[idx] for idx in plan.folds[i])
     cache, token, entry, key = plan.cache, plan.token, None, None
     if cache is not None:
-        key = cache.key(**plan.fold_parts, fold=i, params=params, sample_seed=sample_seed)
+        key = cache.key(**{**plan.fold_parts, "budget": budget}, fold=i, params=params, sample_seed=sample_seed)
         entry = cache.load(key)
     if entry is None:
-        pipe = SynthesisPipeline(plan.model, plan.ruleset, plan.strategies, params=params, budget=plan.budget)
+        pipe = SynthesisPipeline(plan.model, plan.ruleset, plan.strategies, params=params, budget=budget)
         syn = pipe.fit(tr, plan.schema, seed=plan.train_seed).sample(len(tr), seed=sample_seed)
         if cache is not None: cache.store(key, syn)     # before the metrics: a metric failure keeps the rows
         known = {}
@@ -663,6 +683,7 @@ def _scored_fold(plan: _StudyPlan, # the study's plan
                  params: dict, # the model's hyperparameters
                  sample_seed: int, # the seed of the fold's sampling
                  deadline: float | None, # the trial's end on `time.monotonic()` (None: no limit)
+                 budget: float | None = None, # the fit's epoch budget (None: the study's)
                 ) -> tuple[dict[str, float], float, str]:
     "Fold `i` within the trial's time limit: its metric values, objective value and cache use; failures fail the trial."
     try:   # the time limit covers the work of the fold only, never a write to the study's storage
@@ -670,7 +691,7 @@ def _scored_fold(plan: _StudyPlan, # the study's plan
         if left is not None and left <= 0:
             raise TrialTimeout(f"trial {trial.number} ran past its time limit of {plan.trial_timeout:g} s")
         with time_limit(left, f"trial {trial.number} (limit {plan.trial_timeout} s)"):
-            _syn, scores, how = _fold(plan, i, params, sample_seed)
+            _syn, scores, how = _fold(plan, i, params, sample_seed, budget)
     except SynthtrialError as e:
         trial.set_user_attr("fail_reason", f"fold {i}: {e}"[:500]); raise
     except Exception as e:   # a metric library failing on degenerate output: record it, go on
@@ -682,6 +703,29 @@ def _scored_fold(plan: _StudyPlan, # the study's plan
         trial.set_user_attr("fail_reason", f"fold {i}: metric(s) {bad} are NaN or missing")
         raise SynthtrialError(f"trial {trial.number}: metrics {bad} NaN")
     return scores, value, how
+
+# %% ../nbs/06_hpo.ipynb
+def _climb_rungs(plan: _StudyPlan, # the study's plan (`rungs` empty: nothing to do)
+                 study, # the optuna study: the other trials' rung values
+                 trial, # the running trial
+                 params: dict, # its configuration
+                 slot: int, # its slot: seeds the sampling as for the full folds
+                 deadline: float | None, # the trial's end on `time.monotonic()` (None: no limit)
+                ) -> None:
+    "pruner='budget': fit fold 0 at each reduced budget; raise TrialPruned below a rung's top third."
+    import optuna
+    for r, b in enumerate(plan.rungs):
+        t0 = time.perf_counter()
+        _scores, value, _how = _scored_fold(plan, trial, 0, params, 1000 * slot, deadline, budget=b)
+        seconds = trial.user_attrs.get("fold_seconds", []) + [round(time.perf_counter() - t0, 2)]
+        trial.set_user_attr("fold_seconds", seconds)
+        trial.set_user_attr("rungs", {**trial.user_attrs.get("rungs", {}), str(r): value})
+        trial.report(value, r + 1)
+        others = [t.user_attrs.get("rungs", {}).get(str(r)) for t in study.get_trials(deepcopy=False)
+                  if t.number != trial.number]
+        if halving_prunes([v for v in others if v is not None], value):
+            trial.set_user_attr("pruned", f"at rung {r} (budget {b:.4g}): {value:.4f} not in the rung's top third")
+            raise optuna.TrialPruned()
 
 # %% ../nbs/06_hpo.ipynb
 def _trial(plan: _StudyPlan, # the study's plan
@@ -699,12 +743,13 @@ def _trial(plan: _StudyPlan, # the study's plan
     except ValueError: best = None
     values, per_metric, last = [], [], len(plan.folds) - 1
     deadline = time.monotonic() + plan.trial_timeout if plan.trial_timeout else None
+    _climb_rungs(plan, study, trial, params, slot, deadline)      # pruner="budget": may raise TrialPruned
     for i in range(len(plan.folds)):
         t0 = time.perf_counter()
         scores, value, how = _scored_fold(plan, trial, i, params, 1000 * slot + i, deadline)
         values.append(value); per_metric.append(scores)
         running = float(np.mean(values))
-        trial.report(running, i + 1)     # step = folds done: the resource the pruner's rungs count
+        trial.report(running, len(plan.rungs) + i + 1)     # step = folds done (after any budget rungs)
         seconds = trial.user_attrs.get("fold_seconds", []) + [round(time.perf_counter() - t0, 2)]
         trial.set_user_attr("fold_seconds", seconds)
         if plan.cache is not None: trial.set_user_attr("fold_cache", trial.user_attrs.get("fold_cache", []) + [how])

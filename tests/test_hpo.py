@@ -197,6 +197,32 @@ def test_pruned_trials_are_finished_slots_and_the_pruner_is_part_of_the_study(tm
         run_study("myeloid", "gaussian_copula", "survival", pruner="median", **kw)
 
 
+def test_budget_rungs_prune_on_cheap_fits_and_complete_trials_run_the_full_protocol(tmp_path, monkeypatch):
+    "pruner='budget': fold 0 at budget/9 and /3 first, most trials pruned there; complete trials run every fold."
+    import synthtrial.pipeline as pipeline
+    budgets = []
+    class Spy(pipeline.SynthesisPipeline):
+        def __init__(self, *a, budget=1.0, **k):
+            budgets.append(budget); super().__init__(*a, budget=budget, **k)
+    monkeypatch.setattr(pipeline, "SynthesisPipeline", Spy)
+    kw = dict(n_trials=6, k_folds=2, metric_fn=km_only, enforcement="none", out_dir=tmp_path, progress=False,
+              early_stop=None, budget=0.03)
+    r = run_study("myeloid", "tvae", "survival", pruner="budget", **kw)
+    S = optuna.trial.TrialState
+    trials = sorted(r.study.trials, key=lambda t: t.number)
+    pruned, done = [t for t in trials if t.state == S.PRUNED], [t for t in trials if t.state == S.COMPLETE]
+    assert pruned and done and r.n_finished == 6 == len(trials)
+    assert trials[0].state == S.COMPLETE                                 # the first trial at every rung goes on
+    assert all(set(t.user_attrs["rungs"]) == {"0", "1"} and len(t.user_attrs["fold_seconds"]) == 4 for t in done)
+    assert all(len(t.user_attrs["fold_seconds"]) == len(t.user_attrs["rungs"]) <= 2 and "n_folds" not in t.user_attrs
+               and "rung" in t.user_attrs["pruned"] for t in pruned)
+    assert r.best_value == max(t.value for t in done)
+    fits = {round(b, 6) for b in budgets if b != 0.03} | {0.03}
+    assert fits == {round(0.03 / 9, 6), round(0.03 / 3, 6), 0.03}, budgets    # rungs at reduced budgets, folds at full
+    assert r.study.user_attrs["settings"]["pruner"] == "budget"
+    with pytest.raises(ParameterError, match="pruner"):                 # never mixed with a plain study
+        run_study("myeloid", "tvae", "survival", **{**kw, "n_trials": 7})
+
 # --- the pruner as a sweep setting ----------------------------------------------------------------------------
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -241,7 +267,7 @@ def test_the_pruner_is_a_sweep_setting_that_reaches_every_hpo_job(tmp_path):
     assert validate_config(good)["pruner"] is None                       # the default: the study's plain protocol
     assert [validate_config({**good, "pruner": p})["pruner"] for p in ("sha", "hyperband", None, "null")] == \
         ["sha", "hyperband", None, None]                                 # "null": as `--config pruner=null` gives it
-    typo = r"pruner='hyperbnd' is not allowed; choose one of: 'sha', 'hyperband', or null for the study's plain"
+    typo = r"pruner='hyperbnd' is not allowed; choose one of: 'sha', 'hyperband', 'budget', or null for the study's"
     with pytest.raises(ParameterError, match=typo):
         validate_config({**good, "pruner": "hyperbnd"})
     binp = Path(sys.executable).parent
