@@ -129,6 +129,19 @@ def library_page(path: Path, api: bool = True) -> dict:
     return nb
 
 
+def intro_page(path: Path, root: Path = ROOT) -> dict:
+    "The README's notebook as the intro page, with the evidence findings table generated as in the README."
+    import importlib.util      # the README's generator: one place that turns the record into the findings table
+    spec = importlib.util.spec_from_file_location("check_readme", ROOT / "tools" / "check_readme.py")
+    cr = importlib.util.module_from_spec(spec); spec.loader.exec_module(cr)
+    nb = library_page(path, api=False)
+    for c in nb["cells"]:
+        if c["cell_type"] == "markdown":     # figures have their own pages here: only the findings table is expanded
+            text = cr.FINDINGS.sub(lambda m: cr.findings_table(m.group(1).split(), root), src(c))
+            c["source"] = cr.FIGURE.sub("", text)
+    return nb
+
+
 # ---------------------------------------------------------------- runs
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "x"
@@ -321,7 +334,7 @@ def assemble(book: Path, nbs: Path, results: Path, figures: Path, sections: set[
     counts = {"api": 0, "tutorials": 0, "runs": 0, "figure_pages": 0, "figures": 0, "tables": 0}
     parts = []
 
-    write_nb(library_page(nbs / "index.ipynb", api=False), book / "index.ipynb")
+    write_nb(intro_page(nbs / "index.ipynb"), book / "index.ipynb")
 
     if "api" in sections:
         chapters = []
