@@ -5,7 +5,8 @@ installed offline). Markdown cells are copied; code cells become ```python block
 Two directives in a markdown cell bring the committed evidence record into the README (and are kept, as HTML
 comments, in front of what they produce), so the README changes exactly when the record does:
   <!-- findings: FOLDER [FOLDER ...] -->   the findings table of each figure folder (tables/published_comparison.csv),
-                                           one row per trial x published finding; a sentence when none exists yet
+                                           one row per trial x published finding about a model in that sweep; a
+                                           sentence when none exists yet
   <!-- figure: PATH.png -->               the figure with the caption of its JSON sidecar; nothing when absent
 
   python tools/check_readme.py          exit 1 if README.md is stale
@@ -29,6 +30,7 @@ def findings_table(folders: list[str], root: Path = ROOT) -> str:
         if not path.is_file(): continue
         with path.open(newline="", encoding="utf-8") as f:
             for r in csv.DictReader(f):
+                if r.get("reason", "").endswith("is not in this sweep"): continue    # e.g. CTAB-GAN+ on the 2nd trial
                 rows.append([f"{r['dataset']} ({Path(folder).name})", r["finding"], r["published"],
                              r.get("ours") or "–", f"**{r['verdict']}**"])
     if not rows: return NO_RECORD
