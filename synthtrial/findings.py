@@ -623,6 +623,8 @@ def _tabddpm_row(ds, res, evs, by, boots, rules):
     others = [m for m in kept if m != "tabddpm"]
     note = _left_out({m: w for m, w in gated.items() if m != "tabddpm"})
     label = _models_label(res, kept, rules)
+    if "tabddpm" not in set(res["model"]):
+        return _row(ds, p, label, ("not assessable", "tabddpm is not in this sweep"))
     if "tabddpm" not in by.index or len(by) < 2:
         return _row(ds, p, label, ("not assessable", "tabddpm and another model need paired scores"))
     if "tabddpm" in gated:

@@ -296,3 +296,10 @@ def test_data_card_flags_a_utility_target_at_chance():
     # ... because it carries no signal in trt, SEX, flt3
     assert my.loc["CR1", "at_chance"] and not my.loc["OS_2y", "at_chance"]
     assert not aml["at_chance"].any() and (aml["auc"] > 0.7).all()
+
+
+def test_a_sweep_without_a_findings_model_says_so():
+    "The second trial runs TVAE and CTGAN only: its CTAB-GAN+ and TabDDPM findings name the absent model."
+    f = verdicts(simulate_results(models=("tvae", "ctgan")))
+    for key, model in ((TABDDPM, "tabddpm"), ("CTAB-GAN+ improves with compound HPO", "ctabgan_plus")):
+        assert f.loc[key, "verdict"] == "not assessable" and f.loc[key, "reason"] == f"{model} is not in this sweep"
