@@ -569,6 +569,10 @@ def _violation_rows(ds, violations, results, rules):
     if len(proc):
         w = proc.loc[proc["rate_final"].idxmax()]
         vr = decide(-1, -1, gate) if gate else decide(-w["final_high"], -w["final_low"], [], value=-pv)
+        side = {"supported": "lies below", "contradicted": "lies above", "inconclusive": "spans"}.get(vr[0])
+        if side:    # the rule decides on -rate > -1 %; the reason says it in rates
+            vr = (vr[0], f"largest rate after processing {w['rate_final']:.1%} ({w['model']}/{w['config']}), "
+                         f"95 % interval [{w['final_low']:.1%}, {w['final_high']:.1%}] {side} {pv:.0%}")
         out.append(_row(ds, _P["processing_valid"], label, _noted(vr, note), w["rate_final"], w["final_low"],
                         w["final_high"], "largest EFS > OS rate after processing"))
     else:

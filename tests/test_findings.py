@@ -134,6 +134,8 @@ def test_violation_findings_use_efs_le_os_alone_and_tuned_configurations():
     # 40 % at most, tight interval
     assert f.loc["without processing, up to 61 % of rows have EFS > OS", "verdict"] == "contradicted"
     assert f.loc["domain-constraint processing yields valid rows", "verdict"] == "supported"
+    assert "95 % interval [0.0%, " in f.loc["domain-constraint processing yields valid rows", "reason"]   # in rates
+    assert "lies below 1%" in f.loc["domain-constraint processing yields valid rows", "reason"]
     assert "0 %" not in f.loc["domain-constraint processing yields valid rows", "published"]
     assert (
         verdicts(res, violation_table(0.0)).loc["HPO alone does not prevent EFS > OS violations", "verdict"]
