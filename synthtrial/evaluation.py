@@ -185,7 +185,7 @@ def _failed_rows(meta: dict, reason: str) -> list[dict]:
 
 def _cohort_rows(pipe, meta: dict, job: dict, seed: int, metrics: list[str] | None,
                  keep: Callable | None = None) -> list[dict]:
-    "Sample one cohort with sampling seed `seed`, score it, return its tidy rows (or the failed row); `keep` gets the cohort."
+    "Sample cohort `seed`, score it, return its tidy rows (or the failed row); `keep` gets the sampled cohort."
     t1 = time.perf_counter()
     try:
         syn = pipe.sample(len(job["train"]), seed=seed)
