@@ -63,3 +63,15 @@ def test_doctor_prints_versions_and_gpu():
     )
     assert r.returncode == 0, r.stderr
     assert "numpy" in r.stdout and "GPU:" in r.stdout and "optional parts missing" in r.stdout
+
+@pytest.mark.parametrize("nb", sorted(f"{p.parent.name}/{p.name}" for d in ("experiments", "figures")
+                                     for p in __import__("pathlib").Path(ROOT, "nbs", d).glob("*.ipynb")))
+def test_papermill_reads_every_parameter_of_the_parameterised_notebooks(nb):
+    # papermill parses the parameters cell line by line; a comment holding "=" hides a parameter from it
+    # ("Unable to parse line", then "Passed unknown parameter" on every run that sets it)
+    import ast, papermill
+    path = os.path.join(ROOT, "nbs", nb)
+    cell = next(c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", []))
+    assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    assert assigned and set(papermill.inspect_notebook(path)) == assigned
