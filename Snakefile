@@ -36,8 +36,8 @@ PY = sys.executable                  # the venv's python: kernels start from it
 RUN = f"{PY} -m synthtrial.sweep run"
 DS, MODELS, OBJS = C["datasets"], C["models"], C["objectives"]
 def q(v): return "'" + json.dumps(v) + "'"     # a YAML/JSON literal for key=value, shell-quoted
-STUDY = {k: C[k] for k in ("n_trials", "hpo_seed", "k_folds", "budget", "utility_trials", "enforcement", "trial_timeout",
-                           "pruner")}
+STUDY = {k: C.get(k) for k in ("n_trials", "hpo_seed", "k_folds", "budget", "utility_trials", "utility_iterations",
+                               "enforcement", "trial_timeout", "pruner")}
 # storage: an RDB URL without a password (validate_config refuses one); libpq reads it from PGPASSWORD or a .pgpass
 # file in each job's environment. The sweep's name is part of every study's name: sweeps sharing a database never
 # share a study. Every rule that executes a notebook lists it as an input (`nb`): editing the notebook re-runs
@@ -98,7 +98,8 @@ rule evaluate:
            lambda w: f"{R}/utility/{w.dataset}.json", nb="nbs/experiments/evaluate.ipynb"
     output: f"{R}/eval/{{dataset}}/{{model}}/results.csv"
     params: run_dir=lambda w: f"{R}/eval/{w.dataset}/{w.model}", hpo_dir=lambda w: f"{R}/hpo/{w.dataset}/{w.model}",
-            settings=" ".join(f"{k}={q(C[k])}" for k in ("train_seeds", "sample_seeds", "budget", "utility_trials", "enforcement", "cohorts"))
+            settings=" ".join(f"{k}={q(C.get(k))}" for k in ("train_seeds", "sample_seeds", "budget", "utility_trials",
+                                                            "utility_iterations", "enforcement", "cohorts"))
                      + f" objectives={q(OBJS)} profile={C['profile']}"
     threads: 1
     shell: "OMP_NUM_THREADS={threads} {RUN} {input.nb} {params.run_dir} dataset={wildcards.dataset} "

@@ -97,7 +97,8 @@ def main(argv=None) -> int:
                     help="JSON {model: {hyperparameter: values}}: search a part of each space")
     ap.add_argument("--early-stop", default="0.9", type=lambda v: None if v.lower() == "none" else float(v),
                     help="the study's early stopping factor for both modes (none: off)")
-    ap.add_argument("--json", default=None, help="write the per-study rows and the summary here")
+    ap.add_argument("--json", default=None, help="write the per-study rows and the summary here, after every study; "
+                    "a run with the same settings resumes from it (the studies it holds are not run again)")
     a = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch; torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
@@ -106,7 +107,9 @@ def main(argv=None) -> int:
     print(f"settings: dataset={a.dataset} models={models} objective={a.objective} seeds={seeds} trials={a.trials} "
           f"k_folds={a.k_folds} budget={a.budget} (share of default epochs) pruner={a.pruner} "
           f"early_stop={a.early_stop} space_limits={a.space_limits} threads={torch.get_num_threads()}", flush=True)
-    rows, t0 = [], time.perf_counter()
+    rows, t0 = _resumed(a), time.perf_counter()
+    done = {(r["model"], r["seed"], r["mode"]) for r in rows}
+    if rows: print(f"resumed from {a.json}: {len(rows)} studies kept", flush=True)
     def _stop(signum, frame): raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, _stop)          # `timeout` stops the run: summarise the studies finished so far
     with tempfile.TemporaryDirectory() as d:
@@ -114,8 +117,10 @@ def main(argv=None) -> int:
             for model in models:
                 for seed in seeds:
                     for pruner in (None, a.pruner):
+                        if (model, seed, pruner or "plain") in done: continue
                         rows.append(one_study(a, model, seed, pruner, Path(d)))
                         print(json.dumps(rows[-1]), flush=True)
+                        _write(a, rows, None)
         except KeyboardInterrupt:
             print(f"stopped after {len(rows)} studies: the summary covers those", flush=True)
     if not rows: return 1
@@ -126,10 +131,31 @@ def main(argv=None) -> int:
     print("\nsummary (compute_ratio = plain CPU seconds / multi-fidelity CPU seconds, summed over seeds; "
           "best/oos: mean [min, max] over seeds):\n" + summary.to_string(index=False))
     print(f"\ntotal wall {time.perf_counter() - t0:.0f} s")
-    if a.json:
-        record = {"settings": vars(a), "studies": rows, "summary": summary.to_dict("records")}
-        Path(a.json).write_text(json.dumps(record, indent=1, default=str))
+    _write(a, rows, summary)
     return 0
+
+
+def _settings(a) -> dict:
+    "The settings that make two runs' studies comparable (all but where the record goes)."
+    return {k: v for k, v in vars(a).items() if k != "json"}
+
+
+def _resumed(a) -> list[dict]:
+    "The studies an earlier run with the same settings recorded in `--json` (none without the file)."
+    if not a.json or not Path(a.json).is_file(): return []
+    rec = json.loads(Path(a.json).read_text())
+    plain = lambda d: json.loads(json.dumps(d, default=str))      # as the file holds it
+    if plain(rec.get("settings", {})) != plain(_settings(a)):
+        sys.exit(f"bench_hpo: {a.json} holds a run with other settings ({rec.get('settings')}); give another --json")
+    return rec.get("studies", [])
+
+
+def _write(a, rows: list[dict], summary: pd.DataFrame | None) -> None:
+    if not a.json: return
+    record = {"settings": _settings(a), "studies": rows,
+              "summary": summary.to_dict("records") if summary is not None else None}
+    tmp = Path(a.json).with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=str)); os.replace(tmp, a.json)
 
 
 if __name__ == "__main__":

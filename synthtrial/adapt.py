@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable
 import numpy as np, pandas as pd
 from .core import SynthtrialError, ParameterError, check_choice, check_positive_int
 from .schema import Schema, Target, SchemaError, fresh_ids
-from .utility import target_label
+from .utility import target_label, group_folds
 
 # %% auto 0
 __all__ = ['CLASSIFIER_PARAMS', 'GAP_MEASURES', 'ADAPT_METHODS', 'MIN_ROWS', 'ORDERS', 'DISCRIMINATORS', 'FINE_TUNABLE',
@@ -204,7 +204,6 @@ def distributional_gap(reference: pd.DataFrame,           # rows labelled 1 (rea
                       ) -> float:
     """Cross-validated (pooled out-of-fold) AUC of a classifier telling `reference` rows (1) from `syn` rows (0); 0.5 =
     no gap."""
-    from sklearn.model_selection import StratifiedGroupKFold
     from sklearn.metrics import roc_auc_score
     folds = check_positive_int("folds", folds)
     cols = list(columns) if columns is not None else schema.modelled
@@ -219,7 +218,7 @@ def distributional_gap(reference: pd.DataFrame,           # rows labelled 1 (rea
     if k < 2:
         raise AdaptationError(f"distributional gap: all rows are identical over columns {cols}; nothing to classify")
     p = np.full(len(y), np.nan)
-    for tr, te in StratifiedGroupKFold(k, shuffle=True, random_state=int(seed)).split(X, y, groups):
+    for tr, te in group_folds(y, groups, k, seed):
         if len(te) == 0: continue
         p[te] = predict_real(fit_classifier(X[tr], y[tr], mask, seed, what="distributional gap"), X[te])
     return float(roc_auc_score(y, p))
@@ -324,7 +323,6 @@ class DensityRatio:
     for new rows."""
     def __init__(self, real: pd.DataFrame, syn: pd.DataFrame, schema: Schema, seed: int = 0, folds: int = 5,
                  clip: float = 10.0, columns: list[str] | None = None):
-        from sklearn.model_selection import StratifiedGroupKFold
         if not (isinstance(clip, (int, float)) and clip > 1):
             raise ParameterError(f"clip={clip!r} is not allowed; it must be a number > 1")
         self.schema, self.clip, self.cols = (
@@ -341,7 +339,7 @@ class DensityRatio:
         if k < 2: raise AdaptationError(f"density ratio: all rows are identical over columns {self.cols}; nothing to "
                                         "classify")
         p = np.full(len(y), np.nan); self.models = []
-        for tr, te in StratifiedGroupKFold(k, shuffle=True, random_state=int(seed)).split(X, y, groups):
+        for tr, te in group_folds(y, groups, k, seed):
             if len(te) == 0: continue
             m = fit_classifier(X[tr], y[tr], self.mask, seed, what="density ratio")
             p[te] = predict_real(m, X[te]); self.models.append(m)

@@ -26,9 +26,10 @@ __all__ = ['PROFILES', 'get_profile', 'read_blocks', 'score_cohort', 'evaluate_c
 # %% ../nbs/07_evaluation.ipynb
 PROFILES: dict[str, dict] = {
     "quick": {"n_trials": 3, "hpo_seed": 11, "k_folds": 2, "budget": 0.002, "train_seeds": [0], "sample_seeds": [0],
-              "utility_trials": 0, "enforcement": "default", "trial_timeout": 150},
+              "utility_trials": 0, "utility_iterations": 100, "enforcement": "default", "trial_timeout": 150},
     "paper": {"n_trials": 70, "hpo_seed": 11, "k_folds": 5, "budget": 1.0, "train_seeds": [0, 1, 2, 3, 4],
-              "sample_seeds": [0, 1, 2], "utility_trials": 200, "enforcement": "default", "trial_timeout": None},
+              "sample_seeds": [0, 1, 2], "utility_trials": 200, "utility_iterations": None, "enforcement": "default",
+              "trial_timeout": None},
 }
 
 def get_profile(name: str) -> dict:
@@ -90,6 +91,7 @@ def evaluate_config(dataset: str,                              # a registered da
                     metrics: list[str] | None = None,          # `evaluate_all` metrics (None = all)
                     utility_params: dict[str, dict] | None = None,  # tuned CatBoost parameters per target
                     utility_trials: int = 0,                   # tune them first with this many trials (0 = untuned)
+                    utility_iterations: int | None = None,     # untuned: CatBoost's boosting rounds (None: defaults)
                     out_csv: str | Path | None = None,         # the block-by-block record, resumed from
                     extra: dict | None = None,                 # constant columns for every row (e.g. `n_trials`)
                     progress: bool = True,                     # show a progress bar
@@ -98,7 +100,7 @@ def evaluate_config(dataset: str,                              # a registered da
     """Train/sample/score one configuration over seeds; tidy rows (`split` train/test), written block by block and
     resumed."""
     from tqdm.auto import tqdm
-    job = _setup_job(dataset, model, params, budget, enforcement, utility_params, utility_trials)
+    job = _setup_job(dataset, model, params, budget, enforcement, utility_params, utility_trials, utility_iterations)
     out_csv = Path(out_csv) if out_csv else None
     done, todo = _pending_pairs(out_csv, train_seeds, sample_seeds)
     base = _row_base(dataset, model, config, job, budget, extra)
@@ -124,7 +126,7 @@ def evaluate_config(dataset: str,                              # a registered da
 
 # %% ../nbs/07_evaluation.ipynb
 def _setup_job(dataset: str, model: str, params: dict | None, budget: float, enforcement,
-               utility_params: dict | None, utility_trials: int) -> dict:
+               utility_params: dict | None, utility_trials: int, utility_iterations: int | None = None) -> dict:
     "Split, schema, strategies, rules, utility parameters and metric suite of one evaluation; checks `params` first."
     from synthtrial.data import load_split
     from synthtrial.constraints import rules_for
@@ -139,6 +141,9 @@ def _setup_job(dataset: str, model: str, params: dict | None, budget: float, enf
     if utility_params is None and utility_trials:
         from synthtrial.utility import utility_params_for   # tuned once on the real training split, cached
         utility_params = utility_params_for(train, schema, n_trials=utility_trials, dataset=dataset)
+    elif utility_params is None:
+        from synthtrial.utility import untuned_utility_params
+        utility_params = untuned_utility_params(schema, utility_iterations)
     return {
         "train": train,
         "test": test,
@@ -217,6 +222,7 @@ def _write_provenance(out_csv: Path, base: dict, job: dict, params: dict | None,
         "heldout_criteria": "synthtrial.findings.HELDOUT_CRITERIA",
         "splits": {"train": "in-sample (as the study)", "test": "out-of-sample"},
         "suite": job["suite"],
+        "utility_params": job["utility_params"],    # CatBoost's parameters per target (None: untuned defaults)
     }  # the metric suite's named options (synthtrial.scores.suite_settings)
     return write_json(provenance({**base, "params": params, "train_seeds": list(train_seeds),
                                   "sample_seeds": list(sample_seeds), "metrics": metrics, "metric_settings": settings}),
@@ -302,6 +308,7 @@ def run_protocol(dataset: str,                       # a registered dataset
                 enforcement=prof["enforcement"],
                 metric_fn=metric_fn,
                 utility_trials=prof["utility_trials"],
+                utility_iterations=prof.get("utility_iterations"),
                 trial_timeout=prof.get("trial_timeout"),
                 out_dir=out / "hpo" / model / obj,
                 progress=progress,
@@ -319,6 +326,7 @@ def run_protocol(dataset: str,                       # a registered dataset
                     budget=prof["budget"],
                     enforcement=prof["enforcement"],
                     utility_trials=prof["utility_trials"],
+                    utility_iterations=prof.get("utility_iterations"),
                     out_csv=out / "eval" / model / f"{cfg}.csv",
                     extra=None if cfg == "default" else {"n_trials": prof["n_trials"], "hpo_seed": prof["hpo_seed"]},
                     progress=progress,

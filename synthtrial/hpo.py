@@ -547,6 +547,7 @@ class _StudyPlan:
     early_stop: float | None      # a running mean below early_stop x the best stops a trial (None: never)
     trial_timeout: float | None   # seconds of fold work per trial (None: no limit)
     utility_trials: int           # CatBoost tuning trials behind the utility metrics (0: untuned)
+    utility_iterations: int | None = None          # untuned: CatBoost's boosting rounds (None: the defaults)
     pruner: Any = None            # the optuna pruner (None: the plain protocol)
     pruner_id: str | dict | None = None            # what the study records of the pruner
     space_limits: dict | None = None               # a narrower part of the model's space (`limit_space`); None: all
@@ -581,6 +582,7 @@ def _plan_study(dataset: str, # a registered dataset
                 enforcement: str | list[str] | None, # constraint processing (`resolve_strategies`)
                 metric_fn: Callable | None, # None: the full suite
                 utility_trials: int, # CatBoost tuning trials (0: untuned)
+                utility_iterations: int | None, # untuned: CatBoost's boosting rounds (None: the defaults)
                 trial_timeout: float | None, # seconds per trial (checked)
                 fold_cache: str | Path | FoldCache | None, # a shared fold folder, or None
                 space_limits: dict | None = None, # a narrower part of the model's space (`limit_space`)
@@ -598,6 +600,9 @@ def _plan_study(dataset: str, # a registered dataset
         if utility_trials and any(m.startswith("ml_efficiency_") for m in weights):
             from synthtrial.utility import utility_params_for   # tuned once on the real training split, cached
             uparams = utility_params_for(train, schema, n_trials=utility_trials, dataset=dataset)
+        elif not utility_trials:        # every objective alike: studies sharing folds share their scores too
+            from synthtrial.utility import untuned_utility_params
+            uparams = untuned_utility_params(schema, utility_iterations)
         metric_fn = suite_metric_fn(uparams)
     strategies = resolve_strategies(enforcement)
     ruleset = rules_for(dataset, schema)
@@ -613,7 +618,8 @@ def _plan_study(dataset: str, # a registered dataset
         dataset, model, obj, n_trials, hpo_seed, sweep, train, schema, weights, metric_fn, strategies, ruleset, k_folds,
         folds=list(KFold(k_folds, shuffle=True, random_state=fold_seed).split(train)), fold_seed=fold_seed,
         train_seed=train_seed, budget=budget, early_stop=early_stop, trial_timeout=trial_timeout,
-        utility_trials=utility_trials, pruner=pruner, pruner_id=pruner_id, cache=cache, fold_parts=fold_parts,
+        utility_trials=utility_trials, utility_iterations=utility_iterations, pruner=pruner, pruner_id=pruner_id,
+        cache=cache, fold_parts=fold_parts,
         space_limits=space_limits or None, rungs=budget_rungs(budget) if pruner_id == "budget" else ())
 
 # %% ../nbs/06_hpo.ipynb
@@ -779,6 +785,7 @@ def _write_best(plan: _StudyPlan, # the study's plan
               "hpo_seed": plan.hpo_seed, "k_folds": plan.k_folds, "fold_seed": plan.fold_seed,
               "train_seed": plan.train_seed, "budget": plan.budget, "early_stop": plan.early_stop,
               "enforcement": "+".join(plan.strategies), "utility_trials": plan.utility_trials,
+              "utility_iterations": plan.utility_iterations,
               "trial_timeout": plan.trial_timeout, "storage": redact_url(storage) if storage else "journal",
               "sweep": plan.sweep, "pruner": plan.pruner_id, "space_limits": plan.space_limits,
               "fold_cache": str(plan.cache.folder) if plan.cache is not None else None}
@@ -808,6 +815,7 @@ def run_study(dataset: str, # a registered dataset: only its training split is l
               enforcement: str | list[str] | None = "default", # constraint processing inside each fold's pipeline
               metric_fn: Callable | None = None, # (real_train, real_val, syn, schema, metrics, seed) -> {metric: value}
               utility_trials: int = 0, # CatBoost tuning trials behind the utility metrics (0: untuned)
+              utility_iterations: int | None = None, # untuned: CatBoost's boosting rounds (None: the defaults)
               out_dir: str | Path | None = None, # best.json and trials.csv (None: results/hpo/<dataset>/<model>/…)
               progress: bool = True, # print a line per finished trial
               timeout: float | None = None, # seconds after which this worker starts no more trials (None: never)
@@ -823,6 +831,7 @@ def run_study(dataset: str, # a registered dataset: only its training split is l
     plan = _plan_study(dataset, model, obj, n_trials, hpo_seed, sweep, k_folds=k_folds, fold_seed=fold_seed,
                        train_seed=train_seed, budget=budget, early_stop=early_stop, pruner=pruner,
                        enforcement=enforcement, metric_fn=metric_fn, utility_trials=utility_trials,
+                       utility_iterations=utility_iterations,
                        trial_timeout=trial_timeout, fold_cache=fold_cache, space_limits=space_limits)
     out = Path(out_dir) if out_dir else results_dir() / "hpo" / dataset / model / f"{objective}_seed{hpo_seed}"
     study = _open_study(plan, storage, out)

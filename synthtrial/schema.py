@@ -190,6 +190,28 @@ def schema_from_yaml(path_or_text: str | Path) -> Schema:
     return schema_from_dict(d, source)
 
 # %% ../nbs/01_schema.ipynb
+def _numeric_fast(schema: Schema, df: pd.DataFrame) -> dict | None:
+    """The numeric-kind columns of `df` in canonical form, checked as one array; None where a dtype is not numeric
+    or a check fails (`validate`'s per-column path then names the column and the values)."""
+    # validate runs on every fitted, sampled, repaired and read frame (dozens of times per job): column by column it
+    # costs ~0.2 s on the AML cohort's 87 columns, as one float array a few milliseconds
+    cols = [c for c in schema.columns if c.kind not in ("identifier", "categorical")]
+    sub = df[[c.name for c in cols]]
+    if not all(pd.api.types.is_numeric_dtype(t) for t in sub.dtypes): return None
+    a = sub.to_numpy(dtype="float64", na_value=np.nan)
+    whole = np.array([c.kind in ("integer", "boolean") for c in cols], dtype=bool)
+    flag = np.array([c.kind == "boolean" for c in cols], dtype=bool)
+    z = np.where(np.isnan(a), 0.0, a)
+    if np.isinf(a).any() or (z[:, whole] != np.round(z[:, whole])).any() or (~np.isin(z[:, flag], (0, 1))).any():
+        return None
+    out = {}
+    for j, c in enumerate(cols):
+        v = np.ascontiguousarray(a[:, j])
+        if whole[j]: v = pd.arrays.IntegerArray(z[:, j].astype("int64"), np.isnan(v))
+        out[c.name] = pd.Series(v, index=df.index, name=c.name)
+    return out
+
+# %% ../nbs/01_schema.ipynb
 def _show(vals, k=5) -> str:
     vals = list(dict.fromkeys(vals))
     return ", ".join(repr(v) for v in vals[:k]) + (f" … ({len(vals)} distinct)" if len(vals) > k else "")
@@ -203,7 +225,7 @@ def validate(schema: Schema, df: pd.DataFrame, what: str = "data", allow_extra: 
     if missing: raise SchemaError(f"{what}: missing columns {missing} required by schema {schema.name!r}")
     extra = [c for c in df.columns if c not in schema]
     if extra and not allow_extra: raise SchemaError(f"{what}: columns {extra} are not in schema {schema.name!r}")
-    out = {}
+    out, fast = {}, _numeric_fast(schema, df)
     for col in schema.columns:
         s = df[col.name]
         where = f"{what}: column {col.name!r} ({col.kind})"
@@ -218,6 +240,7 @@ def validate(schema: Schema, df: pd.DataFrame, what: str = "data", allow_extra: 
                 dup = v[v.duplicated() & ~na]
                 if len(dup): raise SchemaError(f"{where}: duplicated identifiers {_show(dup)}")
             out[col.name] = v
+        elif fast is not None: out[col.name] = fast[col.name]
         else:
             if s.dtype == bool or str(s.dtype) == "boolean": s = s.astype("Int64")
             num = pd.to_numeric(s, errors="coerce")
@@ -256,12 +279,17 @@ def fresh_ids(df: pd.DataFrame, schema: Schema, prefix: str = "SYN") -> pd.DataF
 def restore_types(schema: Schema, df: pd.DataFrame, what: str = "synthetic data") -> pd.DataFrame:
     "Round integer/boolean columns of generator output, clip booleans to {0, 1}, then `validate` against `schema`."
     df = df.copy()
-    for col in schema.columns:
-        if col.name not in df.columns or col.kind not in ("integer", "boolean"): continue
-        num = pd.to_numeric(df[col.name], errors="coerce").astype("float64")
-        num = np.round(num)
-        if col.kind == "boolean": num = num.clip(0, 1)
-        df[col.name] = num
+    whole = [c for c in schema.columns if c.name in df.columns and c.kind in ("integer", "boolean")]
+    sub = df[[c.name for c in whole]]
+    if all(pd.api.types.is_numeric_dtype(t) for t in sub.dtypes):    # as one array (generator output always is)
+        a = np.round(sub.to_numpy(dtype="float64", na_value=np.nan))
+        flag = np.array([c.kind == "boolean" for c in whole], dtype=bool)
+        a[:, flag] = np.clip(a[:, flag], 0, 1)
+        df[sub.columns] = pd.DataFrame(a, index=df.index, columns=sub.columns)
+    else:
+        for col in whole:
+            num = np.round(pd.to_numeric(df[col.name], errors="coerce").astype("float64"))
+            df[col.name] = num.clip(0, 1) if col.kind == "boolean" else num
     return validate(schema, df, what=what)
 
 Schema.restore_types = restore_types

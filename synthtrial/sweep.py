@@ -28,7 +28,8 @@ def check_seeds(param: str, # the setting's name in the sweep config
 
 # %% ../nbs/11_sweep.ipynb
 SWEEP_KEYS = {"profile", "datasets", "models", "objectives", "violation_strategies", "storage", "n_trials", "hpo_seed",
-              "k_folds", "budget", "train_seeds", "sample_seeds", "utility_trials", "enforcement", "n_violation_rows",
+              "k_folds", "budget", "train_seeds", "sample_seeds", "utility_trials", "utility_iterations", "enforcement",
+              "n_violation_rows",
               "name", "cohorts", "transfer", "adapt", "trial_timeout", "pruner", "space_limits"}
 VIOLATION_STRATEGIES = ("none", "repair", "rejection", "nearest", "reparam", "default")
 _ADAPT_CONTROLS = ["importance", "rejection", "coral", "finetune"]
@@ -195,6 +196,7 @@ def validate_config(cfg: dict, check_data: bool = True) -> dict:
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ParameterError(f"sweep config: {k}={v!r} must be a whole number >= 0")
     if out["n_violation_rows"] is not None: check_positive_int("n_violation_rows", out["n_violation_rows"])
+    if out.get("utility_iterations") is not None: check_positive_int("utility_iterations", out["utility_iterations"])
     if out["k_folds"] < 2: raise ParameterError(f"sweep config: k_folds={out['k_folds']} must be >= 2")
     if not (isinstance(out["budget"], (int, float)) and 0 < out["budget"] <= 1):
         raise ParameterError(f"sweep config: budget={out['budget']!r} must be in (0, 1]")
@@ -444,6 +446,14 @@ def tune_utility(dataset: str, n_trials: int, out: str | Path) -> Path:
     return write_json(provenance({"dataset": dataset, "n_trials": n_trials}, utility_params=params), out)
 
 # %% ../nbs/11_sweep.ipynb
+def _skip_slow_format_checker():
+    "Keep jsonschema from importing `rfc3987_syntax` in this (one-job) process; an import already made stays."
+    # papermill -> nbformat -> jsonschema imports rfc3987_syntax where it is installed (jupyterlab's jupyter-events
+    # pulls it in), and it compiles a grammar at import: ~2 of a job's ~4.5 CPU-seconds of start-up, in every one of
+    # a sweep's jobs, for the "iri" string format that no notebook schema uses. jsonschema imports it inside
+    # `suppress(ImportError)`, so a None entry in sys.modules only drops that one format check.
+    sys.modules.setdefault("rfc3987_syntax", None)
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of `python -m synthtrial.sweep`."
     import argparse
@@ -463,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "check":
             cfg = load_config(a.config); print(json.dumps(cfg)); return 0
         if a.cmd == "run":
+            _skip_slow_format_checker()
             rec = execute(a.notebook, parse_params(a.params), a.run_dir, progress=a.progress)
             print(f"run record: {rec}"); return 0
         if a.cmd == "utility":

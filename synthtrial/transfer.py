@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 import numpy as np, pandas as pd
 from .core import SynthtrialError, ParameterError, check_choice, check_positive_int
 from .schema import Schema, Target, SchemaError
-from .utility import utility_frame, MISSING_FILL
+from .utility import utility_frame, MISSING_FILL, group_folds
 
 # %% auto 0
 __all__ = ['FAMILIES', 'VAL_FRACTION', 'MIN_ROWS', 'MIN_CLASS', 'OBJECTIVES', 'TUNINGS', 'CEILING_VERDICTS', 'XY',
@@ -178,10 +178,7 @@ def _check_xy(xy: XY, target: str):
 
 def split_xy(xy: XY, seed: int) -> tuple[XY, XY]:
     "Stratified, seeded train/validation split of `xy` (25 % validation); identical rows stay on one side."
-    from sklearn.model_selection import StratifiedGroupKFold
-    k = round(1 / VAL_FRACTION)
-    _, codes = np.unique(xy.groups, return_inverse=True)
-    tr, va = next(StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(xy.X, xy.y, codes))
+    tr, va = group_folds(xy.y, xy.groups, round(1 / VAL_FRACTION), seed)[0]
     name = xy.what.split(" ")[0]
     return xy.subset(tr, f"{name}-train"), xy.subset(va, f"{name}-val")
 
@@ -485,14 +482,9 @@ def plot_regret_heatmap(div: pd.DataFrame, rows: str = "generator", cols: str = 
 # %% ../nbs/07a_transfer.ipynb
 def real_halves(xy: XY, seed: int) -> tuple[np.ndarray, np.ndarray]:
     "Row positions of two disjoint halves A, B of `xy`, stratified on the label; identical rows stay on one side."
-    # scikit-learn's StratifiedGroupKFold balances classes poorly when nearly every group is one row (a 0.51/0.45
-    # split on myeloid); stratifying the distinct rows by their majority label is exact to one row per class
-    from sklearn.model_selection import StratifiedKFold
-    uniq, codes = np.unique(xy.groups, return_inverse=True)
-    lab = np.round(np.bincount(codes, weights=xy.y) / np.bincount(codes)).astype(int)
-    ga, _ = next(StratifiedKFold(2, shuffle=True, random_state=seed).split(np.zeros(len(uniq)), lab))
-    in_a = np.isin(codes, ga)
-    return np.flatnonzero(in_a), np.flatnonzero(~in_a)
+    # `group_folds`, not scikit-learn's StratifiedGroupKFold: that balances classes poorly when nearly every group is
+    # one row (a 0.51/0.45 split on myeloid); stratifying the distinct rows is exact to one row per class
+    return group_folds(xy.y, xy.groups, 2, seed)[0]
 
 def random_configs(family: str, n: int, seed: int) -> list[dict]:
     "`n` seeded configurations of `family`, uniform in the normalised search space."
@@ -517,16 +509,10 @@ def cv_scores(family: str,             # model family (`FAMILIES`)
              ) -> pd.DataFrame:
     """Repeated stratified-group K-fold score of each configuration on `xy` (`cv`); with `also`, the fold models' mean
     score on it (`on_also`)."""
-    from sklearn.model_selection import StratifiedGroupKFold
     folds, repeats = check_positive_int("folds", folds), check_positive_int("repeats", repeats)
     if folds < 2: raise ParameterError(f"folds={folds} is not allowed; cross-validation needs at least 2")
     _check_xy(xy, "the label")
-    _, codes = np.unique(xy.groups, return_inverse=True)
-    splits = [
-        s
-        for r in range(repeats)
-        for s in StratifiedGroupKFold(folds, shuffle=True, random_state=seed * 1000 + r).split(xy.X, xy.y, codes)
-    ]
+    splits = [s for r in range(repeats) for s in group_folds(xy.y, xy.groups, folds, seed * 1000 + r)]
     rows = []
     for i, p in enumerate(configs):
         cv, oa = [], []

@@ -13,8 +13,9 @@ from .metrics import (MetricWarning, MetricInputs, check_pair, check_missing_cat
                                 STUDY_MISSING_CATEGORY, MISSING_FILL)
 
 # %% auto 0
-__all__ = ['CATBOOST_FIXED', 'DEFAULT_CATBOOST_PARAMS', 'target_label', 'utility_frame', 'catboost_search_space', 'ml_efficiency',
-           'utility_params_path', 'tune_utility_params', 'utility_params_for']
+__all__ = ['CATBOOST_FIXED', 'DEFAULT_CATBOOST_PARAMS', 'target_label', 'utility_frame', 'catboost_search_space',
+           'untuned_utility_params', 'ml_efficiency', 'utility_params_path', 'tune_utility_params',
+           'utility_params_for', 'group_folds']
 
 # %% ../nbs/05b_utility.ipynb
 def target_label(df: pd.DataFrame, target: Target) -> pd.Series:
@@ -84,6 +85,14 @@ def _catboost(params: dict, cats: list[str]):
     from catboost import CatBoostClassifier
     from synthtrial.core import cpu_threads
     return CatBoostClassifier(**{**CATBOOST_FIXED, "thread_count": cpu_threads(), **params}, cat_features=cats or None)
+
+def untuned_utility_params(schema: Schema,          # the dataset's schema (its targets)
+                           iterations: int | None,  # boosting rounds (None: `DEFAULT_CATBOOST_PARAMS`)
+                          ) -> dict[str, dict] | None:
+    "Untuned CatBoost parameters per target with `iterations` rounds (None when `iterations` is None: the defaults)."
+    if iterations is None: return None
+    return {t.name: {**DEFAULT_CATBOOST_PARAMS, "iterations": check_positive_int("utility_iterations", iterations)}
+            for t in schema.targets}
 
 # %% ../nbs/05b_utility.ipynb
 def _fix_single_class(y: np.ndarray, name: str) -> np.ndarray:
@@ -189,3 +198,19 @@ def tune_utility_params(train: pd.DataFrame, # real training data (never synthet
 def utility_params_for(train: pd.DataFrame, schema: Schema, **kw) -> dict[str, dict]:
     "Tuned (or cached) CatBoost params of every target of `schema`: `{target_name: params}`."
     return {t.name: tune_utility_params(train, schema, t, **kw)["params"] for t in schema.targets}
+
+# %% ../nbs/05b_utility.ipynb
+def group_folds(y: np.ndarray,        # the class of each row (0/1)
+                groups: np.ndarray,   # a group code per row: rows with the same code stay in one fold
+                k: int,               # number of folds
+                seed: int,            # the shuffle's seed
+               ) -> list[tuple[np.ndarray, np.ndarray]]:
+    "Stratified K-fold over the distinct `groups` (labelled by their majority class): (train, test) row positions."
+    from sklearn.model_selection import StratifiedKFold
+    y = np.asarray(y); uniq, codes = np.unique(np.asarray(groups), return_inverse=True)
+    lab = np.round(np.bincount(codes, weights=y) / np.bincount(codes)).astype(int)
+    out = []
+    for _, g_te in StratifiedKFold(k, shuffle=True, random_state=int(seed)).split(np.zeros(len(uniq)), lab):
+        te = np.isin(codes, g_te)
+        out.append((np.flatnonzero(~te), np.flatnonzero(te)))
+    return out

@@ -313,3 +313,18 @@ def test_the_fold_cache_key_needs_no_torch_import_under_one_thread():
         """, env={**os.environ, "OMP_NUM_THREADS": threads})
         assert r.returncode == 0, r.stderr[-2000:]
         assert r.stdout.split()[-1] == f"threads={threads}"
+
+
+def test_utility_iterations_reach_catboost_and_belong_to_the_study(tmp_path, monkeypatch):
+    "An untuned utility model with `utility_iterations` rounds: each fold's CatBoost gets them, the study records them."
+    import synthtrial.utility as U
+    seen, real = [], U._catboost
+    monkeypatch.setattr(U, "_catboost", lambda params, cats: seen.append(params) or real(params, cats))
+    kw = dict(n_trials=1, k_folds=2, enforcement="none", out_dir=tmp_path, progress=False)
+    r = run_study("myeloid", "gaussian_copula", "utility", utility_iterations=20, **kw)
+    assert r.n_finished == 1 and seen and all(p["iterations"] == 20 for p in seen), seen
+    assert json.loads((tmp_path / "best.json").read_text())["params"]["utility_iterations"] == 20
+    with pytest.raises(ParameterError, match="metric"):                 # the defaults' 300 rounds are another study
+        run_study("myeloid", "gaussian_copula", "utility", **{**kw, "n_trials": 2})
+    from synthtrial.evaluation import get_profile
+    assert (get_profile("quick")["utility_iterations"], get_profile("paper")["utility_iterations"]) == (100, None)

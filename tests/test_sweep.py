@@ -380,3 +380,13 @@ def test_adapt_domain_seeds_is_a_checked_setting():
     assert validate_config({**base, "profile": "paper"}, check_data=False)["adapt"]["domain_seeds"] == [0, 1, 2]
     with pytest.raises(ParameterError, match=r"adapt.domain_seeds=\[\] must be a non-empty list"):
         validate_config({**base, "adapt": {"domain_seeds": []}}, check_data=False)
+
+
+def test_a_sweep_job_validates_notebooks_without_the_slow_format_checker():
+    "The job process skips rfc3987_syntax (~2 CPU-s of import per job) and still validates notebooks with nbformat."
+    code = ("from synthtrial.sweep import _skip_slow_format_checker; _skip_slow_format_checker()\n"
+            "import sys, papermill, nbformat\n"
+            "nbformat.validate(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('x = 1')]))\n"
+            "print(sys.modules.get('rfc3987_syntax'))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "None", r.stdout + r.stderr[-2000:]
