@@ -80,12 +80,31 @@ rule utility:
     output: f"{R}/utility/{{dataset}}.json"
     shell: "{PY} -m synthtrial.sweep utility {wildcards.dataset} {C[utility_trials]} {output}"
 
-rule hpo:
+# hpo_jobs (sweep setting): per_objective = one job per study (the paper and evidence profiles: a study is hours and a
+# cluster runs them apart); per_model = one job runs a dataset x model's studies one after another (the quick profile:
+# its studies take seconds and share their folds, the lock above already runs them in turn, and each job start costs
+# ~3 CPU-seconds). The studies, their folders and files are the same either way; only the run record differs
+# (hpo/<dataset>/<model>/<objective>/ or hpo/<dataset>/<model>/).
+HPO_SETTINGS = " ".join(f"{k}={q(v)}" for k, v in STUDY.items()) + f" storage={q(C['storage'])} profile={C['profile']} sweep={q(NAME)}"
+if C.get("hpo_jobs") == "per_model":
+  rule hpo:
+    input: f"{R}/utility/{{dataset}}.json", nb="nbs/experiments/hpo.ipynb"
+    output: [f"{R}/hpo/{{dataset}}/{{model}}/{o}/study/best.json" for o in OBJS]
+    params: run_dir=lambda w: f"{R}/hpo/{w.dataset}/{w.model}",
+            shared=lambda w: f"{R}/hpo/{w.dataset}/{w.model}/shared_folds",
+            settings=HPO_SETTINGS + f" objectives={q(OBJS)}",
+            limits=lambda w: q((C["space_limits"] or {}).get(w.model))   # a part of the model's space, or null
+    threads: 1
+    resources: **{k: (lambda w, dm=dm: int((w.dataset, w.model) == dm)) for k, dm in STUDY_LOCKS.items()}
+    shell: "OMP_NUM_THREADS={threads} {RUN} {input.nb} {params.run_dir} dataset={wildcards.dataset} "
+           "model={wildcards.model} fold_cache={params.shared} {params.settings} space_limits={params.limits}"
+else:
+  rule hpo:
     input: f"{R}/utility/{{dataset}}.json", nb="nbs/experiments/hpo.ipynb"
     output: f"{R}/hpo/{{dataset}}/{{model}}/{{objective}}/study/best.json"
     params: run_dir=lambda w: f"{R}/hpo/{w.dataset}/{w.model}/{w.objective}",
             shared=lambda w: f"{R}/hpo/{w.dataset}/{w.model}/shared_folds",
-            settings=" ".join(f"{k}={q(v)}" for k, v in STUDY.items()) + f" storage={q(C['storage'])} profile={C['profile']} sweep={q(NAME)}",
+            settings=HPO_SETTINGS,
             limits=lambda w: q((C["space_limits"] or {}).get(w.model))   # a part of the model's space, or null
     threads: 1
     resources: **{k: (lambda w, dm=dm: int((w.dataset, w.model) == dm)) for k, dm in STUDY_LOCKS.items()}

@@ -12,9 +12,10 @@ from .core import (SynthtrialError, ParameterError, check_choice, check_positive
                              results_dir, figures_dir, cache_dir, provenance, write_json)
 
 # %% auto 0
-__all__ = ['SWEEP_KEYS', 'VIOLATION_STRATEGIES', 'FOLLOWUP_DEFAULTS', 'check_seeds', 'missing_offline_data', 'validate_config',
-           'load_config', 'execute', 'parse_params', 'fix_snakemake_single_job_selection', 'collect_results',
-           'save_table', 'mean_sd', 'search_space_table', 'notebook_html', 'build_report', 'tune_utility', 'main']
+__all__ = ['SWEEP_KEYS', 'VIOLATION_STRATEGIES', 'HPO_JOBS', 'FOLLOWUP_DEFAULTS', 'check_seeds', 'missing_offline_data',
+           'validate_config', 'load_config', 'execute', 'parse_params', 'fix_snakemake_single_job_selection',
+           'collect_results', 'save_table', 'mean_sd', 'search_space_table', 'notebook_html', 'build_report',
+           'tune_utility', 'main']
 
 # %% ../nbs/11_sweep.ipynb
 def check_seeds(param: str, # the setting's name in the sweep config
@@ -29,9 +30,10 @@ def check_seeds(param: str, # the setting's name in the sweep config
 # %% ../nbs/11_sweep.ipynb
 SWEEP_KEYS = {"profile", "datasets", "models", "objectives", "violation_strategies", "storage", "n_trials", "hpo_seed",
               "k_folds", "budget", "train_seeds", "sample_seeds", "utility_trials", "utility_iterations", "enforcement",
-              "n_violation_rows",
+              "n_violation_rows", "hpo_jobs",
               "name", "cohorts", "transfer", "adapt", "trial_timeout", "pruner", "space_limits"}
 VIOLATION_STRATEGIES = ("none", "repair", "rejection", "nearest", "reparam", "default")
+HPO_JOBS = ("per_objective", "per_model")   # one sweep job per HPO study, or per dataset x model (its studies in turn)
 _ADAPT_CONTROLS = ["importance", "rejection", "coral", "finetune"]
 _ORDERS = ["adapt_then_enforce", "enforce_then_adapt"]
 FOLLOWUP_DEFAULTS = {
@@ -197,6 +199,7 @@ def validate_config(cfg: dict, check_data: bool = True) -> dict:
             raise ParameterError(f"sweep config: {k}={v!r} must be a whole number >= 0")
     if out["n_violation_rows"] is not None: check_positive_int("n_violation_rows", out["n_violation_rows"])
     if out.get("utility_iterations") is not None: check_positive_int("utility_iterations", out["utility_iterations"])
+    out["hpo_jobs"] = check_choice("hpo_jobs", out.get("hpo_jobs") or "per_objective", HPO_JOBS)
     if out["k_folds"] < 2: raise ParameterError(f"sweep config: k_folds={out['k_folds']} must be >= 2")
     if not (isinstance(out["budget"], (int, float)) and 0 < out["budget"] <= 1):
         raise ParameterError(f"sweep config: budget={out['budget']!r} must be in (0, 1]")

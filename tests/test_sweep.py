@@ -96,7 +96,7 @@ def test_quick_dry_run_lists_every_job(quick_dry):
         "collect": 1,
         "evaluate": nd * nm,
         "figures": 1,
-        "hpo": nd * nm * no,
+        "hpo": nd * nm,                       # hpo_jobs: per_model -- a job runs a model's four studies in turn
         "report": 1,
         "tables": 1,
         "violations": nd * nm,
@@ -143,15 +143,10 @@ def expected_outputs(tmp: Path) -> list[Path]:
     R, F = tmp / "results" / "sweep" / "reduced", tmp / "figures" / "reduced"
     out = [F / "index.html", R / "results.csv", R / "utility" / "myeloid.json"]
     for m in ("gaussian_copula", "tvae"):
+        out += [R / "hpo" / "myeloid" / m / f for f in ("hpo.ipynb", "run.json")]   # one job ran both studies
         for o in ("compound", "fidelity"):
             d = R / "hpo" / "myeloid" / m / o
-            out += [
-                d / "hpo.ipynb",
-                d / "run.json",
-                d / "study" / "best.json",
-                d / "study" / "trials.csv",
-                d / "study" / "study.journal",
-            ]
+            out += [d / "study" / "best.json", d / "study" / "trials.csv", d / "study" / "study.journal"]
         out += [
             R / "eval" / "myeloid" / m / f
             for f in ("evaluate.ipynb", "run.json", "results.csv", "synthetic_default.csv")
@@ -217,7 +212,7 @@ def test_reduced_sweep_end_to_end(tmp_path):
     again = snake(["-n", "--cores", "2", *REDUCED], tmp_path)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout[-2000:]
     # deleting one result file re-runs only its producer and what depends on it
-    hpo_rec = R / "hpo" / "myeloid" / "tvae" / "compound" / "run.json"
+    hpo_rec = R / "hpo" / "myeloid" / "tvae" / "run.json"
     before = hpo_rec.stat().st_mtime
     (R / "violations" / "myeloid" / "tvae" / "violations.csv").unlink()
     dry = snake(["-n", "--cores", "2", *REDUCED], tmp_path)
@@ -293,7 +288,7 @@ def test_editing_a_notebook_reruns_exactly_its_outputs_and_dependants(tmp_path):
     # violations too: it samples the tuned configurations (their best.json are its inputs)
     assert counts == {
         "all": 1,
-        "hpo": 4,
+        "hpo": 2,                        # one per model (the quick config's hpo_jobs: per_model)
         "evaluate": 2,
         "violations": 2,
         "collect": 1,
@@ -313,7 +308,7 @@ def test_sweep_config_from_the_command_line_is_typed_and_checked(tmp_path):
     assert r.returncode != 0 and "name='../../x' is not allowed" in r.stdout + r.stderr
     r = snake(["-n", "--cores", "1", *REDUCED, "train_seeds=[0,1]", "hpo_seed=3"], tmp_path, timeout=300)
     assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
-    assert job_counts(r.stdout)["hpo"] == 4
+    assert job_counts(r.stdout)["hpo"] == 2
 
 @pytest.mark.slow
 def test_paper_profile_plans_every_job_and_runs_one_real_hpo_job(tmp_path):
@@ -390,3 +385,19 @@ def test_a_sweep_job_validates_notebooks_without_the_slow_format_checker():
             "print(sys.modules.get('rfc3987_syntax'))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and r.stdout.strip() == "None", r.stdout + r.stderr[-2000:]
+
+
+def test_hpo_jobs_per_objective_or_per_model_plan_the_same_studies(tmp_path):
+    "per_model (quick): a model's studies in one job; per_objective (paper, evidence): a job per study; a typo stops."
+    good = {"datasets": ["myeloid"], "models": ["tvae"], "objectives": ["compound"]}
+    with pytest.raises(ParameterError, match=r"hpo_jobs='per_modle' is not allowed"):
+        validate_config({**good, "hpo_jobs": "per_modle"})
+    assert validate_config(good)["hpo_jobs"] == "per_objective"
+    cmds = {}
+    for mode in ("per_model", "per_objective"):
+        r = snake(["-n", "-p", "--cores", "1", *REDUCED, f"hpo_jobs={mode}"], tmp_path, timeout=300)
+        assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
+        cmds[mode] = [l for l in r.stdout.splitlines() if "synthtrial.sweep run" in l and "hpo.ipynb" in l]
+    both = """objectives='["compound", "fidelity"]'"""
+    assert len(cmds["per_model"]) == 2 and all(both in c for c in cmds["per_model"])
+    assert len(cmds["per_objective"]) == 4 and all(" objective=" in c for c in cmds["per_objective"])
