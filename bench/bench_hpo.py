@@ -66,14 +66,19 @@ def one_study(a, model: str, seed: int, pruner: str | None, root: Path) -> dict:
 
 
 def summarise(df: pd.DataFrame, pruner: str) -> pd.DataFrame:
+    "Per model, over the HPO seeds run in both modes (a partial run compares paired seeds only)."
     rows = []
     for model, g in df.groupby("model", sort=False):
+        paired = set(g.loc[g["mode"] == "plain", "seed"]) & set(g.loc[g["mode"] == pruner, "seed"])
+        if not paired: continue
+        g = g[g["seed"].isin(paired)]
         p, m = g[g["mode"] == "plain"], g[g["mode"] == pruner]
         ratio = p["cpu_s"].sum() / m["cpu_s"].sum() if m["cpu_s"].sum() > 0 else float("nan")
         fold_s_ratio = round(p["fold_s"].sum() / m["fold_s"].sum(), 2) if m["fold_s"].sum() > 0 else float("nan")
         within = bool(m["best"].mean() >= p["best"].min())     # within the plain seeds' spread (or above it)
         fold_ratio = round(p["folds"].sum() / max(m["folds"].sum(), 1), 2)
-        rows.append(dict(model=model, compute_ratio=round(ratio, 2), fold_s_ratio=fold_s_ratio, fold_ratio=fold_ratio,
+        rows.append(dict(model=model, seeds=len(paired), compute_ratio=round(ratio, 2), fold_s_ratio=fold_s_ratio,
+                         fold_ratio=fold_ratio,
                          plain_best=f"{p['best'].mean():.4f} [{p['best'].min():.4f}, {p['best'].max():.4f}]",
                          mf_best=f"{m['best'].mean():.4f} [{m['best'].min():.4f}, {m['best'].max():.4f}]",
                          plain_oos=f"{p['oos'].mean():.4f} [{p['oos'].min():.4f}, {p['oos'].max():.4f}]",
@@ -120,9 +125,9 @@ def main(argv=None) -> int:
                         if (model, seed, pruner or "plain") in done: continue
                         rows.append(one_study(a, model, seed, pruner, Path(d)))
                         print(json.dumps(rows[-1]), flush=True)
-                        _write(a, rows, None)
+                        _write(a, rows, summarise(pd.DataFrame(rows), a.pruner))
         except KeyboardInterrupt:
-            print(f"stopped after {len(rows)} studies: the summary covers those", flush=True)
+            print(f"stopped after {len(rows)} studies: the summary covers the seeds run in both modes", flush=True)
     if not rows: return 1
     df = pd.DataFrame(rows)
     summary = summarise(df, a.pruner)
@@ -150,10 +155,10 @@ def _resumed(a) -> list[dict]:
     return rec.get("studies", [])
 
 
-def _write(a, rows: list[dict], summary: pd.DataFrame | None) -> None:
+def _write(a, rows: list[dict], summary: pd.DataFrame) -> None:
     if not a.json: return
-    record = {"settings": _settings(a), "studies": rows,
-              "summary": summary.to_dict("records") if summary is not None else None}
+    record = {"settings": _settings(a), "command": "python bench/bench_hpo.py " + " ".join(sys.argv[1:]),
+              "cpus": os.cpu_count(), "studies": rows, "summary": summary.to_dict("records")}
     tmp = Path(a.json).with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=1, default=str)); os.replace(tmp, a.json)
 
