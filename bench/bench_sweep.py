@@ -38,7 +38,7 @@ Targets (issue 7): overhead <= 5 % of compute in the paper profile; >= 1.7x with
 Target (issue 16): the quick sweep <= 2,700 CPU-seconds on the 2-core CI class.
 """
 from __future__ import annotations
-import argparse, json, os, resource, subprocess, sys, tempfile, time
+import argparse, contextlib, json, os, resource, subprocess, sys, tempfile, time
 from collections import defaultdict
 from pathlib import Path
 
@@ -153,9 +153,13 @@ def report_cpu(label: str, wall: float, cpu: float, recs: list[dict], ci_factor:
     for k, n, sec, unit in by_job_type(recs):
         print(f"  {k:32s} {n:4d} jobs {sec:8.1f} {unit}")
 
-def full_sweep(configfile: str, cores: int, ci_factor: float = 1.0) -> None:
-    "The sweep of `configfile` exactly as shipped (e.g. the whole `make quick`), once, in a fresh results folder."
-    with tempfile.TemporaryDirectory() as d:
+def full_sweep(configfile: str, cores: int, ci_factor: float = 1.0, keep: str | None = None) -> None:
+    """The sweep of `configfile` exactly as shipped (e.g. the whole `make quick`), once, in a fresh results folder
+    (`keep`: this new folder, kept for a closer look at the run records; else a temporary one)."""
+    if keep:
+        if Path(keep).exists(): sys.exit(f"bench_sweep: --keep {keep} exists; give a new folder")
+        Path(keep).mkdir(parents=True)
+    with (contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory()) as d:
         wall, cpu, recs, n_jobs = sweep(cores, [], Path(d), configfile)
     report_cpu(
         f"{configfile}, {cores} cores, {n_jobs} Snakemake jobs ({len(recs)} notebook runs)", wall, cpu, recs, ci_factor
@@ -182,6 +186,7 @@ def main():
     ap.add_argument("--config", default=None,
                     help="run this sweep config as shipped (config/quick.yaml: all of make quick), once")
     ap.add_argument("--cores", type=int, default=2, help="with --config: Snakemake's --cores")
+    ap.add_argument("--keep", default=None, help="with --config: run in this new folder and keep it (run records)")
     ap.add_argument("--ci-factor", type=float, default=1.0,
                     help="CPU-seconds of the 2-core CI class per CPU-second here "
                     "(1 on that class; issue 16 measured ~2.2 for a fast development machine)")
@@ -189,7 +194,7 @@ def main():
     if a.config:
         print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} "
               "(other processes skew the wall time, less the CPU-seconds)")
-        return full_sweep(a.config, a.cores, a.ci_factor)
+        return full_sweep(a.config, a.cores, a.ci_factor, a.keep)
     cfg = [f"models=[{a.models}]", f"objectives=[{a.objectives}]", f"datasets=[{a.dataset}]",
            f"n_trials={a.n_trials}", "name=bench"]
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} (other processes skew the numbers)")
