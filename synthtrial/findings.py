@@ -452,8 +452,12 @@ def generalisation(results: pd.DataFrame, # tidy results
     arr = A.to_numpy().reshape(len(models), len(seeds), len(objectives), len(crit)).mean(axis=3)   # (M, S, O)
     G = arr.mean((0, 1)); out["G"] = dict(zip(objectives, G))
     ci = objectives.index("compound"); singles = [i for i in range(len(objectives)) if i != ci]
-    out["best_single"] = objectives[singles[int(np.argmax(G[singles]))]]
+    best = singles[int(np.argmax(G[singles]))]
+    out["best_single"] = objectives[best]
     out["estimate"] = float(G[ci] - G[singles].max())
+    # a model whose compound and best single-objective studies chose the same configuration scores identically on
+    # every held-out criterion: for it the comparison has no contrast (named in the reason, the rule unchanged)
+    out["same_configuration"] = [m for i, m in enumerate(models) if np.array_equal(arr[i, :, ci], arr[i, :, best])]
     if len(models) * len(seeds) >= 2:
         rng = np.random.default_rng(seed)
         mi = rng.integers(0, len(models), (n_boot, len(models)))
@@ -670,6 +674,11 @@ def _generalisation_row(ds, res, evs, rules, n_boot, seed, at_chance):
         return _row(ds, p, label, _noted(("not assessable", why), note))
     v, why = decide(g["ci_low"], g["ci_high"], [])
     vr = (v, f"{why}; held-out criteria {len(g['criteria'])}, models {len(g['models'])}")
+    same = g.get("same_configuration") or []
+    if same:
+        what = "every model" if len(same) == len(g["models"]) else ", ".join(same)
+        vr = (vr[0], f"{vr[1]}; compound and {g['best_single']} chose the same configuration for {what} (identical "
+                     f"held-out scores{': the objectives were not contrasted' if what == 'every model' else ''})")
     limited = {m: evs[m]["n_trials"] for m in g["models"] if evs[m]["search_limited"]}
     vr = one_sided(vr, {"contradicted": (limited, "a failure to generalise better may be for lack of search")},
                    limited, rules)

@@ -305,3 +305,13 @@ def test_a_sweep_without_a_findings_model_says_so():
     f = verdicts(simulate_results(models=("tvae", "ctgan")))
     for key, model in ((TABDDPM, "tabddpm"), ("CTAB-GAN+ improves with compound HPO", "ctabgan_plus")):
         assert f.loc[key, "verdict"] == "not assessable" and f.loc[key, "reason"] == f"{model} is not in this sweep"
+
+def test_a_compound_study_that_chose_the_best_single_objectives_configuration_is_named():
+    "Compound and fidelity picking the same trial (few trials, shared TPE seeds) give identical rows: a tie, said so."
+    t = simulate_results(models=("tvae", "ctgan"), effects={("fidelity", "heldout"): 0.1})
+    t = pd.concat([t[t.config != "compound"], t[t.config == "fidelity"].assign(config="compound")])
+    r = verdicts(t).loc[GEN]
+    assert r["estimate"] == 0 and r["ci_low"] == r["ci_high"] == 0, r
+    assert "compound and fidelity chose the same configuration for every model" in r["reason"], r["reason"]
+    other = verdicts(simulate_results(models=("tvae", "ctgan"), effects={("fidelity", "heldout"): 0.1})).loc[GEN]
+    assert "same configuration" not in other["reason"]

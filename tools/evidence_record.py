@@ -17,7 +17,7 @@ import os, shutil, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TEXT = {".json", ".csv", ".md", ".txt", ".html", ".tex", ".yaml", ".log"}
+TEXT = {".json", ".csv", ".md", ".txt", ".html", ".tex", ".yaml", ".log", ".ipynb"}   # .ipynb: executed notebooks
 
 
 def _config(path: str) -> dict:
@@ -34,17 +34,26 @@ def _folders(cfg: dict) -> tuple[Path, Path]:
     return results_dir() / "sweep" / cfg["name"], figures_dir() / cfg["name"]
 
 
+def _prefixes(root: Path) -> dict[str, str]:
+    "Machine folders a record may name, and what they become: the project folder, and a virtual environment outside it."
+    out = {f"{root}/": ""}
+    venv = Path(sys.prefix).resolve()
+    if root not in venv.parents: out[f"{venv}/"] = ".venv/"   # warnings name library files: as in a clone's own .venv
+    return out
+
+
 def relativise(folder: Path, root: Path = ROOT) -> int:
-    "Replace `root/` by nothing in every text file under `folder` (mtime kept); the number of files changed."
-    prefix, n = f"{root}/", 0
+    "Make the machine folders relative in every text file under `folder` (mtime kept); the number of files changed."
+    prefixes, n = _prefixes(root), 0
     for p in sorted(folder.rglob("*")):
         if not p.is_file() or p.suffix not in TEXT: continue
         try: text = p.read_text(encoding="utf-8")
         except UnicodeDecodeError: continue
-        if prefix not in text: continue
+        if not any(k in text for k in prefixes): continue
         st = p.stat()
         tmp = p.with_name(f".{p.name}.relativise.tmp")
-        tmp.write_text(text.replace(prefix, ""), encoding="utf-8")
+        for k, v in prefixes.items(): text = text.replace(k, v)
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, p)
         os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
         n += 1
