@@ -1049,5 +1049,6 @@ d = { 'settings': { 'branch': 'main',
                                                                                    'synthtrial/utility.py'),
                                     'synthtrial.utility.utility_frame': ('utility.html#utility_frame', 'synthtrial/utility.py'),
                                     'synthtrial.utility.utility_params_for': ('utility.html#utility_params_for', 'synthtrial/utility.py'),
-                                    'synthtrial.utility.utility_params_path': ( 'utility.html#utility_params_path',
-                                                                                'synthtrial/utility.py')}}}
+                                    'synthtrial.utility.utility_params_path': ('utility.html#utility_params_path', 'synthtrial/utility.py'),
+                                    'synthtrial.utility.utility_params_setting': ( 'utility.html#utility_params_setting',
+                                                                                   'synthtrial/utility.py')}}}

@@ -138,12 +138,9 @@ def _setup_job(dataset: str, model: str, params: dict | None, budget: float, enf
     strategies = resolve_strategies(enforcement)
     ruleset = rules_for(dataset, schema)
     SynthesisPipeline(model, ruleset, strategies, params=params, budget=budget)   # bad params fail here
-    if utility_params is None and utility_trials:
-        from synthtrial.utility import utility_params_for   # tuned once on the real training split, cached
-        utility_params = utility_params_for(train, schema, n_trials=utility_trials, dataset=dataset)
-    elif utility_params is None:
-        from synthtrial.utility import untuned_utility_params
-        utility_params = untuned_utility_params(schema, utility_iterations)
+    if utility_params is None:       # tuned once on the real training split (cached), or untuned
+        from synthtrial.utility import utility_params_setting
+        utility_params = utility_params_setting(train, schema, dataset, utility_trials, utility_iterations)
     return {
         "train": train,
         "test": test,

@@ -596,14 +596,12 @@ def _plan_study(dataset: str, # a registered dataset
     del _test  # the test split never enters HPO
     weights = obj.resolve(schema)
     if metric_fn is None:
-        uparams = None
-        if utility_trials and any(m.startswith("ml_efficiency_") for m in weights):
-            from synthtrial.utility import utility_params_for   # tuned once on the real training split, cached
-            uparams = utility_params_for(train, schema, n_trials=utility_trials, dataset=dataset)
-        elif not utility_trials:        # every objective alike: studies sharing folds share their scores too
-            from synthtrial.utility import untuned_utility_params
-            uparams = untuned_utility_params(schema, utility_iterations)
-        metric_fn = suite_metric_fn(uparams)
+        # tuned once on the real training split (cached) where the objective has a utility metric; untuned: every
+        # objective alike, so studies sharing folds share their scores too
+        from synthtrial.utility import utility_params_setting
+        tune = any(m.startswith("ml_efficiency_") for m in weights)
+        metric_fn = suite_metric_fn(utility_params_setting(train, schema, dataset, utility_trials, utility_iterations,
+                                                           tune=tune))
     strategies = resolve_strategies(enforcement)
     ruleset = rules_for(dataset, schema)
     SynthesisPipeline(model, ruleset, strategies, budget=budget)   # checks the strategies now, before training

@@ -14,8 +14,8 @@ from .metrics import (MetricWarning, MetricInputs, check_pair, check_missing_cat
 
 # %% auto 0
 __all__ = ['CATBOOST_FIXED', 'DEFAULT_CATBOOST_PARAMS', 'target_label', 'utility_frame', 'catboost_search_space',
-           'untuned_utility_params', 'ml_efficiency', 'utility_params_path', 'tune_utility_params',
-           'utility_params_for', 'group_folds']
+           'untuned_utility_params', 'utility_params_setting', 'ml_efficiency', 'utility_params_path',
+           'tune_utility_params', 'utility_params_for', 'group_folds']
 
 # %% ../nbs/05b_utility.ipynb
 def target_label(df: pd.DataFrame, target: Target) -> pd.Series:
@@ -93,6 +93,17 @@ def untuned_utility_params(schema: Schema,          # the dataset's schema (its 
     if iterations is None: return None
     return {t.name: {**DEFAULT_CATBOOST_PARAMS, "iterations": check_positive_int("utility_iterations", iterations)}
             for t in schema.targets}
+
+def utility_params_setting(train: pd.DataFrame,           # the real training split (tuning reads only it)
+                           schema: Schema,                # its schema
+                           dataset: str,                  # the dataset's name (the tuning cache's key)
+                           trials: int,                   # CatBoost tuning trials (0: untuned)
+                           iterations: int | None,        # untuned: boosting rounds (None: the defaults)
+                           tune: bool = True,             # False: no tuning even with `trials` (no utility metric)
+                          ) -> dict[str, dict] | None:
+    "The utility models' parameters of a study or evaluation: tuned (cached), untuned with `iterations`, or None."
+    if trials: return utility_params_for(train, schema, n_trials=trials, dataset=dataset) if tune else None
+    return untuned_utility_params(schema, iterations)
 
 # %% ../nbs/05b_utility.ipynb
 def _fix_single_class(y: np.ndarray, name: str) -> np.ndarray:
