@@ -401,3 +401,11 @@ def test_hpo_jobs_per_objective_or_per_model_plan_the_same_studies(tmp_path):
     both = """objectives='["compound", "fidelity"]'"""
     assert len(cmds["per_model"]) == 2 and all(both in c for c in cmds["per_model"])
     assert len(cmds["per_objective"]) == 4 and all(" objective=" in c for c in cmds["per_objective"])
+
+
+def test_utility_iterations_must_be_a_positive_whole_number():
+    good = {"datasets": ["myeloid"], "models": ["tvae"], "objectives": ["compound"]}
+    assert validate_config(good)["utility_iterations"] == 100                  # the quick profile's
+    for bad in (0, -5, 2.5):
+        with pytest.raises(ParameterError, match="utility_iterations"):
+            validate_config({**good, "utility_iterations": bad})
