@@ -80,7 +80,9 @@ paper-slurm: venv
 # differ from the last pass's, and a committed result is not redone because the code moved on (each job's run.json
 # names the commit it ran at).
 # tools/evidence_record.py puts back (restore) and keeps (record) the tuned utility parameters, a cache outside the
-# sweep folder, and makes the run records' paths relative to the project folder before they are committed.
+# sweep folder, and makes the run records' paths relative to the project folder before they are committed. On a fresh
+# clone it also fits again the synthetic cohorts the finished evaluations wrote (cohorts: the follow-ups read them),
+# each checked against its committed privacy-gate report, inside the chunk's time.
 # After a chunk: git add results/sweep/evidence* figures/evidence* && git commit.
 CHUNK_MINUTES ?= 110
 # the evidence sweeps, in order: the AML cohort, then the second real trial (its file read on top of the first)
@@ -95,6 +97,7 @@ evidence: venv
 	done
 	@start=$$(date +%s); \
 	timeout --kill-after=120 $(CHUNK_MINUTES)m bash -euo pipefail -c '\
+	  for s in $(EVIDENCE_SWEEPS); do $(PY) tools/evidence_record.py cohorts $$s < /dev/null; done; \
 	  for s in $(EVIDENCE_SWEEPS); do \
 	    files=$$(echo $$s | tr + " "); \
 	    grep "^#@ phase " $${s##*+} | while read -r _ _ models settings; do \

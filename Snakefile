@@ -27,7 +27,11 @@ fix_snakemake_single_job_selection()
 import socket, psutil
 os.environ.setdefault("SYNTHTRIAL_SWEEP_PID", f"{socket.gethostname()}:{os.getpid()}:{psutil.Process().create_time()}")
 
-configfile: "config/quick.yaml"
+# The quick profile when no --configfile is given. A given config file is read alone: Snakemake would otherwise read it
+# on top of this one, and every key it leaves out (hpo_jobs, n_violation_rows, adapt, ...) would be quick's, not its
+# profile's default (config files joined on purpose, e.g. evidence.yaml + evidence_myeloid.yaml, are all given).
+if not workflow.overwrite_configfiles:
+    configfile: "config/quick.yaml"
 C = validate_config(dict(config))
 NAME = C["name"]
 R = str(results_dir() / "sweep" / NAME)

@@ -97,3 +97,26 @@ def test_cohorts_real_rows_and_caches_never_enter_the_record():
     tracked = subprocess.run(["git", "ls-files", E], cwd=ROOT, capture_output=True, text=True).stdout.split()
     rows = [t for t in tracked if t.endswith(".csv") and Path(t).name.startswith(("synthetic_", "real_"))]
     assert not rows and not [t for t in tracked if "/synthetic/" in t or "/cohorts/" in t], rows   # gate.json may stay
+
+
+def test_cohorts_refits_a_missing_cohort_and_refuses_one_that_differs(tmp_path, monkeypatch):
+    "A fresh clone gets the evaluation's own cohort back (same gate report), and no cohort where the refit differs."
+    monkeypatch.setenv("SYNTHTRIAL_RESULTS", str(tmp_path / "results"))
+    src = ROOT / "results" / "sweep" / "evidence" / "eval" / "aml_sal" / "rtvae"     # its compound fit: ~10 s
+    ev = tmp_path / "results" / "sweep" / "ev" / "eval" / "aml_sal" / "rtvae"
+    (ev / "configs").mkdir(parents=True)
+    for p in src.glob("configs/compound_*.provenance.json"): (ev / "configs" / p.name).write_bytes(p.read_bytes())
+    gate = json.loads((src / "synthetic_compound.gate.json").read_text())
+    wrong = {**gate, "closer_than_holdout_p5": -1}                                   # a report this fit cannot give
+    (ev / "synthetic_compound.gate.json").write_text(json.dumps(wrong))
+    cfg = tmp_path / "e.yaml"; cfg.write_text("name: ev\ndatasets: [aml_sal]\n")
+    assert er.missing_cohorts(str(cfg)) == [(ev, "compound")]
+    assert "not written" in er.refit_cohort(str(ev), "compound")
+    assert not (ev / "synthetic_compound.csv").exists()
+    assert "closer_than_holdout_p5" in (ev / "synthetic_compound.error.txt").read_text()
+    assert er.missing_cohorts(str(cfg)) == []            # the follow-ups read the error file as "no cohort"
+    (ev / "synthetic_compound.error.txt").unlink()
+    (ev / "synthetic_compound.gate.json").write_text(json.dumps(gate))
+    assert "identical" in er.refit_cohort(str(ev), "compound")
+    syn = (ev / "synthetic_compound.csv").read_text().splitlines()
+    assert len(syn) == gate["n_syn"] + 1 and syn[0].split(",")[0] == "SUBJID"

@@ -137,7 +137,10 @@ def test_slurm_profile_dry_run(tmp_path):
     assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
     counts = job_counts(r.stdout)
     cfg = load_config(ROOT / "config" / "paper.yaml", check_data=False)
-    assert counts["hpo"] == len(cfg["datasets"]) * len(cfg["models"]) * len(cfg["objectives"])
+    assert counts["hpo"] == len(cfg["datasets"]) * len(cfg["models"]) * len(cfg["objectives"])   # per_objective
+    # paper.yaml is read alone, not on top of the Snakefile's default quick.yaml: keys it leaves out are its profile's
+    assert cfg["n_violation_rows"] is None and "n_rows='null'" in r.stdout and "n_rows='500'" not in r.stdout
+    assert f"domain_seeds='{json.dumps(cfg['adapt']['domain_seeds'])}'" in r.stdout, r.stdout[-2000:]
 
 def expected_outputs(tmp: Path) -> list[Path]:
     R, F = tmp / "results" / "sweep" / "reduced", tmp / "figures" / "reduced"
