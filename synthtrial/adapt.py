@@ -5,7 +5,7 @@
 # %% ../nbs/07b_adapt.ipynb 3
 from __future__ import annotations
 import copy, math, time, warnings
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 import numpy as np, pandas as pd
 from .core import SynthtrialError, ParameterError, check_choice, check_positive_int
 from .schema import Schema, Target, SchemaError, fresh_ids
@@ -635,7 +635,7 @@ def adaptation_experiment(real_train: pd.DataFrame,  # the real training split
                           n: int | None = None,  # rows per cohort (None = as many as `real_train`)
                           measures: Iterable[str] = GAP_MEASURES,  # gap measures (`GAP_MEASURES`)
                           postprocess: Callable | None = None,  # constraint processing, `(df, seed) -> df`
-                          order: str = "adapt_then_enforce",  # `adapt_then_enforce` or `enforce_then_adapt`
+                          order: str | Sequence[str] = "adapt_then_enforce",  # one of `ORDERS`, or several
                           checker=None,  # a RuleSet or `df -> valid rows`
                           method_kw: dict | None = None,  # `{method: options}`
                           min_gap: float = 0.01,  # a gap below this has no % reduction (NaN)
@@ -643,16 +643,18 @@ def adaptation_experiment(real_train: pd.DataFrame,  # the real training split
                           on_single_class: str = "nan",  # `raise` or `nan` when synthetic labels have one class
                          ) -> pd.DataFrame:
     """Gap before vs after each adaptation method, per source and seed, with % reduction, privacy and violation columns
-    (tidy)."""
+    (tidy); with several orders, their rows one order after the other."""
     methods = [check_choice("method", m, ADAPT_METHODS) for m in methods]
+    orders = [check_choice("order", o, ORDERS) for o in ([order] if isinstance(order, str) else order)]
     if not sources: raise ParameterError("sources is empty; pass {name: generator | sample_fn | frame}")
     measures = list(measures); seeds = list(seeds)
     n = len(real_train) if n is None else check_positive_int("n", n)
     real_train = schema.validate(real_train, "real training data")
     real_test = schema.validate(real_test, "real test data")
     chk = as_checker(checker)
-    out = []
+    out = {o: [] for o in orders}
     for seed in seeds:
+        # the real data's scores and each source's scores before adaptation do not depend on the order: computed once
         base = real_scores(real_train, real_test, schema, seed, measures)
         for name, src in sources.items():
             sample_fn, generator, fixed = _as_sampler(src)
@@ -660,7 +662,7 @@ def adaptation_experiment(real_train: pd.DataFrame,  # the real training split
             g0 = gap_report(real_train, real_test, syn, schema, seed, measures, base, on_single_class=on_single_class)
             p0 = privacy_summary(syn, real_train, schema)
             v0 = violation_rate(syn, chk)
-            for method in methods:
+            for order, method in [(o, m) for o in orders for m in methods]:
                 kw = dict((method_kw or {}).get(method, {}))
                 if method == "finetune": kw.setdefault("generator", generator)
                 row = {
@@ -689,7 +691,7 @@ def adaptation_experiment(real_train: pd.DataFrame,  # the real training split
                     g1 = g0.assign(synthetic=np.nan, gap=np.nan); p1 = {k: np.nan for k in p0}; v1 = np.nan
                 secs = time.perf_counter() - t0
                 for r0, r1 in zip(g0.itertuples(), g1.itertuples()):
-                    out.append(
+                    out[order].append(
                         {
                             **row,
                             "measure": r0.measure,
@@ -715,7 +717,7 @@ def adaptation_experiment(real_train: pd.DataFrame,  # the real training split
                             "seconds": secs,
                         }
                     )
-    return pd.DataFrame(out)
+    return pd.DataFrame([r for o in orders for r in out[o]])
 
 def summarise_adaptation(frame: pd.DataFrame, measure: str | None = None) -> pd.DataFrame:
     """Mean and sd over seeds of gap before/after, % reduction and privacy change per dataset × generator × method ×

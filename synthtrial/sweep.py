@@ -38,12 +38,13 @@ _ADAPT_CONTROLS = ["importance", "rejection", "coral", "finetune"]
 _ORDERS = ["adapt_then_enforce", "enforce_then_adapt"]
 FOLLOWUP_DEFAULTS = {
     "quick": {"cohorts": ["default", "compound"],
-              "transfer": {"n_trials": 5, "n_shared": 20, "seeds": [0], "families": ["logreg"], "targets": {}},
+              "transfer": {"n_trials": 5, "n_shared": 20, "seeds": [0], "families": ["logreg"], "targets": {},
+                           "n_cohorts": 1},   # generator fits per model on half B: 1 = a pipeline check
               "adapt": {"methods": ["importance", "coral"], "control_methods": _ADAPT_CONTROLS, "orders": _ORDERS,
                         "seeds": [0], "domain_seeds": [0, 1, 2]}},
     "paper": {"cohorts": None,                      # None = default + every objective
               "transfer": {"n_trials": 30, "n_shared": 50, "seeds": [0, 1, 2], "families": ["hgb", "logreg"],
-                           "targets": {}},
+                           "targets": {}, "n_cohorts": 3},
               "adapt": {"methods": ["importance", "coral"], "control_methods": _ADAPT_CONTROLS, "orders": _ORDERS,
                         "seeds": [0, 1, 2], "domain_seeds": [0, 1, 2]}},
 }
@@ -80,7 +81,7 @@ def _followups(cfg: dict, profile: str) -> dict:
         sub = {**d[key], **given}
         for k, known in lists.items():
             sub[k] = _names(sub, k); _unknown(f"{key} {k}", sub[k], known)
-        for k in ("n_trials", "n_shared"):
+        for k in ("n_trials", "n_shared", "n_cohorts"):
             if k in sub: check_positive_int(f"{key}.{k}", sub[k])
         if key == "transfer": sub["targets"] = _transfer_targets(cfg, sub["targets"])
         for k in ("seeds", "domain_seeds"):     # adapt: source fits of the domain experiment

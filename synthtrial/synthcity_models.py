@@ -4,7 +4,7 @@
 
 # %% ../nbs/04b_synthcity.ipynb 3
 from __future__ import annotations
-import contextlib, io, math, shutil, tempfile
+import contextlib, io, math, shutil, sys, tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 import numpy as np, pandas as pd
@@ -32,7 +32,15 @@ def load_synthcity():
     ensure_torchvision()
     import synthcity, synthcity.logger
     synthcity.logger.remove()          # the stderr sink synthcity adds at import time
-    with _quiet(): from synthcity.plugins import Plugins
+    # synthcity imports monai, whose bundle module imports jsonschema, which imports rfc3987_syntax and compiles its
+    # grammar (~1.5 CPU-s in every process that loads synthcity) for an "iri" format check synthcity never makes:
+    # blocked for this import only (jsonschema imports it inside `suppress(ImportError)`); an import already made stays
+    block = "rfc3987_syntax" not in sys.modules and "jsonschema" not in sys.modules
+    if block: sys.modules["rfc3987_syntax"] = None
+    try:
+        with _quiet(): from synthcity.plugins import Plugins
+    finally:
+        if block and sys.modules.get("rfc3987_syntax", 0) is None: del sys.modules["rfc3987_syntax"]
     if _NFLOWS_INVERSE is None: fast_flow_sampling()   # first load only: a later fast_flow_sampling(False) sticks
     return Plugins
 

@@ -212,6 +212,25 @@ def test_experiment_tidy_and_figure(myeloid, isolated_outputs):
     assert png.is_file() and png.with_suffix(".json").is_file() and png.with_suffix(".pdf").is_file()
 
 
+def test_several_orders_in_one_call_give_the_rows_of_one_call_per_order(myeloid):
+    "The sweep's job passes every order at once (the scores before adaptation computed once): the same rows."
+    train, test, schema = myeloid
+    rules = rules_for("myeloid", schema)
+    fix = lambda df: repair(df, rules)[0]
+    sources = {"shifted": ShiftedGenerator(train, schema), "frame": ShiftedGenerator(train, schema).sample(300, seed=4)}
+    kw = dict(methods=("importance", "rejection", "coral"), seeds=(0,), measures=("distributional",),
+              postprocess=fix, checker=rules)
+    orders = ["adapt_then_enforce", "enforce_then_adapt"]
+    both = adaptation_experiment(train, test, schema, sources, order=orders, **kw)
+    apart = pd.concat([adaptation_experiment(train, test, schema, sources, order=o, **kw) for o in orders],
+                      ignore_index=True)
+    assert list(both["order"].unique()) == orders and len(both) == len(apart) > 0
+    pd.testing.assert_frame_equal(both.drop(columns="seconds"), apart.drop(columns="seconds"))
+    assert both.groupby("order")["violation_after"].mean().nunique() == 2     # the orders differ: a real comparison
+    with pytest.raises(Exception, match="order"):
+        adaptation_experiment(train, test, schema, sources, order=["adapt_then_enforce", "enforce_later"], **kw)
+
+
 @pytest.mark.slow
 def test_full_gap_report_on_a_second_dataset(gbsg2):
     train, test, schema = gbsg2
