@@ -135,10 +135,11 @@ def test_km_grid_titles_clear_the_axis_labels_above():
     assert TABDDPM_FAIL[:20] in fig.axes[6].texts[0].get_text()   # … saying why
     plt.close(fig)
 
-def run_producer(nb: str, sweep: Path, out: Path, run: Path):
+def run_producer(nb: str, sweep: Path, out: Path, run: Path, datasets=("myeloid",), models=("tvae", "tabddpm")):
     "Execute one producer notebook as the sweep does (papermill, its own process)."
     args = [sys.executable, "-m", "synthtrial.sweep", "run", nb, str(run), f"sweep_dir={sweep}", f"out_dir={out}",
-            "datasets=[\"myeloid\"]", "models=[\"tvae\",\"tabddpm\"]", "objectives=[\"compound\",\"fidelity\"]"]
+            f"datasets={json.dumps(list(datasets))}", f"models={json.dumps(list(models))}",
+            "objectives=[\"compound\",\"fidelity\"]"]
     r = subprocess.run(
         args, cwd=ROOT, capture_output=True, text=True, timeout=1200, env={**os.environ, "OMP_NUM_THREADS": "1"}
     )
@@ -170,3 +171,25 @@ def test_producers_name_a_failed_run(tmp_path):
     eq(tab.loc[("tabddpm", "default"), "compound"], "–")
     vt = pd.read_csv(out / "tables" / "violation_rates.csv").set_index("model")
     eq(vt.loc["tabddpm", "status"], "repair failed: RuntimeError: diffusion diverged")
+
+
+def test_adaptation_figures_of_two_datasets_use_each_datasets_own_targets(tmp_path):
+    """The adaptation producer on a sweep of two datasets (make quick: myeloid + aml_sal), from the evidence record's
+    domain experiments: each dataset's figure picks its signal target among its own targets (in one table, the other
+    dataset's target columns are all NaN in its rows: make quick once failed here)."""
+    import shutil
+    from synthtrial.data import get_dataset
+    sweep, out = tmp_path / "results" / "sweep" / "two", tmp_path / "figures" / "two"
+    S = ROOT / "results" / "sweep"
+    record = {"aml_sal": S / "evidence", "myeloid": S / "evidence_myeloid"}
+    for ds, rec in record.items():
+        for part in ("tvae", "ctgan", "controls"):
+            shutil.copytree(rec / "adapt" / ds / part, sweep / "adapt" / ds / part)
+        assert (sweep / "adapt" / ds / "tvae" / "domain.csv").is_file()      # a domain experiment of each dataset
+    datasets = ["myeloid", "aml_sal"]
+    run_producer("nbs/figures/adapt.ipynb", sweep, out, sweep / "runs" / "adapt_figures", datasets, ("tvae", "ctgan"))
+    check_written(out, datasets, "nbs/figures/adapt.ipynb")
+    for ds in datasets:
+        cap = json.loads((out / f"adaptation_{ds}.json").read_text())["caption"]
+        target = cap.split("gap = AUC(")[1].split(")")[0]
+        assert cap.startswith(f"{ds}, target domain") and target in [t.name for t in get_dataset(ds).schema.targets]
