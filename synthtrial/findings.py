@@ -425,6 +425,12 @@ def _failures(results: pd.DataFrame, dataset: str, objectives: list[str]) -> dic
         if bad: out[m] = "; ".join(str(b)[:80] for b in bad)
     return out
 
+def _constant_criteria(results: pd.DataFrame, criteria=HELDOUT_CRITERIA) -> list[str]:
+    "The held-out criteria whose value is the same in every cohort of `results` (e.g. a capped DCR ratio)."
+    ok = _ok(results, "test")
+    sd = ok[ok["metric"].isin(criteria)].groupby("metric")["value"].std()
+    return sorted(sd[sd.fillna(0) == 0].index)
+
 def generalisation(results: pd.DataFrame, # tidy results
                    dataset: str, # the dataset judged
                    objectives: list[str] | None = None, # default: every tuned configuration in the table
@@ -441,7 +447,11 @@ def generalisation(results: pd.DataFrame, # tidy results
     crit = sorted(set(ch["criterion"]))
     A = A.reindex(columns=pd.MultiIndex.from_product([objectives, crit]))
     incomplete = A.isna().groupby(level="model").any().any(axis=1)
-    for m in incomplete[incomplete].index: excluded.setdefault(m, "a held-out criterion is missing")
+    const = _constant_criteria(results[results["dataset"] == dataset])
+    for m in incomplete[incomplete].index:
+        gone = sorted({c for (_, c), na in A.loc[m].isna().any().items() if na})
+        excluded.setdefault(m, "; ".join(f"held-out criterion {c} is the same in every cohort (no spread to standardise "
+                                         f"by)" if c in const else f"held-out criterion {c} is missing" for c in gone))
     A = A.drop(index=[m for m in excluded if m in A.index.get_level_values("model")], level="model")
     models = sorted(set(A.index.get_level_values("model")))
     seeds = sorted(set(A.index.get_level_values("train_seed")))
