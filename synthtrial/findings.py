@@ -450,8 +450,9 @@ def generalisation(results: pd.DataFrame, # tidy results
     const = _constant_criteria(results[results["dataset"] == dataset])
     for m in incomplete[incomplete].index:
         gone = sorted({c for (_, c), na in A.loc[m].isna().any().items() if na})
-        excluded.setdefault(m, "; ".join(f"held-out criterion {c} is the same in every cohort (no spread to standardise "
-                                         f"by)" if c in const else f"held-out criterion {c} is missing" for c in gone))
+        why = [f"held-out criterion {c} " + ("is the same in every cohort (no spread to standardise by)" if c in const
+                                             else "is missing") for c in gone]
+        excluded.setdefault(m, "; ".join(why))
     A = A.drop(index=[m for m in excluded if m in A.index.get_level_values("model")], level="model")
     models = sorted(set(A.index.get_level_values("model")))
     seeds = sorted(set(A.index.get_level_values("train_seed")))
