@@ -14,7 +14,7 @@ export MPLBACKEND := Agg
 .PHONY: help venv quick sweep skeleton paper paper-slurm evidence test test-fast test-slow nbdev-test pytest check-sync export clean-nbs doctor lab readme site clean
 
 help:
-	@echo "make quick      - the quick reproduction: Snakemake sweep, config/quick.yaml (45-90 min on 2 cores)"
+	@echo "make quick      - the quick reproduction: Snakemake sweep, config/quick.yaml (about 20-30 min on 2 cores)"
 	@echo "make skeleton   - the walking skeleton: one model, one figure (~10 s)"
 	@echo "make test       - notebook tests (nbdev_test) + pytest"
 	@echo "make test-slow  - the same, including cells/tests marked slow"
