@@ -28,7 +28,7 @@ The defaults are a reduced scale for a shared 2-core machine (a fraction `--budg
 trials); the study's scale is `--trials 70 --budget 1 --k-folds 5`. The settings are printed with the results.
 """
 from __future__ import annotations
-import argparse, json, math, os, signal, sys, tempfile, time, warnings
+import argparse, json, math, os, platform, signal, sys, tempfile, time, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
 
@@ -62,7 +62,15 @@ def one_study(a, model: str, seed: int, pruner: str | None, root: Path) -> dict:
     return dict(model=model, seed=seed, mode=pruner or "plain", cpu_s=round(cpu, 1), fold_s=round(fold_s, 1),
                 wall_s=round(wall, 1), folds=sum(len(t.user_attrs.get("fold_seconds", [])) for t in trials),
                 best=r.best_value, oos=oos,
-                complete=states.get("COMPLETE", 0), pruned=states.get("PRUNED", 0), failed=states.get("FAIL", 0))
+                complete=states.get("COMPLETE", 0), pruned=states.get("PRUNED", 0), failed=states.get("FAIL", 0),
+                machine=machine())
+
+
+def machine() -> str:
+    "Which machine measured a study: CPU seconds compare only within one (machines of one class differ ~1.5x)."
+    model = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                  if l.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else "?"
+    return f"{platform.node()} ({model}, {os.cpu_count()} CPUs)"
 
 
 def summarise(df: pd.DataFrame, pruner: str) -> pd.DataFrame:
@@ -73,11 +81,17 @@ def summarise(df: pd.DataFrame, pruner: str) -> pd.DataFrame:
         if not paired: continue
         g = g[g["seed"].isin(paired)]
         p, m = g[g["mode"] == "plain"], g[g["mode"] == pruner]
-        ratio = p["cpu_s"].sum() / m["cpu_s"].sum() if m["cpu_s"].sum() > 0 else float("nan")
+        # CPU seconds compare only where a seed's two studies ran on one machine (a resumed run may have moved);
+        # the best values do not depend on the machine
+        where = (g["machine"] if "machine" in g else pd.Series(index=g.index, dtype=object)).fillna("unrecorded")
+        same = [s for s in paired if where[p.index[p["seed"] == s]].iloc[0] == where[m.index[m["seed"] == s]].iloc[0]]
+        pc, mc = p.loc[p["seed"].isin(same), "cpu_s"].sum(), m.loc[m["seed"].isin(same), "cpu_s"].sum()
+        ratio = pc / mc if mc > 0 else float("nan")
         fold_s_ratio = round(p["fold_s"].sum() / m["fold_s"].sum(), 2) if m["fold_s"].sum() > 0 else float("nan")
         within = bool(m["best"].mean() >= p["best"].min())     # within the plain seeds' spread (or above it)
         fold_ratio = round(p["folds"].sum() / max(m["folds"].sum(), 1), 2)
-        rows.append(dict(model=model, seeds=len(paired), compute_ratio=round(ratio, 2), fold_s_ratio=fold_s_ratio,
+        rows.append(dict(model=model, seeds=len(paired), compute_ratio=round(ratio, 2), compute_seeds=len(same),
+                         fold_s_ratio=fold_s_ratio,
                          fold_ratio=fold_ratio,
                          plain_best=f"{p['best'].mean():.4f} [{p['best'].min():.4f}, {p['best'].max():.4f}]",
                          mf_best=f"{m['best'].mean():.4f} [{m['best'].min():.4f}, {m['best'].max():.4f}]",
@@ -104,7 +118,15 @@ def main(argv=None) -> int:
                     help="the study's early stopping factor for both modes (none: off)")
     ap.add_argument("--json", default=None, help="write the per-study rows and the summary here, after every study; "
                     "a run with the same settings resumes from it (the studies it holds are not run again)")
+    ap.add_argument("--summarise-only", action="store_true",
+                    help="run no study: summarise the studies --json holds again (e.g. a stopped run)")
     a = ap.parse_args(argv)
+    if a.summarise_only:
+        rows = _resumed(a)
+        if not rows: sys.exit(f"bench_hpo: {a.json} holds no study with these settings")
+        summary = summarise(pd.DataFrame(rows), a.pruner)
+        _write(a, rows, summary, command=json.loads(Path(a.json).read_text())["command"])
+        print(summary.to_string(index=False)); return 0
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch; torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     warnings.filterwarnings("ignore")
@@ -142,7 +164,7 @@ def main(argv=None) -> int:
 
 def _settings(a) -> dict:
     "The settings that make two runs' studies comparable (all but where the record goes)."
-    return {k: v for k, v in vars(a).items() if k != "json"}
+    return {k: v for k, v in vars(a).items() if k not in ("json", "summarise_only")}
 
 
 def _resumed(a) -> list[dict]:
@@ -155,9 +177,11 @@ def _resumed(a) -> list[dict]:
     return rec.get("studies", [])
 
 
-def _write(a, rows: list[dict], summary: pd.DataFrame) -> None:
+def _write(a, rows: list[dict], summary: pd.DataFrame, command: str | None = None) -> None:
     if not a.json: return
-    record = {"settings": _settings(a), "command": "python bench/bench_hpo.py " + " ".join(sys.argv[1:]),
+    root = f"{Path(__file__).resolve().parents[1]}/"     # a committed record names no machine's folders
+    command = command or "python bench/bench_hpo.py " + " ".join(sys.argv[1:]).replace(root, "")
+    record = {"settings": _settings(a), "command": command,
               "cpus": os.cpu_count(), "studies": rows, "summary": summary.to_dict("records")}
     tmp = Path(a.json).with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=1, default=str)); os.replace(tmp, a.json)
