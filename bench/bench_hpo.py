@@ -67,10 +67,13 @@ def one_study(a, model: str, seed: int, pruner: str | None, root: Path) -> dict:
 
 
 def machine() -> str:
-    "Which machine measured a study: CPU seconds compare only within one (machines of one class differ ~1.5x)."
-    model = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                  if l.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else "?"
-    return f"{platform.node()} ({model}, {os.cpu_count()} CPUs)"
+    """Which machine measured a study: CPU seconds compare only within one (machines of one class differ ~1.5x).
+    The host name and this boot's id (a sandbox's host name repeats across machines), the CPU model and count."""
+    info, boot = Path("/proc/cpuinfo"), Path("/proc/sys/kernel/random/boot_id")
+    model = next((l.split(":", 1)[1].strip() for l in info.read_text().splitlines() if l.startswith("model name")),
+                 platform.processor()) if info.exists() else platform.processor()
+    bid = boot.read_text().strip()[:8] if boot.exists() else "?"
+    return f"{platform.node()} boot {bid} ({model}, {os.cpu_count()} CPUs)"
 
 
 def summarise(df: pd.DataFrame, pruner: str) -> pd.DataFrame:
@@ -125,7 +128,8 @@ def main(argv=None) -> int:
         rows = _resumed(a)
         if not rows: sys.exit(f"bench_hpo: {a.json} holds no study with these settings")
         summary = summarise(pd.DataFrame(rows), a.pruner)
-        _write(a, rows, summary, command=json.loads(Path(a.json).read_text())["command"])
+        old = json.loads(Path(a.json).read_text())
+        _write(a, rows, summary, command=old["command"], note=old.get("note"))
         print(summary.to_string(index=False)); return 0
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch; torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
@@ -177,12 +181,13 @@ def _resumed(a) -> list[dict]:
     return rec.get("studies", [])
 
 
-def _write(a, rows: list[dict], summary: pd.DataFrame, command: str | None = None) -> None:
+def _write(a, rows: list[dict], summary: pd.DataFrame, command: str | None = None, note: str | None = None) -> None:
     if not a.json: return
     root = f"{Path(__file__).resolve().parents[1]}/"     # a committed record names no machine's folders
     command = command or "python bench/bench_hpo.py " + " ".join(sys.argv[1:]).replace(root, "")
     record = {"settings": _settings(a), "command": command,
-              "cpus": os.cpu_count(), "studies": rows, "summary": summary.to_dict("records")}
+              "cpus": os.cpu_count(), "studies": rows, "summary": summary.to_dict("records"),
+              **({"note": note} if note else {})}
     tmp = Path(a.json).with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=1, default=str)); os.replace(tmp, a.json)
 
