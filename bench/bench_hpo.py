@@ -86,8 +86,9 @@ def summarise(df: pd.DataFrame, pruner: str) -> pd.DataFrame:
         p, m = g[g["mode"] == "plain"], g[g["mode"] == pruner]
         # CPU seconds compare only where a seed's two studies ran on one machine (a resumed run may have moved);
         # the best values do not depend on the machine
-        where = (g["machine"] if "machine" in g else pd.Series(index=g.index, dtype=object)).fillna("unrecorded")
-        same = [s for s in paired if where[p.index[p["seed"] == s]].iloc[0] == where[m.index[m["seed"] == s]].iloc[0]]
+        unknown = pd.Series(index=g.index, dtype=object)
+        on = lambda d: dict(zip(d["seed"], d.get("machine", unknown[d.index]).fillna("unrecorded")))
+        same = [s for s in paired if on(p)[s] == on(m)[s]]
         pc, mc = p.loc[p["seed"].isin(same), "cpu_s"].sum(), m.loc[m["seed"].isin(same), "cpu_s"].sum()
         ratio = pc / mc if mc > 0 else float("nan")
         fold_s_ratio = round(p["fold_s"].sum() / m["fold_s"].sum(), 2) if m["fold_s"].sum() > 0 else float("nan")

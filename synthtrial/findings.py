@@ -398,12 +398,15 @@ def improvements(results: pd.DataFrame, # tidy results
     return pd.DataFrame(rows)
 
 # %% ../nbs/07c_findings.ipynb
-def heldout_changes(results: pd.DataFrame, criteria=HELDOUT_CRITERIA) -> pd.DataFrame:
-    "Per dataset × model × objective × criterion × training seed: (tuned − default) / sd of the criterion."
+def _heldout_cells(results: pd.DataFrame, criteria=HELDOUT_CRITERIA) -> pd.Series:
+    "Per dataset × model × config × criterion × training seed: the held-out value (sampling draws, HPO seeds averaged)."
     ok = _ok(results, "test")
     ok = ok[ok["metric"].isin(criteria) & ok["value"].notna()]
-    # sampling draws and HPO seeds averaged
-    cell = ok.groupby(["dataset", "model", "config", "metric", "train_seed"])["value"].mean()
+    return ok.groupby(["dataset", "model", "config", "metric", "train_seed"])["value"].mean()
+
+def heldout_changes(results: pd.DataFrame, criteria=HELDOUT_CRITERIA) -> pd.DataFrame:
+    "Per dataset × model × objective × criterion × training seed: (tuned − default) / sd of the criterion."
+    cell = _heldout_cells(results, criteria)
     sd = cell.groupby(["dataset", "metric"]).transform("std")
     z = (cell / sd.where(sd > 0)).rename("z").reset_index()
     base = z[z["config"] == "default"].drop(columns="config").rename(columns={"z": "z_default"})
@@ -426,10 +429,10 @@ def _failures(results: pd.DataFrame, dataset: str, objectives: list[str]) -> dic
     return out
 
 def _constant_criteria(results: pd.DataFrame, criteria=HELDOUT_CRITERIA) -> list[str]:
-    "The held-out criteria whose value is the same in every cohort of `results` (e.g. a capped DCR ratio)."
-    ok = _ok(results, "test")
-    sd = ok[ok["metric"].isin(criteria)].groupby("metric")["value"].std()
-    return sorted(sd[sd.fillna(0) == 0].index)
+    """The held-out criteria with no spread to standardise by (the same value in every cohort of `results`, e.g. a
+    capped DCR ratio): the sd `heldout_changes` divides by is 0 or undefined."""
+    sd = _heldout_cells(results, criteria).groupby("metric").std()
+    return sorted(sd[~(sd > 0)].index)
 
 def generalisation(results: pd.DataFrame, # tidy results
                    dataset: str, # the dataset judged

@@ -142,7 +142,7 @@ def refit_cohort(folder: str, name: str) -> str:
     path = folder / f"synthetic_{name}.csv"
     committed = json.loads(path.with_name(path.stem + ".gate.json").read_text())
     try: now = privacy_gate(syn, train, test, schema, what=path.name)
-    except Exception as e: now = {"passed": False, "error": str(e)}
+    except Exception as e: now = {"passed": False, "error": str(e), "cohort": path.name}   # write_cohort's report
     now = json.loads(json.dumps(now, default=_jsonable))  # the committed report as write_json wrote it
     if now != committed:
         keys = sorted(set(committed) | set(now))
